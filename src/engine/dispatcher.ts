@@ -1,0 +1,46 @@
+// The engine's own undici dispatcher. Never the global one: the extension host is shared with other extensions,
+// and VS Code's proxy patching does not reach a bundled undici, so proxies are resolved here.
+import { Agent, EnvHttpProxyAgent, type Dispatcher } from 'undici';
+
+export interface NetworkSettings {
+  /** Proxy URL (VS Code's http.proxy); empty means: use the environment's HTTP(S)_PROXY, if any. */
+  proxy?: string;
+  /** Hosts that bypass the proxy (VS Code's http.noProxy, or NO_PROXY). */
+  noProxy?: string[];
+  /** Verify TLS certificates of servers and proxies (VS Code's http.proxyStrictSSL). Default true. */
+  strictSSL?: boolean;
+  /** Extra trusted certificate authorities (PEM). */
+  ca?: string | string[];
+  connectTimeoutMs?: number;
+  /** Connections per origin: segments and parallel files share this pool. */
+  connectionsPerOrigin?: number;
+}
+
+export function createDispatcher(s: NetworkSettings = {}, env: NodeJS.ProcessEnv = process.env): Dispatcher {
+  const connect = {
+    timeout: s.connectTimeoutMs ?? 15_000,
+    rejectUnauthorized: s.strictSSL ?? true,
+    ...(s.ca ? { ca: s.ca } : {}),
+  };
+  const common = {
+    connections: s.connectionsPerOrigin ?? 16,
+    keepAliveTimeout: 4_000,
+    // HTTP/1.1: h2 flow-control windows throttle big bodies.
+    allowH2: false,
+    connect,
+  };
+  const httpProxy = s.proxy || env.http_proxy || env.HTTP_PROXY;
+  const httpsProxy = s.proxy || env.https_proxy || env.HTTPS_PROXY || httpProxy;
+  if (!httpProxy && !httpsProxy) {
+    return new Agent(common);
+  }
+  const noProxy = s.noProxy && s.noProxy.length > 0 ? s.noProxy.join(',') : (env.no_proxy ?? env.NO_PROXY ?? '');
+  return new EnvHttpProxyAgent({
+    ...common,
+    httpProxy,
+    httpsProxy,
+    noProxy,
+    requestTls: connect,
+    proxyTls: connect,
+  });
+}

@@ -1,0 +1,749 @@
+// The job engine: owns the store, the scheduler, the transfers and the events. No vscode import.
+import { randomUUID } from 'node:crypto';
+import * as fs from 'node:fs/promises';
+import type { Dispatcher } from 'undici';
+import { createDispatcher, type NetworkSettings } from './dispatcher';
+import { Emitter } from './emitter';
+import { DownloadError, HRESULTS, invalidArg, osError } from './errors';
+import { FileHeaderVault, type HeaderVault } from './headerVault';
+import { parseSha256 } from './integrity';
+import { JobImpl, type JobHost } from './job';
+import {
+  DEFAULT_MINIMUM_RETRY_DELAY_SECONDS,
+  DEFAULT_NO_PROGRESS_TIMEOUT_SECONDS,
+  MINIMUM_RETRY_DELAY_FLOOR_SECONDS,
+  type FileRecord,
+  type JobRecord,
+} from './records';
+import { renameIntoPlace } from './rename';
+import { planSchedule } from './scheduler';
+import { JobStore, syncDir } from './store';
+import { transferFile, TransferStopped, type TransferTimeouts } from './transfer';
+import { ACTION_STATES, FINAL_STATES, JOB_PRIORITIES, type CompleteResult, type CreateJobOptions, type JobFile, type JobState, type NewFile } from './types';
+import { checkDescription, checkDisplayName, checkLocalPathOnDisk, checkLocalPathSyntax, checkRemoteUrl, temporaryPathFor } from './validation';
+
+export type LogLevel = 'trace' | 'info' | 'warn' | 'error';
+export type Logger = (level: LogLevel, message: string) => void;
+
+export interface EngineOptions {
+  /** Folder of the durable store (the extension passes its global storage). */
+  storeDir: string;
+  /** Clock, injectable for tests (retention, timeouts). */
+  now?: () => number;
+  maxConcurrentJobs?: number;
+  /** Jobs created longer ago than this are cancelled and removed (1–30, default 30). */
+  retentionDays?: number;
+  allowInsecureRedirects?: boolean;
+  maxRedirects?: number;
+  network?: NetworkSettings;
+  /** Use this dispatcher instead of building one from `network` (the engine does not close it). */
+  dispatcher?: Dispatcher;
+  /** Local paths must stay inside these folders, when given. */
+  allowedRoots?: string[];
+  timeouts?: Partial<TransferTimeouts>;
+  checkpointIntervalMs?: number;
+  checkpointBytes?: number;
+  /** Upper bound for a server's Retry-After. */
+  maxRetryAfterSeconds?: number;
+  /** Equal priorities take turns after this long. */
+  timeSliceMs?: number;
+  /** Progress events per job at most this often. */
+  progressThrottleMs?: number;
+  /** The contract's floor is 5 s; tests lower it to run retries quickly. */
+  retryDelayFloorSeconds?: number;
+  headerVault?: HeaderVault;
+  log?: Logger;
+  storeBatchMs?: number;
+}
+
+const DEFAULT_TIMEOUTS: TransferTimeouts = {
+  headersMs: 30_000,
+  bodyIdleMs: 60_000,
+  lowSpeedBytesPerSecond: 1,
+  lowSpeedWindowMs: 120_000,
+};
+const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
+
+export class DownloadEngine implements JobHost {
+  private readonly jobs = new Map<string, JobImpl>();
+  private readonly store: JobStore;
+  private readonly vault: HeaderVault;
+  private readonly headers = new Map<string, Record<string, string>>();
+  private dispatcher: Dispatcher;
+  private ownsDispatcher: boolean;
+  private wakeTimer: NodeJS.Timeout | undefined;
+  private retentionTimer: NodeJS.Timeout | undefined;
+  private disposed = false;
+  private readonly opts: EngineOptions;
+  readonly now: () => number;
+  /** What was wrong with the store at start-up (shown to the user, never fatal). */
+  problems: string[] = [];
+
+  private readonly _onDidChangeJob = new Emitter<JobImpl>();
+  private readonly _onDidTransferJob = new Emitter<JobImpl>();
+  private readonly _onDidFailJob = new Emitter<JobImpl>();
+  private readonly _onDidTransferFile = new Emitter<{ job: JobImpl; file: JobFile }>();
+  private readonly _onDidRemoveJob = new Emitter<JobImpl>();
+  private readonly _onDidAddJob = new Emitter<JobImpl>();
+  readonly onDidChangeJob = this._onDidChangeJob.event;
+  readonly onDidTransferJob = this._onDidTransferJob.event;
+  readonly onDidFailJob = this._onDidFailJob.event;
+  readonly onDidTransferFile = this._onDidTransferFile.event;
+  readonly onDidRemoveJob = this._onDidRemoveJob.event;
+  readonly onDidAddJob = this._onDidAddJob.event;
+
+  private constructor(opts: EngineOptions) {
+    this.opts = { ...opts };
+    this.now = opts.now ?? Date.now;
+    this.store = new JobStore(opts.storeDir, () => [...this.jobs.values()].map((j) => j.record), opts.storeBatchMs ?? 250);
+    this.store.onSaveError = (e) => this.log('error', `Saving the job store failed: ${(e as Error).message}`);
+    this.vault = opts.headerVault ?? new FileHeaderVault(opts.storeDir);
+    this.ownsDispatcher = !opts.dispatcher;
+    this.dispatcher = opts.dispatcher ?? createDispatcher(opts.network);
+  }
+
+  /** Loads the store, reconciles temporaries with it, applies retention and starts scheduling. */
+  static async open(opts: EngineOptions): Promise<DownloadEngine> {
+    const engine = new DownloadEngine(opts);
+    await engine.load();
+    return engine;
+  }
+
+  get retryDelayFloorSeconds(): number {
+    return this.opts.retryDelayFloorSeconds ?? MINIMUM_RETRY_DELAY_FLOOR_SECONDS;
+  }
+
+  private log(level: LogLevel, message: string): void {
+    this.opts.log?.(level, message);
+  }
+
+  private async load(): Promise<void> {
+    const { jobs, problems } = await this.store.load();
+    this.problems = problems;
+    for (const p of problems) {
+      this.log('warn', p);
+    }
+    for (const record of jobs) {
+      const job = new JobImpl(record, this);
+      this.jobs.set(record.id, job);
+      if (record.headerNames.length > 0) {
+        const h = await this.vault.get(record.id).catch(() => undefined);
+        if (h) {
+          this.headers.set(record.id, h);
+        }
+      }
+      await this.reconcile(job);
+    }
+    await this.runRetention();
+    this.retentionTimer = setInterval(() => void this.runRetention(), HOUR);
+    this.retentionTimer.unref?.();
+    await this.store.save();
+    this.pump();
+  }
+
+  /** After a restart: interrupted runs go back to the queue, and each temporary file matches the journal. */
+  private async reconcile(job: JobImpl): Promise<void> {
+    const r = job.record;
+    if (job.isFinal) {
+      return;
+    }
+    if (r.state === 'CONNECTING' || r.state === 'TRANSFERRING') {
+      r.state = 'QUEUED';
+    }
+    for (const f of r.files) {
+      if (f.completed) {
+        continue;
+      }
+      let size: number | undefined;
+      try {
+        const st = await fs.lstat(f.temporaryPath);
+        size = st.isFile() ? st.size : undefined;
+      } catch {
+        size = undefined;
+      }
+      if (f.transferred && size !== f.bytesTotal) {
+        this.log('warn', `${f.localPath}: its transferred temporary file is missing or changed; it will be downloaded again.`);
+        Object.assign(f, { transferred: false, durableBytes: 0, etag: undefined, lastModified: undefined, bytesTotal: undefined });
+        f.restarts++;
+        if (r.state === 'TRANSFERRED') {
+          r.state = 'QUEUED';
+        }
+      } else if (!f.transferred && size !== undefined && size > f.durableBytes) {
+        // Bytes past the last checkpoint may be garbage after a power cut.
+        await fs.truncate(f.temporaryPath, f.durableBytes).catch(() => undefined);
+      } else if (!f.transferred && f.durableBytes > 0 && (size === undefined || size < f.durableBytes)) {
+        f.durableBytes = 0;
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- public API
+
+  async createJob(o: CreateJobOptions): Promise<JobImpl> {
+    this.assertOpen();
+    if (!o || typeof o !== 'object') {
+      throw invalidArg('createJob needs an options object with a displayName.');
+    }
+    const displayName = checkDisplayName(o.displayName);
+    const description = checkDescription(o.description);
+    const type = o.type ?? 'download';
+    if (type !== 'download' && type !== 'upload') {
+      throw invalidArg(`'${String(type)}' is not a job type; use 'download' or 'upload'.`);
+    }
+    const priority = o.priority ?? 'NORMAL';
+    if (!(JOB_PRIORITIES as readonly string[]).includes(priority)) {
+      throw invalidArg(`'${String(priority)}' is not a priority; use one of ${JOB_PRIORITIES.join(', ')}.`);
+    }
+    const now = this.now();
+    const record: JobRecord = {
+      id: randomUUID(),
+      displayName,
+      description,
+      type,
+      priority,
+      state: 'SUSPENDED',
+      errorCount: 0,
+      created: now,
+      modified: now,
+      minimumRetryDelaySeconds: DEFAULT_MINIMUM_RETRY_DELAY_SECONDS,
+      noProgressTimeoutSeconds: DEFAULT_NO_PROGRESS_TIMEOUT_SECONDS,
+      headerNames: [],
+      files: [],
+    };
+    const job = new JobImpl(record, this);
+    this.jobs.set(record.id, job);
+    await this.store.save();
+    this._onDidAddJob.fire(job);
+    this._onDidChangeJob.fire(job);
+    return job;
+  }
+
+  getJob(id: string): JobImpl {
+    const job = typeof id === 'string' ? this.jobs.get(id) : undefined;
+    if (!job) {
+      throw new DownloadError('DO_E_JOB_NOT_FOUND', `There is no job with id '${String(id)}'.`, { context: 'GENERAL_QUEUE_MANAGER' });
+    }
+    return job;
+  }
+
+  enumJobs(o?: { includeFinal?: boolean }): JobImpl[] {
+    const all = [...this.jobs.values()];
+    return o?.includeFinal ? all : all.filter((j) => !j.isFinal);
+  }
+
+  /** Forgets a finished (ACKNOWLEDGED or CANCELLED) job. */
+  async removeJob(id: string): Promise<void> {
+    const job = this.getJob(id);
+    if (!job.isFinal) {
+      throw job.invalidState('remove', 'only finished jobs can be removed; cancel it first');
+    }
+    this.jobs.delete(id);
+    await this.store.save();
+    this._onDidRemoveJob.fire(job);
+  }
+
+  /** Settings that may change while running (VS Code configuration). */
+  updateOptions(o: Pick<EngineOptions, 'maxConcurrentJobs' | 'retentionDays' | 'allowInsecureRedirects' | 'network'>): void {
+    if (o.network !== undefined && this.ownsDispatcher) {
+      const old = this.dispatcher;
+      this.dispatcher = createDispatcher(o.network);
+      // Running transfers keep the old one until they finish.
+      setTimeout(() => void old.close().catch(() => undefined), 60_000).unref?.();
+    }
+    Object.assign(this.opts, o);
+    this.pump();
+  }
+
+  async dispose(): Promise<void> {
+    if (this.disposed) {
+      return;
+    }
+    this.disposed = true;
+    clearTimeout(this.wakeTimer);
+    clearInterval(this.retentionTimer);
+    await Promise.all([...this.jobs.values()].map((j) => this.stopRun(j, 'stop')));
+    for (const j of this.jobs.values()) {
+      clearTimeout(j.rt.changeTimer);
+    }
+    await this.store.close();
+    if (this.ownsDispatcher) {
+      await this.dispatcher.close().catch(() => undefined);
+    }
+    for (const e of [this._onDidChangeJob, this._onDidTransferJob, this._onDidFailJob, this._onDidTransferFile, this._onDidRemoveJob, this._onDidAddJob]) {
+      e.dispose();
+    }
+  }
+
+  // ---------------------------------------------------------------- JobHost: state-changing calls
+
+  addFiles(job: JobImpl, files: NewFile[]): Promise<void> {
+    return job.exclusive(async () => {
+      job.assertNotFinal('add files to');
+      if (job.type === 'upload' && job.record.files.length + files.length > 1) {
+        throw new DownloadError('BG_E_TOO_MANY_FILES', `Upload job '${job.displayName}' can hold exactly one file.`, { context: 'GENERAL_QUEUE_MANAGER' });
+      }
+      // Check everything first: a set is added whole or not at all.
+      const records: FileRecord[] = [];
+      const taken = new Set(this.activeDestinations().map(normalisePathKey));
+      for (const f of files) {
+        if (!f || typeof f !== 'object') {
+          throw invalidArg('Each file needs a remoteUrl and a localPath.');
+        }
+        checkRemoteUrl(f.remoteUrl);
+        const localPath = checkLocalPathSyntax(f.localPath);
+        const sha256 = parseSha256(f.sha256);
+        const key = normalisePathKey(localPath);
+        if (taken.has(key)) {
+          throw invalidArg(`The local path '${localPath}' is already the destination of a file in an active job.`);
+        }
+        taken.add(key);
+        await checkLocalPathOnDisk(localPath, this.opts.allowedRoots);
+        records.push({
+          remoteUrl: f.remoteUrl,
+          localPath,
+          temporaryPath: temporaryPathFor(localPath, job.id),
+          sha256,
+          durableBytes: 0,
+          transferred: false,
+          completed: false,
+          restarts: 0,
+        });
+      }
+      job.record.files.push(...records);
+      job.record.modified = this.now();
+      await this.store.save();
+      this.changed(job, { immediate: true });
+      this.pump();
+    });
+  }
+
+  resume(job: JobImpl): Promise<void> {
+    return job.exclusive(async () => {
+      job.assertNotFinal('resume');
+      const r = job.record;
+      if (r.files.length === 0) {
+        throw new DownloadError('DO_E_JOB_EMPTY', `Job '${job.displayName}' has no files to transfer; add a file first.`, { context: 'GENERAL_QUEUE_MANAGER' });
+      }
+      if (job.type === 'upload') {
+        throw new DownloadError('E_NOTIMPL', `Upload jobs cannot be transferred yet: the BITS upload protocol is not implemented in this version ('${job.displayName}').`);
+      }
+      const allDone = r.files.every((f) => f.transferred || f.completed);
+      if (ACTION_STATES.has(r.state) && r.state !== 'TRANSIENT_ERROR') {
+        return;
+      }
+      if (r.state === 'TRANSFERRED' && allDone) {
+        return;
+      }
+      r.retryAt = undefined;
+      this.setState(job, 'QUEUED');
+      await this.store.save();
+      this.pump();
+    });
+  }
+
+  suspend(job: JobImpl): Promise<void> {
+    return job.exclusive(async () => {
+      job.assertNotFinal('suspend');
+      if (job.state === 'SUSPENDED') {
+        return;
+      }
+      job.record.retryAt = undefined;
+      this.setState(job, 'SUSPENDED');
+      await this.stopRun(job, 'stop');
+      await this.store.save();
+    });
+  }
+
+  complete(job: JobImpl): Promise<CompleteResult> {
+    return job.exclusive(async () => {
+      job.assertNotFinal('complete');
+      const r = job.record;
+      if (job.type === 'upload' && r.state !== 'TRANSFERRED') {
+        throw job.invalidState('complete', 'an upload job can be completed only once TRANSFERRED');
+      }
+      // Only files fully transferred (and verified) before this call are kept.
+      const keep = new Set(r.files.filter((f) => f.transferred || f.completed));
+      job.rt.closing = true;
+      try {
+        await this.stopRun(job, 'stop');
+        for (const f of r.files) {
+          if (f.completed || !keep.has(f)) {
+            continue;
+          }
+          try {
+            await renameIntoPlace(f.temporaryPath, f.localPath, f.replaceExisting === true);
+          } catch (e) {
+            this.setState(job, 'TRANSFERRED');
+            await this.store.save();
+            throw osError(e, `Cannot put '${f.localPath}' in place for job '${job.displayName}' (the job stays TRANSFERRED; Complete again or Cancel)`);
+          }
+          f.completed = true;
+          this.changed(job);
+        }
+        const dirs = new Set<string>();
+        for (const f of r.files) {
+          if (!keep.has(f)) {
+            await removeQuietly(f.temporaryPath);
+          }
+          dirs.add(parentDir(f.localPath));
+        }
+        await Promise.all([...dirs].map(syncDir));
+        this.setState(job, 'ACKNOWLEDGED');
+        await this.store.save();
+        await this.vault.delete(job.id).catch(() => undefined);
+        const dropped = r.files.length - keep.size;
+        if (dropped > 0) {
+          this.log('info', `Job '${job.displayName}' completed partially: ${keep.size} of ${r.files.length} files kept.`);
+        }
+        return dropped > 0 ? 'BG_S_PARTIAL_COMPLETE' : 'S_OK';
+      } finally {
+        job.rt.closing = false;
+      }
+    });
+  }
+
+  cancel(job: JobImpl): Promise<void> {
+    return job.exclusive(async () => {
+      job.assertNotFinal('cancel');
+      job.rt.closing = true;
+      try {
+        await this.stopRun(job, 'stop');
+        await this.deleteTemporaries(job);
+        this.setState(job, 'CANCELLED');
+        await this.store.save();
+        await this.vault.delete(job.id).catch(() => undefined);
+      } finally {
+        job.rt.closing = false;
+      }
+    });
+  }
+
+  async setHeaders(job: JobImpl, headers: Record<string, string>): Promise<void> {
+    await this.vault.set(job.id, headers);
+    this.headers.set(job.id, headers);
+    job.record.headerNames = Object.keys(headers);
+    job.record.modified = this.now();
+    await this.store.save();
+    this.changed(job, { immediate: true });
+  }
+
+  liveBytes(job: JobImpl, index: number): number | undefined {
+    return job.rt.run && job.rt.currentFile === index ? job.rt.liveBytes : undefined;
+  }
+
+  /** Records a change; progress ticks are throttled per job, state changes go out at once. */
+  changed(job: JobImpl, o: { persist?: boolean; immediate?: boolean } = {}): void {
+    if (o.persist) {
+      this.store.scheduleSave();
+    }
+    const rt = job.rt;
+    const throttle = this.opts.progressThrottleMs ?? 250;
+    const since = Date.now() - rt.lastChangeFired;
+    if (o.immediate || since >= throttle) {
+      clearTimeout(rt.changeTimer);
+      rt.changeTimer = undefined;
+      rt.lastChangeFired = Date.now();
+      this._onDidChangeJob.fire(job);
+    } else if (!rt.changeTimer) {
+      rt.changeTimer = setTimeout(() => {
+        rt.changeTimer = undefined;
+        rt.lastChangeFired = Date.now();
+        this._onDidChangeJob.fire(job);
+      }, throttle - since);
+      rt.changeTimer.unref?.();
+    }
+  }
+
+  // ---------------------------------------------------------------- scheduling
+
+  private setState(job: JobImpl, state: JobState): void {
+    if (job.record.state === state) {
+      return;
+    }
+    job.record.state = state;
+    job.record.modified = this.now();
+    this.store.scheduleSave();
+    this.changed(job, { immediate: true });
+  }
+
+  /** Starts what may run, preempts what must yield, and sets a timer for the next due retry or slice. */
+  private pump(): void {
+    if (this.disposed) {
+      return;
+    }
+    const now = this.now();
+    const timeouts: number[] = [];
+    for (const job of this.jobs.values()) {
+      const r = job.record;
+      if (r.state !== 'TRANSIENT_ERROR' || job.rt.closing) {
+        continue;
+      }
+      const deadline = r.noProgressSince === undefined ? Infinity : r.noProgressSince + r.noProgressTimeoutSeconds * 1000;
+      if (now >= deadline) {
+        this.failNoProgress(job);
+      } else if (r.retryAt === undefined || now >= r.retryAt) {
+        r.retryAt = undefined;
+        this.setState(job, 'QUEUED');
+      } else {
+        timeouts.push(Math.min(r.retryAt, deadline) - now);
+      }
+    }
+    const queued = [...this.jobs.values()].filter((j) => j.state === 'QUEUED' && !j.rt.run && !j.rt.closing);
+    const running = [...this.jobs.values()].filter((j) => j.rt.run && j.rt.run.reason === undefined);
+    const slice = this.opts.timeSliceMs ?? 60_000;
+    const plan = planSchedule(
+      queued.map((j) => ({ id: j.id, priority: j.priority, created: j.record.created, lastRunEnded: j.rt.lastRunEnded })),
+      running.map((j) => ({ id: j.id, priority: j.priority, created: j.record.created, lastRunEnded: j.rt.lastRunEnded, runStarted: j.rt.run!.started })),
+      Math.max(1, this.opts.maxConcurrentJobs ?? 4),
+      now,
+      slice,
+    );
+    for (const id of plan.preempt) {
+      const job = this.jobs.get(id)!;
+      this.log('info', `Job '${job.displayName}' yields to a job of higher or equal priority; it keeps its bytes and resumes later.`);
+      void this.stopRun(job, 'preempt');
+    }
+    for (const id of plan.start) {
+      this.startRun(this.jobs.get(id)!);
+    }
+    // Equal priorities waiting: wake up when a slice ends.
+    if (queued.length > plan.start.length) {
+      for (const j of running) {
+        timeouts.push(Math.max(50, j.rt.run!.started + slice - now));
+      }
+    }
+    clearTimeout(this.wakeTimer);
+    this.wakeTimer = undefined;
+    if (timeouts.length > 0) {
+      this.wakeTimer = setTimeout(() => this.pump(), Math.min(Math.max(10, Math.min(...timeouts)), 0x7fffffff));
+      this.wakeTimer.unref?.();
+    }
+  }
+
+  private startRun(job: JobImpl): void {
+    const abort = new AbortController();
+    const run = { abort, started: this.now(), done: Promise.resolve(), reason: undefined as 'preempt' | 'stop' | undefined };
+    job.rt.run = run;
+    run.done = this.runJob(job, abort.signal)
+      .catch((e) => this.log('error', `Job '${job.displayName}': unexpected failure: ${(e as Error).stack ?? String(e)}`))
+      .finally(() => {
+        if (run.reason === 'preempt' && job.state !== 'SUSPENDED' && !job.isFinal && !job.rt.closing) {
+          this.setState(job, 'QUEUED');
+        }
+        job.rt.run = undefined;
+        job.rt.currentFile = undefined;
+        job.rt.liveBytes = undefined;
+        job.rt.lastRunEnded = this.now();
+        this.store.scheduleSave();
+        this.pump();
+      });
+  }
+
+  private async stopRun(job: JobImpl, reason: 'preempt' | 'stop'): Promise<void> {
+    const run = job.rt.run;
+    if (!run) {
+      return;
+    }
+    run.reason = run.reason ?? reason;
+    run.abort.abort();
+    await run.done;
+  }
+
+  private async runJob(job: JobImpl, signal: AbortSignal): Promise<void> {
+    const r = job.record;
+    this.setState(job, 'CONNECTING');
+    let index = -1;
+    try {
+      for (;;) {
+        index = r.files.findIndex((f) => !f.transferred && !f.completed);
+        if (index < 0) {
+          break;
+        }
+        const file = r.files[index];
+        job.rt.currentFile = index;
+        job.rt.liveBytes = file.durableBytes;
+        job.rt.speedSample = { at: Date.now(), bytes: file.durableBytes };
+        await transferFile({
+          file,
+          headers: this.headers.get(job.id) ?? {},
+          dispatcher: this.dispatcher,
+          signal,
+          allowInsecureRedirects: this.opts.allowInsecureRedirects ?? false,
+          maxRedirects: this.opts.maxRedirects ?? 10,
+          timeouts: { ...DEFAULT_TIMEOUTS, ...this.opts.timeouts },
+          checkpointIntervalMs: this.opts.checkpointIntervalMs ?? 2_000,
+          checkpointBytes: this.opts.checkpointBytes ?? 64 * 1024 * 1024,
+          maxRetryAfterSeconds: this.opts.maxRetryAfterSeconds ?? 3_600,
+          now: this.now,
+          log: (m) => this.log('info', `[${job.displayName}] ${m}`),
+          onConnected: () => {
+            if (!signal.aborted && (job.state === 'CONNECTING' || job.state === 'QUEUED')) {
+              this.setState(job, 'TRANSFERRING');
+            }
+          },
+          onProgress: (bytes) => this.onProgress(job, bytes),
+          onCheckpoint: () => {
+            job.record.modified = this.now();
+            this.store.scheduleSave();
+          },
+        });
+        if (signal.aborted) {
+          throw new TransferStopped();
+        }
+        this._onDidTransferFile.fire({ job, file: job.fileView(file, index) });
+        this.changed(job, { immediate: true });
+      }
+      if (signal.aborted) {
+        throw new TransferStopped();
+      }
+      r.error = undefined;
+      r.noProgressSince = undefined;
+      r.transferCompleted = this.now();
+      this.setState(job, 'TRANSFERRED');
+      await this.store.save();
+      this._onDidTransferJob.fire(job);
+      if (r.autoComplete && !signal.aborted) {
+        // Let the run finish first: complete() waits for it.
+        setImmediate(() => {
+          job.complete().catch((e) => this.log('error', `Job '${job.displayName}' could not complete itself: ${(e as Error).message}`));
+        });
+      }
+    } catch (e) {
+      if (e instanceof TransferStopped || signal.aborted) {
+        return;
+      }
+      this.fail(job, e, index);
+    }
+  }
+
+  private onProgress(job: JobImpl, bytes: number): void {
+    const rt = job.rt;
+    const before = rt.liveBytes ?? 0;
+    rt.liveBytes = bytes;
+    if (bytes > before) {
+      job.record.noProgressSince = undefined;
+    }
+    const t = Date.now();
+    const sample = rt.speedSample;
+    if (!sample || bytes < sample.bytes) {
+      rt.speedSample = { at: t, bytes };
+    } else if (t - sample.at >= 500) {
+      const inst = ((bytes - sample.bytes) * 1000) / (t - sample.at);
+      rt.speed = rt.speed === 0 ? inst : 0.3 * inst + 0.7 * rt.speed;
+      rt.speedSample = { at: t, bytes };
+    }
+    this.changed(job);
+  }
+
+  /** A failed run: fatal errors go to ERROR, transient ones wait for a retry unless progress has stopped too long. */
+  private fail(job: JobImpl, e: unknown, fileIndex: number): void {
+    const err = e instanceof DownloadError ? e : osError(e, 'Unexpected failure');
+    const r = job.record;
+    r.errorCount++;
+    r.error = { code: err.code, hresult: err.hresult, message: err.message, context: err.context, fileIndex: fileIndex >= 0 ? fileIndex : undefined };
+    job.rt.speed = 0;
+    if (!err.transient) {
+      this.log('warn', `Job '${job.displayName}' failed: ${err.message} (${err.codeAndHresult})`);
+      this.setState(job, 'ERROR');
+      this._onDidFailJob.fire(job);
+      return;
+    }
+    const now = this.now();
+    r.noProgressSince = r.noProgressSince ?? now;
+    const delay = Math.max(r.minimumRetryDelaySeconds, err.retryAfterSeconds ?? 0);
+    const timeout = r.noProgressTimeoutSeconds;
+    if (timeout === 0 || delay > timeout || now - r.noProgressSince >= timeout * 1000) {
+      this.failNoProgress(job);
+      return;
+    }
+    r.retryAt = now + delay * 1000;
+    this.log('info', `Job '${job.displayName}': ${err.message} (${err.codeAndHresult}); retry in ${delay} s.`);
+    this.setState(job, 'TRANSIENT_ERROR');
+  }
+
+  private failNoProgress(job: JobImpl): void {
+    const r = job.record;
+    const last = r.error ? ` Last error: ${r.error.message}` : '';
+    r.error = {
+      code: 'DO_E_DOWNLOAD_NO_PROGRESS',
+      hresult: HRESULTS.DO_E_DOWNLOAD_NO_PROGRESS,
+      message: `Job '${job.displayName}' made no progress for its no-progress timeout (${r.noProgressTimeoutSeconds} s).${last}`,
+      context: r.error?.context ?? 'GENERAL_TRANSPORT',
+      fileIndex: r.error?.fileIndex,
+    };
+    r.retryAt = undefined;
+    this.log('warn', r.error.message);
+    this.setState(job, 'ERROR');
+    this._onDidFailJob.fire(job);
+  }
+
+  // ---------------------------------------------------------------- retention and helpers
+
+  /** Cancels and forgets jobs older than the retention period (at start-up and hourly). */
+  async runRetention(): Promise<number> {
+    const days = Math.min(30, Math.max(1, this.opts.retentionDays ?? 30));
+    const cutoff = this.now() - days * DAY;
+    let removed = 0;
+    for (const job of [...this.jobs.values()]) {
+      if (job.record.created >= cutoff) {
+        continue;
+      }
+      if (!job.isFinal) {
+        this.log('info', `Job '${job.displayName}' is older than ${days} days: cancelling it and deleting its temporary files.`);
+        await job.cancel().catch((e) => this.log('warn', `Retention could not cancel '${job.displayName}': ${(e as Error).message}`));
+      }
+      this.jobs.delete(job.id);
+      removed++;
+      this._onDidRemoveJob.fire(job);
+    }
+    if (removed > 0) {
+      await this.store.save();
+    }
+    return removed;
+  }
+
+  private async deleteTemporaries(job: JobImpl): Promise<void> {
+    for (const f of job.record.files) {
+      if (!f.completed) {
+        await removeQuietly(f.temporaryPath);
+      }
+    }
+  }
+
+  private activeDestinations(): string[] {
+    const out: string[] = [];
+    for (const j of this.jobs.values()) {
+      if (!FINAL_STATES.has(j.state)) {
+        out.push(...j.record.files.map((f) => f.localPath));
+      }
+    }
+    return out;
+  }
+
+  private assertOpen(): void {
+    if (this.disposed) {
+      throw new DownloadError('E_FAIL', 'The download engine has been shut down.');
+    }
+  }
+}
+
+async function removeQuietly(p: string): Promise<void> {
+  try {
+    await fs.unlink(p);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') {
+      throw osError(e, `Cannot delete the temporary file ${p}`);
+    }
+  }
+}
+
+function parentDir(p: string): string {
+  const i = Math.max(p.lastIndexOf('/'), p.lastIndexOf('\\'));
+  return i > 0 ? p.slice(0, i) : p;
+}
+
+/** Destinations compare case-insensitively where the file system usually does. */
+function normalisePathKey(p: string): string {
+  return process.platform === 'win32' || process.platform === 'darwin' ? p.toLowerCase() : p;
+}

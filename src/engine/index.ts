@@ -1,0 +1,7 @@
+// The engine's public surface, for the extension, the CLI and tests.
+export { DownloadEngine, type EngineOptions, type Logger, type LogLevel } from './engine';
+export { JobImpl } from './job';
+export { DownloadError, formatHresult, HRESULTS } from './errors';
+export { createDispatcher, type NetworkSettings } from './dispatcher';
+export type { HeaderVault } from './headerVault';
+export * from './types';

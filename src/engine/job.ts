@@ -1,0 +1,230 @@
+// The live job object of contract §4: getters read the record, state-changing calls go through the engine.
+import { DownloadError, formatHresult, HRESULTS, invalidArg } from './errors';
+import type { JobRecord, FileRecord } from './records';
+import { MINIMUM_RETRY_DELAY_FLOOR_SECONDS } from './records';
+import {
+  FINAL_STATES,
+  JOB_PRIORITIES,
+  type CompleteResult,
+  type Job,
+  type JobErrorInfo,
+  type JobFile,
+  type JobPriority,
+  type JobProgress,
+  type JobTimes,
+  type NewFile,
+} from './types';
+import { checkDisplayName, checkHeaders, checkSeconds } from './validation';
+
+/** What a job needs from its engine; the engine implements it. */
+export interface JobHost {
+  readonly retryDelayFloorSeconds: number;
+  addFiles(job: JobImpl, files: NewFile[]): Promise<void>;
+  resume(job: JobImpl): Promise<void>;
+  suspend(job: JobImpl): Promise<void>;
+  complete(job: JobImpl): Promise<CompleteResult>;
+  cancel(job: JobImpl): Promise<void>;
+  changed(job: JobImpl, o?: { persist?: boolean; immediate?: boolean }): void;
+  setHeaders(job: JobImpl, headers: Record<string, string>): Promise<void>;
+  /** Live byte count of the file being transferred, if any. */
+  liveBytes(job: JobImpl, index: number): number | undefined;
+  now(): number;
+}
+
+/** Runtime-only facts about a job (never persisted). */
+export interface JobRuntime {
+  run?: { abort: AbortController; done: Promise<void>; started: number; reason?: 'preempt' | 'stop' };
+  lastRunEnded: number;
+  currentFile?: number;
+  liveBytes?: number;
+  speed: number;
+  speedSample?: { at: number; bytes: number };
+  lastChangeFired: number;
+  changeTimer?: NodeJS.Timeout;
+  /** Serialises state-changing calls so Complete and Cancel cannot interleave. */
+  lock: Promise<unknown>;
+  /** Set while complete()/cancel() tears the job down, so the scheduler leaves it alone. */
+  closing?: boolean;
+}
+
+export class JobImpl implements Job {
+  readonly rt: JobRuntime = { lastRunEnded: 0, speed: 0, lastChangeFired: 0, lock: Promise.resolve() };
+
+  constructor(
+    readonly record: JobRecord,
+    private readonly host: JobHost,
+  ) {}
+
+  get id() { return this.record.id; }
+  get displayName() { return this.record.displayName; }
+  get description() { return this.record.description; }
+  get type() { return this.record.type; }
+  get priority() { return this.record.priority; }
+  get state() { return this.record.state; }
+  get errorCount() { return this.record.errorCount; }
+  get isFinal() { return FINAL_STATES.has(this.record.state); }
+  get minimumRetryDelaySeconds() { return this.record.minimumRetryDelaySeconds; }
+  get noProgressTimeoutSeconds() { return this.record.noProgressTimeoutSeconds; }
+  get headerNames(): readonly string[] { return this.record.headerNames; }
+  /** When the engine will retry a job in TRANSIENT_ERROR. */
+  get retryAt(): Date | undefined { return this.record.retryAt === undefined ? undefined : new Date(this.record.retryAt); }
+  /** Whether the engine completes the job on its own once transferred (jobs started from New Download). */
+  get autoComplete() { return this.record.autoComplete === true; }
+
+  getFiles(): JobFile[] {
+    return this.record.files.map((f, i) => this.fileView(f, i));
+  }
+
+  fileView(f: FileRecord, i: number): JobFile {
+    const live = this.host.liveBytes(this, i);
+    const bytes = f.transferred || f.completed ? (f.bytesTotal ?? f.durableBytes) : (live ?? f.durableBytes);
+    return Object.freeze({
+      remoteUrl: f.remoteUrl,
+      localPath: f.localPath,
+      temporaryPath: f.temporaryPath,
+      bytesTotal: f.bytesTotal,
+      bytesTransferred: bytes,
+      completed: f.completed,
+      transferred: f.transferred,
+      sha256: f.sha256,
+    });
+  }
+
+  getProgress(): JobProgress {
+    const files = this.getFiles();
+    const unknown = files.some((f) => f.bytesTotal === undefined);
+    return {
+      bytesTotal: unknown ? undefined : files.reduce((n, f) => n + (f.bytesTotal ?? 0), 0),
+      bytesTransferred: files.reduce((n, f) => n + f.bytesTransferred, 0),
+      filesTotal: files.length,
+      filesTransferred: files.filter((f) => f.transferred).length,
+    };
+  }
+
+  getTimes(): JobTimes {
+    const r = this.record;
+    return {
+      creation: new Date(r.created),
+      modification: new Date(r.modified),
+      transferCompletion: r.transferCompleted === undefined ? undefined : new Date(r.transferCompleted),
+    };
+  }
+
+  getError(): JobErrorInfo | undefined {
+    const e = this.record.error;
+    if (!e || (this.state !== 'ERROR' && this.state !== 'TRANSIENT_ERROR')) {
+      return undefined;
+    }
+    const file = e.fileIndex === undefined ? undefined : this.record.files[e.fileIndex];
+    return {
+      code: e.code,
+      hresult: e.hresult,
+      message: e.message,
+      context: e.context,
+      file: file && e.fileIndex !== undefined ? this.fileView(file, e.fileIndex) : undefined,
+    };
+  }
+
+  /** Bytes per second, smoothed; 0 when not transferring. */
+  getSpeed(): number {
+    return this.state === 'TRANSFERRING' ? this.rt.speed : 0;
+  }
+
+  /** Seconds left at the current speed, or undefined when it cannot be known (no size, no speed). */
+  getEta(): number | undefined {
+    const p = this.getProgress();
+    const speed = this.getSpeed();
+    if (p.bytesTotal === undefined || speed <= 0) {
+      return undefined;
+    }
+    return Math.max(0, (p.bytesTotal - p.bytesTransferred) / speed);
+  }
+
+  addFile(remoteUrl: string, localPath: string, o?: { sha256?: string }): Promise<void> {
+    return this.host.addFiles(this, [{ remoteUrl, localPath, sha256: o?.sha256 }]);
+  }
+
+  addFileSet(files: NewFile[]): Promise<void> {
+    if (!Array.isArray(files) || files.length === 0) {
+      return Promise.reject(invalidArg('addFileSet needs a non-empty list of files.'));
+    }
+    return this.host.addFiles(this, files);
+  }
+
+  resume(): Promise<void> { return this.host.resume(this); }
+  suspend(): Promise<void> { return this.host.suspend(this); }
+  complete(): Promise<CompleteResult> { return this.host.complete(this); }
+  cancel(): Promise<void> { return this.host.cancel(this); }
+
+  setPriority(p: JobPriority): Promise<void> {
+    return this.update('set the priority of', () => {
+      if (!(JOB_PRIORITIES as readonly string[]).includes(p)) {
+        throw invalidArg(`'${String(p)}' is not a priority; use one of ${JOB_PRIORITIES.join(', ')}.`);
+      }
+      this.record.priority = p;
+    });
+  }
+
+  setDisplayName(name: string): Promise<void> {
+    return this.update('rename', () => {
+      this.record.displayName = checkDisplayName(name);
+    });
+  }
+
+  setMinimumRetryDelay(seconds: number): Promise<void> {
+    return this.update('set the retry delay of', () => {
+      this.record.minimumRetryDelaySeconds = checkSeconds(seconds, 'minimum retry delay', Math.min(this.host.retryDelayFloorSeconds, MINIMUM_RETRY_DELAY_FLOOR_SECONDS));
+    });
+  }
+
+  setNoProgressTimeout(seconds: number): Promise<void> {
+    return this.update('set the no-progress timeout of', () => {
+      this.record.noProgressTimeoutSeconds = checkSeconds(seconds, 'no-progress timeout', 0);
+    });
+  }
+
+  async setHttpHeaders(headers: Record<string, string>): Promise<void> {
+    const checked = checkHeaders(headers);
+    await this.exclusive(async () => {
+      this.assertNotFinal('set the HTTP headers of');
+      await this.host.setHeaders(this, checked);
+    });
+  }
+
+  /** Engine-internal: mark a job to complete itself once transferred. */
+  setAutoComplete(on: boolean): Promise<void> {
+    return this.update('change', () => {
+      this.record.autoComplete = on;
+    });
+  }
+
+  private update(verb: string, apply: () => void): Promise<void> {
+    return this.exclusive(async () => {
+      this.assertNotFinal(verb);
+      apply();
+      this.record.modified = this.host.now();
+      this.host.changed(this, { persist: true, immediate: true });
+    });
+  }
+
+  /** Runs a state-changing call after the previous one finished. */
+  exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.rt.lock.then(fn, fn);
+    this.rt.lock = run.catch(() => undefined);
+    return run;
+  }
+
+  assertNotFinal(verb: string): void {
+    if (this.isFinal) {
+      throw this.invalidState(verb);
+    }
+  }
+
+  invalidState(verb: string, why?: string): DownloadError {
+    return new DownloadError(
+      'DO_E_INVALID_STATE',
+      `Cannot ${verb} job '${this.displayName}': it is ${this.state}${why ? ` (${why})` : ''} (DO_E_INVALID_STATE, ${formatHresult(HRESULTS.DO_E_INVALID_STATE)}).`,
+      { context: 'GENERAL_QUEUE_MANAGER' },
+    );
+  }
+}

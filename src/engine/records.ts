@@ -1,0 +1,60 @@
+// What the durable store keeps for each job and file. Plain JSON: times are epoch milliseconds.
+import type { ErrorContext } from './errors';
+import type { JobPriority, JobState, JobType } from './types';
+
+export interface FileRecord {
+  remoteUrl: string;
+  localPath: string;
+  temporaryPath: string;
+  /** Lower-case hex sha256 the bytes must match, if the caller gave one. */
+  sha256?: string;
+  bytesTotal?: number;
+  /** Bytes known to be on disk (fdatasync'd) at the last checkpoint: the resume offset after a crash. */
+  durableBytes: number;
+  transferred: boolean;
+  completed: boolean;
+  /** Strong validators of the entity the bytes on disk belong to. */
+  etag?: string;
+  lastModified?: string;
+  /** Times the transfer had to start again from byte 0 (range ignored, entity changed, …). */
+  restarts: number;
+  /** Set when the destination may replace an existing file (the user confirmed it in a save dialog). */
+  replaceExisting?: boolean;
+}
+
+export interface ErrorRecord {
+  code: string;
+  hresult: number;
+  message: string;
+  context: ErrorContext;
+  fileIndex?: number;
+}
+
+export interface JobRecord {
+  id: string;
+  displayName: string;
+  description: string;
+  type: JobType;
+  priority: JobPriority;
+  state: JobState;
+  errorCount: number;
+  created: number;
+  modified: number;
+  transferCompleted?: number;
+  minimumRetryDelaySeconds: number;
+  noProgressTimeoutSeconds: number;
+  /** Header names only; values may be secrets and live in the header vault. */
+  headerNames: string[];
+  error?: ErrorRecord;
+  /** When a TRANSIENT_ERROR job is due for its next try. */
+  retryAt?: number;
+  /** Start of the current stretch without progress (set at the first transient error, cleared by progress). */
+  noProgressSince?: number;
+  /** Whether the job should complete itself once transferred (New Download from the UI). */
+  autoComplete?: boolean;
+  files: FileRecord[];
+}
+
+export const DEFAULT_MINIMUM_RETRY_DELAY_SECONDS = 600;
+export const MINIMUM_RETRY_DELAY_FLOOR_SECONDS = 5;
+export const DEFAULT_NO_PROGRESS_TIMEOUT_SECONDS = 1_209_600;

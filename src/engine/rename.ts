@@ -1,0 +1,50 @@
+// Puts a finished temporary file in place without silently replacing someone else's file.
+import * as fs from 'node:fs/promises';
+
+/**
+ * Moves `tmp` to `dest`. Unless `replace` is set, an existing destination is an EEXIST error:
+ * link()+unlink() makes that check atomic where hard links exist; elsewhere we check, then rename.
+ * Windows' antivirus and indexer briefly lock files, so busy errors are retried for a while.
+ */
+export async function renameIntoPlace(tmp: string, dest: string, replace: boolean): Promise<void> {
+  await retryBusy(async () => {
+    if (replace) {
+      await fs.rename(tmp, dest);
+      return;
+    }
+    try {
+      await fs.link(tmp, dest);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'EEXIST') {
+        throw Object.assign(new Error(`'${dest}' already exists (created by someone else); it was not replaced`), { code: 'EEXIST' });
+      }
+      if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'ENOSYS' && code !== 'EXDEV') {
+        throw e;
+      }
+      // No hard links here (FAT, some network shares): check, then rename.
+      const exists = await fs.lstat(dest).then(() => true, () => false);
+      if (exists) {
+        throw Object.assign(new Error(`'${dest}' already exists (created by someone else); it was not replaced`), { code: 'EEXIST' });
+      }
+      await fs.rename(tmp, dest);
+      return;
+    }
+    await fs.unlink(tmp);
+  });
+}
+
+async function retryBusy(fn: () => Promise<void>): Promise<void> {
+  const deadline = Date.now() + (process.platform === 'win32' ? 60_000 : 0);
+  for (let wait = 50; ; wait = Math.min(wait * 2, 2_000)) {
+    try {
+      return await fn();
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (!(code === 'EBUSY' || code === 'EPERM' || code === 'EACCES') || Date.now() >= deadline) {
+        throw e;
+      }
+      await new Promise((r) => setTimeout(r, wait));
+    }
+  }
+}

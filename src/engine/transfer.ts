@@ -1,0 +1,425 @@
+// Downloads one file into its temporary file: resume behind If-Range, follow redirects ourselves,
+// hash while writing, checkpoint durably, and turn every failure into a DownloadError.
+import { createHash, type Hash } from 'node:crypto';
+import * as fs from 'node:fs/promises';
+import { constants as FS } from 'node:fs';
+import type { Dispatcher } from 'undici';
+import { request } from 'undici';
+import { DownloadError, HRESULTS, httpError, networkError, osError, redactUrl } from './errors';
+import { hashPrefix } from './integrity';
+import type { FileRecord } from './records';
+import { parseRetryAfter } from './retryAfter';
+
+export interface TransferTimeouts {
+  /** Longest wait for the response headers. */
+  headersMs: number;
+  /** Longest gap between two body chunks. */
+  bodyIdleMs: number;
+  /** Low-speed rule: fewer than this many bytes per second, averaged over the window, is a stall. */
+  lowSpeedBytesPerSecond: number;
+  lowSpeedWindowMs: number;
+}
+
+export interface TransferOptions {
+  file: FileRecord;
+  headers: Record<string, string>;
+  dispatcher: Dispatcher;
+  signal: AbortSignal;
+  allowInsecureRedirects: boolean;
+  maxRedirects: number;
+  timeouts: TransferTimeouts;
+  /** Durable checkpoints every this many ms or bytes, whichever comes first. */
+  checkpointIntervalMs: number;
+  checkpointBytes: number;
+  maxRetryAfterSeconds: number;
+  now: () => number;
+  log: (message: string) => void;
+  /** Called with the bytes now in the temporary file (live, not yet durable). Must be cheap. */
+  onProgress: (bytes: number) => void;
+  /** Called once the server answered and body bytes are about to flow. */
+  onConnected: () => void;
+  /** Called after file.durableBytes (and validators) changed: the caller persists the store. */
+  onCheckpoint: () => void;
+}
+
+/** Thrown (as the cause is the engine's own abort) when the engine stopped the transfer on purpose. */
+export class TransferStopped extends Error {
+  constructor() {
+    super('transfer stopped');
+  }
+}
+
+const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
+const CREDENTIAL_HEADERS = new Set(['authorization', 'cookie', 'proxy-authorization']);
+const WRITE_BATCH_BYTES = 512 * 1024;
+/** Times one transfer call may start over from byte 0 before giving up (a server that never keeps its word). */
+const MAX_RESTARTS_PER_CALL = 3;
+
+export async function transferFile(o: TransferOptions): Promise<void> {
+  const { file } = o;
+  const fh = await openTemporary(o);
+  try {
+    let offset = file.durableBytes;
+    let hash: Hash | undefined;
+    if (file.sha256) {
+      hash = offset > 0 ? await hashPrefix(fh, offset) : createHash('sha256');
+    }
+    const restart = async (why: string): Promise<void> => {
+      o.log(`${file.localPath}: restarting from byte 0 because ${why}.`);
+      file.restarts++;
+      offset = 0;
+      file.durableBytes = 0;
+      file.bytesTotal = undefined;
+      file.etag = undefined;
+      file.lastModified = undefined;
+      await fh.truncate(0);
+      hash = file.sha256 ? createHash('sha256') : undefined;
+      o.onProgress(0);
+      o.onCheckpoint();
+    };
+
+    for (let attempt = 0; ; attempt++) {
+      if (attempt > MAX_RESTARTS_PER_CALL) {
+        throw new DownloadError('DO_E_INSUFFICIENT_RANGE_SUPPORT', `The server of ${redactUrl(file.remoteUrl)} keeps answering range requests inconsistently.`, {
+          transient: true,
+          context: 'REMOTE_FILE',
+        });
+      }
+      const validator = file.etag ?? file.lastModified;
+      if (offset > 0 && !validator) {
+        await restart('the server gave no strong validator (ETag or Last-Modified) to resume safely');
+      }
+      const headers: Record<string, string> = { ...o.headers };
+      if (offset > 0 && validator) {
+        headers['range'] = `bytes=${offset}-`;
+        headers['if-range'] = validator;
+        o.log(`${file.localPath}: resuming at byte ${offset} with If-Range ${validator}.`);
+      }
+      const res = await requestFollowingRedirects(file.remoteUrl, headers, o);
+      const status = res.statusCode;
+
+      if (status === 206 && offset > 0) {
+        const cr = parseContentRange(res.headers['content-range']);
+        const etag = strongEtag(res.headers['etag']);
+        const sizeChanged = cr?.total !== undefined && file.bytesTotal !== undefined && cr.total !== file.bytesTotal;
+        if (!cr || cr.start !== offset || sizeChanged || (etag && file.etag && etag !== file.etag)) {
+          await res.body.dump().catch(() => undefined);
+          await restart(`the server's 206 answer did not match the request (Content-Range ${String(res.headers['content-range'])})`);
+          continue;
+        }
+        if (cr.total !== undefined) {
+          file.bytesTotal = cr.total;
+        }
+      } else if (status === 200) {
+        if (offset > 0) {
+          await restart('the server sent the whole file (it ignored the range, or the file changed)');
+        }
+        file.bytesTotal = contentLength(res.headers);
+        file.etag = strongEtag(res.headers['etag']);
+        file.lastModified = file.etag ? undefined : strongLastModified(res.headers);
+        o.onCheckpoint();
+      } else if (status === 416 && offset > 0) {
+        const cr = parseContentRange(res.headers['content-range']);
+        await res.body.dump().catch(() => undefined);
+        if (cr?.total !== undefined && cr.total === offset && file.bytesTotal === offset) {
+          o.log(`${file.localPath}: the server says every byte is already here (416 with size ${offset}).`);
+          await finish(fh, o, offset, hash);
+          return;
+        }
+        await restart(`the server refused the range (416, size now ${cr?.total ?? 'unknown'})`);
+        continue;
+      } else if (status === 412) {
+        await res.body.dump().catch(() => undefined);
+        await restart('the file changed on the server (412)');
+        continue;
+      } else {
+        await res.body.dump().catch(() => undefined);
+        if (status === 206) {
+          await restart('the server answered a plain request with 206');
+          continue;
+        }
+        const retryAfter = parseRetryAfter(res.headers['retry-after'], o.now(), o.maxRetryAfterSeconds);
+        throw httpError(status, file.remoteUrl, retryAfter);
+      }
+      const encoding = res.headers['content-encoding'];
+      if (encoding && encoding !== 'identity') {
+        o.log(`${file.localPath}: the server sent Content-Encoding ${String(encoding)} unasked; storing the bytes as sent.`);
+      }
+
+      o.onConnected();
+      offset = await receiveBody(res.body, fh, offset, hash, o);
+      if (file.bytesTotal !== undefined && offset !== file.bytesTotal) {
+        throw new DownloadError('ECONNRESET', `The connection to ${redactUrl(file.remoteUrl)} ended after ${offset} of ${file.bytesTotal} bytes.`, {
+          hresult: HRESULTS.WINHTTP_CONNECTION_ERROR,
+          transient: true,
+          context: 'GENERAL_TRANSPORT',
+        });
+      }
+      await finish(fh, o, offset, hash);
+      return;
+    }
+  } finally {
+    await fh.close().catch(() => undefined);
+  }
+}
+
+/** Opens the temporary file: created exclusively for a fresh start, reconciled with the journal for a resume. */
+async function openTemporary(o: TransferOptions): Promise<fs.FileHandle> {
+  const { file } = o;
+  const noFollow = FS.O_NOFOLLOW ?? 0;
+  try {
+    if (file.durableBytes > 0) {
+      try {
+        const fh = await fs.open(file.temporaryPath, FS.O_RDWR | noFollow);
+        const st = await fh.stat();
+        if (!st.isFile() || st.size < file.durableBytes) {
+          await fh.close();
+          o.log(`${file.localPath}: the temporary file is shorter than the journal says (${st.size} < ${file.durableBytes}); starting again.`);
+        } else {
+          if (st.size > file.durableBytes) {
+            // Bytes past the last checkpoint may not have reached the disk intact: drop them.
+            await fh.truncate(file.durableBytes);
+          }
+          return fh;
+        }
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') {
+          throw e;
+        }
+        o.log(`${file.localPath}: the temporary file is gone; starting again.`);
+      }
+      file.durableBytes = 0;
+      file.restarts++;
+      file.etag = undefined;
+      file.lastModified = undefined;
+    }
+    // Remove a leftover of ours (never followed: unlink acts on a symlink itself), then create exclusively.
+    await fs.unlink(file.temporaryPath).catch(() => undefined);
+    return await fs.open(file.temporaryPath, FS.O_RDWR | FS.O_CREAT | FS.O_EXCL | noFollow, 0o644);
+  } catch (e) {
+    throw osError(e, `Cannot open the temporary file ${file.temporaryPath}`);
+  }
+}
+
+async function requestFollowingRedirects(originalUrl: string, headers: Record<string, string>, o: TransferOptions): Promise<Dispatcher.ResponseData> {
+  let url = new URL(originalUrl);
+  const seen = new Set([url.href]);
+  let hdrs = { ...headers };
+  for (let hops = 0; ; hops++) {
+    let res: Dispatcher.ResponseData;
+    try {
+      res = await request(url, {
+        method: 'GET',
+        headers: hdrs,
+        dispatcher: o.dispatcher,
+        signal: o.signal,
+        headersTimeout: o.timeouts.headersMs,
+        bodyTimeout: o.timeouts.bodyIdleMs,
+      });
+    } catch (e) {
+      throw stopOr(e, o, url.href);
+    }
+    const location = res.headers['location'];
+    if (!REDIRECT_STATUSES.has(res.statusCode) || typeof location !== 'string') {
+      return res;
+    }
+    await res.body.dump().catch(() => undefined);
+    let next: URL;
+    try {
+      next = new URL(location, url);
+    } catch {
+      throw redirectError(`The server redirected ${redactUrl(url.href)} to an invalid location.`);
+    }
+    if (hops + 1 > o.maxRedirects) {
+      throw redirectError(`Too many redirects (more than ${o.maxRedirects}) starting at ${redactUrl(originalUrl)}.`, 'TOO_MANY_REDIRECTS');
+    }
+    if (seen.has(next.href)) {
+      throw redirectError(`The redirects starting at ${redactUrl(originalUrl)} loop back to ${redactUrl(next.href)}.`, 'REDIRECT_LOOP');
+    }
+    if (next.protocol !== 'http:' && next.protocol !== 'https:') {
+      throw redirectError(`The server redirected to a ${next.protocol} URL, which cannot be downloaded.`);
+    }
+    if (url.protocol === 'https:' && next.protocol === 'http:' && !o.allowInsecureRedirects) {
+      throw redirectError(`The server redirected from https to insecure http (${redactUrl(next.href)}); allow insecure redirects to follow it.`, 'INSECURE_REDIRECT');
+    }
+    if (next.origin !== url.origin) {
+      hdrs = Object.fromEntries(Object.entries(hdrs).filter(([k]) => !CREDENTIAL_HEADERS.has(k.toLowerCase())));
+    }
+    o.log(`${redactUrl(url.href)} redirected (${res.statusCode}) to ${redactUrl(next.href)}.`);
+    seen.add(next.href);
+    url = next;
+  }
+}
+
+function redirectError(message: string, code = 'REDIRECT_FAILED'): DownloadError {
+  return new DownloadError(code, message, { hresult: HRESULTS.WINHTTP_REDIRECT_FAILED, context: 'REMOTE_FILE' });
+}
+
+/** Reads the body into the file at `offset`, hashing and counting as it goes; returns the new end. */
+async function receiveBody(body: Dispatcher.ResponseData['body'], fh: fs.FileHandle, offset: number, hash: Hash | undefined, o: TransferOptions): Promise<number> {
+  const { file } = o;
+  let written = offset;
+  let pending: Buffer[] = [];
+  let pendingBytes = 0;
+  let lastCheckpoint = o.now();
+  let received = 0;
+  const flush = async (): Promise<void> => {
+    if (pendingBytes === 0) {
+      return;
+    }
+    const bufs = pending;
+    const n = pendingBytes;
+    pending = [];
+    pendingBytes = 0;
+    try {
+      await fh.writev(bufs, written);
+    } catch (e) {
+      throw osError(e, `Cannot write to ${file.temporaryPath}`);
+    }
+    written += n;
+  };
+  const checkpoint = async (): Promise<void> => {
+    await flush();
+    if (written === file.durableBytes) {
+      return;
+    }
+    try {
+      await fh.datasync();
+    } catch (e) {
+      throw osError(e, `Cannot flush ${file.temporaryPath} to disk`);
+    }
+    file.durableBytes = written;
+    lastCheckpoint = o.now();
+    o.onCheckpoint();
+  };
+
+  // Low-speed rule: a window with too few bytes is a stall, whatever the socket says.
+  const windowStart = { at: o.now(), received: 0 };
+  let stalled = false;
+  const speedTimer = setInterval(() => {
+    const now = o.now();
+    if (now - windowStart.at >= o.timeouts.lowSpeedWindowMs) {
+      const rate = ((received - windowStart.received) * 1000) / (now - windowStart.at);
+      if (rate < o.timeouts.lowSpeedBytesPerSecond) {
+        stalled = true;
+        body.destroy(new Error('low speed'));
+      }
+      windowStart.at = now;
+      windowStart.received = received;
+    }
+  }, Math.min(1000, o.timeouts.lowSpeedWindowMs));
+  speedTimer.unref?.();
+
+  try {
+    for await (const chunk of body as AsyncIterable<Buffer>) {
+      hash?.update(chunk);
+      pending.push(chunk);
+      pendingBytes += chunk.length;
+      received += chunk.length;
+      o.onProgress(written + pendingBytes);
+      if (pendingBytes >= WRITE_BATCH_BYTES) {
+        await flush();
+        if (written - file.durableBytes >= o.checkpointBytes || o.now() - lastCheckpoint >= o.checkpointIntervalMs) {
+          await checkpoint();
+        }
+      }
+    }
+    await flush();
+    return written;
+  } catch (e) {
+    // Keep what arrived: write it and make it durable, so a resume starts after it.
+    await checkpoint().catch(() => undefined);
+    if (stalled) {
+      throw new DownloadError('STALLED', `The transfer from ${redactUrl(file.remoteUrl)} went slower than ${o.timeouts.lowSpeedBytesPerSecond} bytes/s for ${Math.round(o.timeouts.lowSpeedWindowMs / 1000)} s.`, {
+        hresult: HRESULTS.WINHTTP_TIMEOUT,
+        transient: true,
+        context: 'GENERAL_TRANSPORT',
+      });
+    }
+    throw stopOr(e, o, file.remoteUrl);
+  } finally {
+    clearInterval(speedTimer);
+    if (!body.destroyed) {
+      body.destroy();
+    }
+  }
+}
+
+async function finish(fh: fs.FileHandle, o: TransferOptions, size: number, hash: Hash | undefined): Promise<void> {
+  const { file } = o;
+  if (hash && file.sha256) {
+    const actual = hash.digest('hex');
+    if (actual !== file.sha256) {
+      await fh.truncate(0).catch(() => undefined);
+      await fs.unlink(file.temporaryPath).catch(() => undefined);
+      file.durableBytes = 0;
+      file.bytesTotal = undefined;
+      file.etag = undefined;
+      file.lastModified = undefined;
+      o.onProgress(0);
+      o.onCheckpoint();
+      throw new DownloadError('BG_E_VALIDATION_FAILED', `The sha256 of ${file.localPath} is ${actual}, not the expected ${file.sha256}; the downloaded bytes were deleted.`, {
+        context: 'REMOTE_FILE',
+      });
+    }
+  }
+  try {
+    await fh.sync();
+  } catch (e) {
+    throw osError(e, `Cannot flush ${file.temporaryPath} to disk`);
+  }
+  file.bytesTotal = size;
+  file.durableBytes = size;
+  file.transferred = true;
+  o.onProgress(size);
+  o.onCheckpoint();
+}
+
+function stopOr(e: unknown, o: TransferOptions, url: string): Error {
+  if (o.signal.aborted) {
+    return new TransferStopped();
+  }
+  return networkError(e, url);
+}
+
+export function parseContentRange(v: string | string[] | undefined): { start?: number; end?: number; total?: number } | undefined {
+  const s = Array.isArray(v) ? v[0] : v;
+  if (!s) {
+    return undefined;
+  }
+  const m = /^bytes\s+(?:(\d+)-(\d+)|\*)\/(\d+|\*)$/i.exec(s.trim());
+  if (!m) {
+    return undefined;
+  }
+  return {
+    start: m[1] === undefined ? undefined : Number(m[1]),
+    end: m[2] === undefined ? undefined : Number(m[2]),
+    total: m[3] === '*' ? undefined : Number(m[3]),
+  };
+}
+
+function contentLength(h: Record<string, string | string[] | undefined>): number | undefined {
+  const v = h['content-length'];
+  const s = Array.isArray(v) ? v[0] : v;
+  return s !== undefined && /^\d+$/.test(s) ? Number(s) : undefined;
+}
+
+/** Only strong ETags may go into If-Range (RFC 9110 §13.1.5). */
+function strongEtag(v: string | string[] | undefined): string | undefined {
+  const s = Array.isArray(v) ? v[0] : v;
+  return s && /^"[^"]*"$/.test(s.trim()) ? s.trim() : undefined;
+}
+
+/** A Last-Modified is strong when the response's Date is at least a second later (RFC 9110 §8.8.2.2). */
+function strongLastModified(h: Record<string, string | string[] | undefined>): string | undefined {
+  const lm = h['last-modified'];
+  const date = h['date'];
+  const l = Array.isArray(lm) ? lm[0] : lm;
+  const d = Array.isArray(date) ? date[0] : date;
+  if (!l) {
+    return undefined;
+  }
+  const lt = Date.parse(l);
+  const dt = d ? Date.parse(d) : NaN;
+  return !Number.isNaN(lt) && !Number.isNaN(dt) && dt - lt >= 1000 ? l : undefined;
+}

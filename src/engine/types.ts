@@ -1,0 +1,113 @@
+// The contract's public shapes (§2, §4), shared by the engine, the extension's API and the CLI.
+
+export const JOB_STATES = [
+  'SUSPENDED',
+  'QUEUED',
+  'CONNECTING',
+  'TRANSFERRING',
+  'TRANSIENT_ERROR',
+  'ERROR',
+  'TRANSFERRED',
+  'ACKNOWLEDGED',
+  'CANCELLED',
+] as const;
+export type JobState = (typeof JOB_STATES)[number];
+
+export const JOB_PRIORITIES = ['FOREGROUND', 'HIGH', 'NORMAL', 'LOW'] as const;
+export type JobPriority = (typeof JOB_PRIORITIES)[number];
+export type JobType = 'download' | 'upload';
+
+export const FINAL_STATES: ReadonlySet<JobState> = new Set(['ACKNOWLEDGED', 'CANCELLED']);
+/** States in which the engine is working on (or about to work on) the job. */
+export const ACTION_STATES: ReadonlySet<JobState> = new Set(['QUEUED', 'CONNECTING', 'TRANSFERRING', 'TRANSIENT_ERROR']);
+
+export type CompleteResult = 'S_OK' | 'BG_S_PARTIAL_COMPLETE';
+
+/** vscode.Event's shape, so the engine's events can be handed to VS Code callers unchanged. */
+export interface Disposable {
+  dispose(): void;
+}
+export type Event<T> = (listener: (e: T) => unknown, thisArgs?: unknown, disposables?: Disposable[]) => Disposable;
+
+export interface JobFile {
+  readonly remoteUrl: string;
+  readonly localPath: string;
+  readonly temporaryPath: string;
+  readonly bytesTotal?: number;
+  readonly bytesTransferred: number;
+  readonly completed: boolean;
+  readonly transferred: boolean;
+  readonly sha256?: string;
+}
+
+export interface JobProgress {
+  bytesTotal?: number;
+  bytesTransferred: number;
+  filesTotal: number;
+  filesTransferred: number;
+}
+
+export interface JobTimes {
+  creation: Date;
+  modification: Date;
+  transferCompletion?: Date;
+}
+
+export interface JobErrorInfo {
+  code: string;
+  hresult: number;
+  message: string;
+  context: string;
+  file?: JobFile;
+}
+
+export interface NewFile {
+  remoteUrl: string;
+  localPath: string;
+  sha256?: string;
+}
+
+/** The live job object of contract §4. */
+export interface Job {
+  readonly id: string;
+  readonly displayName: string;
+  readonly description: string;
+  readonly type: JobType;
+  readonly priority: JobPriority;
+  readonly state: JobState;
+  readonly errorCount: number;
+  getFiles(): JobFile[];
+  getProgress(): JobProgress;
+  getTimes(): JobTimes;
+  /** undefined unless the job is in ERROR or TRANSIENT_ERROR (we return undefined rather than throw). */
+  getError(): JobErrorInfo | undefined;
+  addFile(remoteUrl: string, localPath: string, o?: { sha256?: string }): Promise<void>;
+  addFileSet(files: NewFile[]): Promise<void>;
+  resume(): Promise<void>;
+  suspend(): Promise<void>;
+  complete(): Promise<CompleteResult>;
+  cancel(): Promise<void>;
+  setPriority(p: JobPriority): Promise<void>;
+  setDisplayName(name: string): Promise<void>;
+  setMinimumRetryDelay(seconds: number): Promise<void>;
+  setNoProgressTimeout(seconds: number): Promise<void>;
+  setHttpHeaders(headers: Record<string, string>): Promise<void>;
+}
+
+export interface CreateJobOptions {
+  displayName: string;
+  type?: JobType;
+  priority?: JobPriority;
+  description?: string;
+}
+
+export interface ManagedDownloadsApi {
+  readonly apiVersion: 1;
+  createJob(o: CreateJobOptions): Promise<Job>;
+  getJob(id: string): Job;
+  enumJobs(o?: { includeFinal?: boolean }): Job[];
+  readonly onDidChangeJob: Event<Job>;
+  readonly onDidTransferJob: Event<Job>;
+  readonly onDidFailJob: Event<Job>;
+  readonly onDidTransferFile: Event<{ job: Job; file: JobFile }>;
+}
