@@ -1,0 +1,415 @@
+// HTTP behaviour of a transfer: resume decisions, validators, redirects, timeouts and integrity.
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Agent } from 'undici';
+import { DownloadEngine, type EngineOptions, type JobImpl } from '../../src/engine';
+import { openEngine, tempDir, waitForState, waitUntil } from '../support/engineHarness';
+import { randomBody, sha256Hex, TEST_TLS, TestServer } from '../support/testServer';
+
+describe('HTTP transfers', () => {
+  let server: TestServer;
+  let dir: string;
+  let engine: DownloadEngine;
+  const body = randomBody(1_000_000, 21);
+
+  before(async () => {
+    server = await TestServer.start();
+  });
+  after(async () => {
+    await server.close();
+  });
+  beforeEach(async () => {
+    server.reset();
+    dir = tempDir();
+    engine = await openEngine(path.join(dir, 'store'));
+  });
+  afterEach(async () => {
+    await engine.dispose();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** Creates a one-file job with a zero retry delay and resumes it. */
+  async function start(url: string, name = 'f.bin', o: { sha256?: string; e?: DownloadEngine } = {}): Promise<JobImpl> {
+    const e = o.e ?? engine;
+    const job = await e.createJob({ displayName: name });
+    await job.setMinimumRetryDelay(0);
+    await job.addFile(url, path.join(dir, name), { sha256: o.sha256 });
+    await job.resume();
+    return job;
+  }
+
+  async function finishAndRead(job: JobImpl, e = engine): Promise<Buffer> {
+    await waitForState(e, job, 'TRANSFERRED');
+    assert.equal(await job.complete(), 'S_OK');
+    return fs.readFileSync(job.getFiles()[0].localPath);
+  }
+
+  it('resets mid-body many times: resumes each time with Range + If-Range and ends with the right bytes', async () => {
+    server.route('/r', { body, resetAfterBytes: 150_000, resetTimes: 5 });
+    const job = await start(server.url('/r'));
+    const got = await finishAndRead(job);
+    assert.equal(sha256Hex(got), sha256Hex(body));
+    const reqs = server.requestsFor('/r');
+    assert.equal(reqs.length, 6);
+    for (const r of reqs.slice(1)) {
+      assert.match(r.range ?? '', /^bytes=\d+-$/);
+      assert.ok(r.ifRange?.startsWith('"'), 'a strong ETag in If-Range');
+    }
+    const refetched = server.bytesSentFor('/r') - body.length;
+    assert.ok(refetched < 5 * 150_000, `bytes fetched twice: ${refetched}`);
+    assert.equal(job.getFiles()[0].bytesTransferred, body.length);
+    assert.equal(job.record.files[0].restarts, 0);
+  });
+
+  it('a 200 answer to a range request truncates and restarts from 0 (never appends)', async () => {
+    server.route('/r', { body, resetAfterBytes: 300_000, resetTimes: 1, ranges: false });
+    const job = await start(server.url('/r'));
+    const got = await finishAndRead(job);
+    assert.equal(sha256Hex(got), sha256Hex(body));
+    assert.equal(server.requestsFor('/r')[1].range, 'bytes=300000-');
+    assert.equal(job.record.files[0].restarts, 1);
+  });
+
+  it('an ETag that changes between requests restarts that file from 0', async () => {
+    server.route('/r', { body, resetAfterBytes: 300_000, resetTimes: 1, changeEtagEachRequest: true });
+    const job = await start(server.url('/r'));
+    const got = await finishAndRead(job);
+    assert.equal(sha256Hex(got), sha256Hex(body));
+    assert.equal(job.record.files[0].restarts, 1);
+    assert.equal(server.requestsFor('/r')[1].status, 200);
+  });
+
+  it('Last-Modified alone (strong: Date ≥ 1 s later) is used for If-Range', async () => {
+    const lm = new Date(Date.now() - 60_000).toUTCString();
+    server.route('/r', { body, etag: null, lastModified: lm, resetAfterBytes: 300_000, resetTimes: 1 });
+    const job = await start(server.url('/r'));
+    const got = await finishAndRead(job);
+    assert.equal(sha256Hex(got), sha256Hex(body));
+    assert.equal(server.requestsFor('/r')[1].ifRange, lm);
+    assert.equal(server.requestsFor('/r')[1].status, 206);
+    assert.equal(job.record.files[0].restarts, 0);
+  });
+
+  it('no validators at all: restarts from 0 rather than splice an unknown entity', async () => {
+    server.route('/r', { body, etag: null, resetAfterBytes: 300_000, resetTimes: 1 });
+    const job = await start(server.url('/r'));
+    const got = await finishAndRead(job);
+    assert.equal(sha256Hex(got), sha256Hex(body));
+    assert.equal(server.requestsFor('/r')[1].range, undefined);
+    assert.equal(job.record.files[0].restarts, 1);
+  });
+
+  it('a weak ETag is never put in If-Range', async () => {
+    server.route('/r', { body, etag: 'W/"weak"', resetAfterBytes: 300_000, resetTimes: 1 });
+    const job = await start(server.url('/r'));
+    await finishAndRead(job);
+    assert.equal(server.requestsFor('/r')[1].ifRange, undefined);
+  });
+
+  it('416 with the same size means every byte is here; 416 with another size restarts', async () => {
+    server.route('/r', { body, stallAfterBytes: 1, stallTimes: 0 });
+    const job = await engine.createJob({ displayName: '416' });
+    await job.setMinimumRetryDelay(0);
+    await job.addFile(server.url('/r'), path.join(dir, 'a.bin'));
+    // Prepare a temporary file that already holds every byte, as after a crash right before the last checkpoint.
+    const f = job.record.files[0];
+    fs.writeFileSync(f.temporaryPath, body);
+    Object.assign(f, { durableBytes: body.length, bytesTotal: body.length, etag: '"x"' });
+    server.route('/r', { body, answer416: true });
+    await job.resume();
+    await waitForState(engine, job, 'TRANSFERRED');
+    assert.equal(server.requestsFor('/r').length, 1);
+    assert.equal(sha256Hex(fs.readFileSync(f.temporaryPath)), sha256Hex(body));
+
+    const other = await engine.createJob({ displayName: '416b' });
+    await other.setMinimumRetryDelay(0);
+    await other.addFile(server.url('/r2'), path.join(dir, 'b.bin'));
+    const g = other.record.files[0];
+    fs.writeFileSync(g.temporaryPath, body.subarray(0, 500));
+    Object.assign(g, { durableBytes: 500, bytesTotal: 500, etag: '"x"' });
+    let n = 0;
+    server.route('/r2', {
+      handler: (req, res) => {
+        n++;
+        if (req.headers.range) {
+          res.writeHead(416, { 'content-range': `bytes */${body.length}` }).end();
+        } else {
+          res.writeHead(200, { 'content-length': String(body.length), etag: '"y"' }).end(body);
+        }
+      },
+    });
+    await other.resume();
+    await waitForState(engine, other, 'TRANSFERRED');
+    assert.equal(n, 2);
+    assert.equal(sha256Hex(fs.readFileSync(g.temporaryPath)), sha256Hex(body));
+    assert.equal(g.restarts, 1);
+  });
+
+  it('412 restarts from 0', async () => {
+    const job = await engine.createJob({ displayName: '412' });
+    await job.setMinimumRetryDelay(0);
+    await job.addFile(server.url('/r'), path.join(dir, 'a.bin'));
+    const f = job.record.files[0];
+    fs.writeFileSync(f.temporaryPath, body.subarray(0, 1000));
+    Object.assign(f, { durableBytes: 1000, bytesTotal: body.length, etag: '"old"' });
+    server.route('/r', { body, answer412: true });
+    await job.resume();
+    await waitForState(engine, job, 'TRANSFERRED');
+    assert.equal(server.requestsFor('/r')[0].status, 412);
+    assert.equal(server.requestsFor('/r')[1].range, undefined);
+    assert.equal(sha256Hex(fs.readFileSync(f.temporaryPath)), sha256Hex(body));
+  });
+
+  it('a server that closes before Content-Length is a transient error, then resumes', async () => {
+    server.route('/r', { body, closeEarlyAfterBytes: 400_000, stallTimes: 0 });
+    let first = true;
+    server.route('/r', {
+      handler: (req, res) => {
+        if (first) {
+          first = false;
+          res.writeHead(200, { 'content-length': String(body.length), etag: '"e1"' });
+          res.write(body.subarray(0, 400_000), () => res.socket?.end());
+          return;
+        }
+        const start = Number(/bytes=(\d+)-/.exec(req.headers.range ?? '')?.[1] ?? 0);
+        res.writeHead(start ? 206 : 200, {
+          'content-length': String(body.length - start),
+          etag: '"e1"',
+          ...(start ? { 'content-range': `bytes ${start}-${body.length - 1}/${body.length}` } : {}),
+        });
+        res.end(body.subarray(start));
+      },
+    });
+    const job = await start(server.url('/r'));
+    const got = await finishAndRead(job);
+    assert.equal(sha256Hex(got), sha256Hex(body));
+    assert.equal(job.errorCount, 1);
+  });
+
+  it('a body longer than Content-Length keeps exactly Content-Length bytes', async () => {
+    server.route('/r', { body, extraBytes: 5000 });
+    const job = await start(server.url('/r'));
+    const got = await finishAndRead(job);
+    assert.equal(got.length, body.length);
+    assert.equal(sha256Hex(got), sha256Hex(body));
+  });
+
+  it('Content-Encoding: gzip sent unasked is stored as sent (no decoding mid-stream)', async () => {
+    server.route('/r', { body, gzip: true });
+    const job = await start(server.url('/r'));
+    const got = await finishAndRead(job);
+    const { gunzipSync } = await import('node:zlib');
+    assert.equal(sha256Hex(gunzipSync(got)), sha256Hex(body));
+  });
+
+  it('chunked with no length: size unknown while transferring, known at the end', async () => {
+    server.route('/r', { body, chunked: true, throttleBytesPerSec: 2_000_000 });
+    const job = await start(server.url('/r'));
+    await waitUntil(() => job.getProgress().bytesTransferred > 0, 5000, 'bytes');
+    if (job.state === 'TRANSFERRING') {
+      assert.equal(job.getProgress().bytesTotal, undefined);
+    }
+    const got = await finishAndRead(job);
+    assert.equal(sha256Hex(got), sha256Hex(body));
+    assert.equal(job.getProgress().bytesTotal, body.length);
+  });
+
+  it('a server without range support still works, restarting after an interruption (counted)', async () => {
+    server.route('/r', { body, ranges: false, etag: null, resetAfterBytes: 200_000, resetTimes: 2 });
+    const job = await start(server.url('/r'));
+    const got = await finishAndRead(job);
+    assert.equal(sha256Hex(got), sha256Hex(body));
+    assert.equal(job.record.files[0].restarts, 2);
+  });
+
+  describe('redirects', () => {
+    it('follows a chain, and each resume starts again from the original URL', async () => {
+      server.route('/start', { redirect: { location: '/hop1', status: 301 } });
+      server.route('/hop1', { redirect: { location: server.url('/hop2'), status: 307 } });
+      server.route('/hop2', { redirect: { location: '/final', status: 308 } });
+      server.route('/final', { body, resetAfterBytes: 300_000, resetTimes: 1 });
+      const job = await start(server.url('/start'));
+      const got = await finishAndRead(job);
+      assert.equal(sha256Hex(got), sha256Hex(body));
+      assert.equal(server.requestsFor('/start').length, 2, 'the resume went back to the original URL');
+      assert.ok(server.requestsFor('/final')[1].range);
+    });
+
+    it('stops at more than 10 hops with a clear fatal error', async () => {
+      for (let i = 0; i < 11; i++) {
+        server.route(`/h${i}`, { redirect: { location: `/h${i + 1}` } });
+      }
+      server.route('/h11', { body });
+      const job = await start(server.url('/h0'));
+      await waitForState(engine, job, 'ERROR');
+      assert.equal(job.getError()?.code, 'TOO_MANY_REDIRECTS');
+      assert.equal(job.getError()?.hresult, 0x80072f7a);
+      // 10 hops are fine.
+      const ok = await start(server.url('/h1'), 'ok.bin');
+      await waitForState(engine, ok, 'TRANSFERRED');
+    });
+
+    it('detects loops', async () => {
+      server.route('/a', { redirect: { location: '/b' } });
+      server.route('/b', { redirect: { location: '/a' } });
+      const job = await start(server.url('/a'));
+      await waitForState(engine, job, 'ERROR');
+      assert.equal(job.getError()?.code, 'REDIRECT_LOOP');
+      assert.equal(server.requestsFor('/a').length, 1);
+    });
+
+    it('strips credentials on a cross-origin hop, keeps them on the same origin', async () => {
+      const other = await TestServer.start();
+      try {
+        other.route('/file', { body });
+        server.route('/same', { redirect: { location: '/cross' } });
+        server.route('/cross', { redirect: { location: other.url('/file') } });
+        const job = await engine.createJob({ displayName: 'auth' });
+        await job.setHttpHeaders({ Authorization: 'Bearer s3cret', Cookie: 'a=b', 'X-Keep': 'yes' });
+        await job.addFile(server.url('/same'), path.join(dir, 'auth.bin'));
+        await job.resume();
+        await waitForState(engine, job, 'TRANSFERRED');
+        assert.equal(server.requestsFor('/cross')[0].headers.authorization, 'Bearer s3cret');
+        const final = other.requestsFor('/file')[0].headers;
+        assert.equal(final.authorization, undefined);
+        assert.equal(final.cookie, undefined);
+        assert.equal(final['x-keep'], 'yes');
+      } finally {
+        await other.close();
+      }
+    });
+
+    it('refuses https→http by default, follows it when allowed', async () => {
+      const tls = await TestServer.start({ https: true });
+      const opts: Partial<EngineOptions> = { dispatcher: new Agent({ connect: { ca: TEST_TLS.cert } }) };
+      const secure = await openEngine(path.join(dir, 's2'), opts);
+      const lax = await openEngine(path.join(dir, 's3'), { ...opts, allowInsecureRedirects: true });
+      try {
+        server.route('/plain', { body });
+        tls.route('/down', { redirect: { location: server.url('/plain') } });
+        tls.route('/direct', { body });
+        const direct = await start(tls.url('/direct'), 'direct.bin', { e: secure });
+        await waitForState(secure, direct, 'TRANSFERRED');
+        const refused = await start(tls.url('/down'), 'refused.bin', { e: secure });
+        await waitForState(secure, refused, 'ERROR');
+        assert.equal(refused.getError()?.code, 'INSECURE_REDIRECT');
+        assert.equal(server.requestsFor('/plain').length, 0);
+        const allowed = await start(tls.url('/down'), 'allowed.bin', { e: lax });
+        await waitForState(lax, allowed, 'TRANSFERRED');
+      } finally {
+        await secure.dispose();
+        await lax.dispose();
+        await tls.close();
+      }
+    });
+  });
+
+  describe('timeouts and network failures', () => {
+    it('a stalled body (socket open, no bytes) becomes a transient error and the job resumes', async () => {
+      const quick = await openEngine(path.join(dir, 'q'), { timeouts: { headersMs: 2000, bodyIdleMs: 300, lowSpeedBytesPerSecond: 1, lowSpeedWindowMs: 60_000 } });
+      try {
+        server.route('/r', { body, stallAfterBytes: 200_000, stallTimes: 1 });
+        const job = await start(server.url('/r'), 'stall.bin', { e: quick });
+        const got = await finishAndRead(job, quick);
+        assert.equal(sha256Hex(got), sha256Hex(body));
+        assert.equal(job.errorCount, 1);
+        assert.ok(server.requestsFor('/r')[1].range);
+      } finally {
+        await quick.dispose();
+      }
+    });
+
+    it('a slow trickle below the low-speed rule is a stall', async () => {
+      const quick = await openEngine(path.join(dir, 'q'), { timeouts: { headersMs: 2000, bodyIdleMs: 5000, lowSpeedBytesPerSecond: 100_000, lowSpeedWindowMs: 500 } });
+      try {
+        server.route('/r', { body, throttleBytesPerSec: 20_000 });
+        const job = await start(server.url('/r'), 'trickle.bin', { e: quick });
+        await job.setNoProgressTimeout(0);
+        await waitForState(quick, job, ['TRANSIENT_ERROR', 'ERROR']);
+        assert.match(job.getError()!.message, /slower than 100000 bytes\/s/);
+      } finally {
+        await quick.dispose();
+      }
+    });
+
+    it('headers that never come time out', async () => {
+      const quick = await openEngine(path.join(dir, 'q'), { timeouts: { headersMs: 300, bodyIdleMs: 5000, lowSpeedBytesPerSecond: 1, lowSpeedWindowMs: 60_000 } });
+      try {
+        server.route('/r', { body, delayHeadersMs: 3000 });
+        const job = await start(server.url('/r'), 'late.bin', { e: quick });
+        await waitForState(quick, job, 'TRANSIENT_ERROR');
+        assert.equal(job.getError()?.hresult, 0x80072ee2);
+      } finally {
+        await quick.dispose();
+      }
+    });
+
+    it('connection refused and DNS failure are transient, with WinHTTP codes', async () => {
+      const refused = await start('http://127.0.0.1:1/x', 'refused.bin');
+      await waitForState(engine, refused, 'TRANSIENT_ERROR');
+      assert.equal(refused.getError()?.code, 'ECONNREFUSED');
+      assert.equal(refused.getError()?.hresult, 0x80072efd);
+      const dns = await start('http://no-such-host.invalid/x', 'dns.bin');
+      await waitForState(engine, dns, 'TRANSIENT_ERROR');
+      assert.equal(dns.getError()?.hresult, 0x80072ee7);
+    });
+
+    it('4xx are fatal except 408, 409, 429; 5xx transient except 501, 505', async () => {
+      const cases: [number, string][] = [[401, 'ERROR'], [403, 'ERROR'], [410, 'ERROR'], [408, 'TRANSIENT_ERROR'], [409, 'TRANSIENT_ERROR'], [429, 'TRANSIENT_ERROR'], [500, 'TRANSIENT_ERROR'], [501, 'ERROR'], [502, 'TRANSIENT_ERROR'], [505, 'ERROR']];
+      const jobs: [number, string, JobImpl][] = [];
+      for (const [status, want] of cases) {
+        server.route(`/s${status}`, { status });
+        const job = await start(server.url(`/s${status}`), `s${status}.bin`);
+        await job.setMinimumRetryDelay(600);
+        jobs.push([status, want, job]);
+      }
+      for (const [status, want, job] of jobs) {
+        await waitForState(engine, job, ['ERROR', 'TRANSIENT_ERROR']);
+        assert.equal(job.state, want, `HTTP ${status}`);
+        assert.equal(job.getError()?.hresult, 0x80190000 + status);
+        assert.equal(job.getError()?.code, `HTTP_${status}`);
+      }
+    });
+  });
+
+  describe('integrity', () => {
+    it('a matching sha256 (hex or SRI) completes; the hash survives a resume', async () => {
+      server.route('/r', { body, resetAfterBytes: 300_000, resetTimes: 2 });
+      const hex = sha256Hex(body);
+      const a = await start(server.url('/r'), 'hex.bin', { sha256: hex.toUpperCase() });
+      assert.equal(sha256Hex(await finishAndRead(a)), hex);
+      const sri = 'sha256-' + Buffer.from(hex, 'hex').toString('base64');
+      const b = await start(server.url('/r'), 'sri.bin', { sha256: `sha384-xyz ${sri}` });
+      assert.equal(sha256Hex(await finishAndRead(b)), hex);
+      assert.equal(b.getFiles()[0].sha256, hex);
+    });
+
+    it('a mismatch → ERROR BG_E_VALIDATION_FAILED, the bad temporary removed, no destination', async () => {
+      server.route('/r', { body });
+      const job = await start(server.url('/r'), 'bad.bin', { sha256: '0'.repeat(64) });
+      await waitForState(engine, job, 'ERROR');
+      const err = job.getError()!;
+      assert.equal(err.code, 'BG_E_VALIDATION_FAILED');
+      assert.equal(err.hresult, 0x80200053);
+      assert.ok(!fs.existsSync(job.getFiles()[0].temporaryPath));
+      assert.equal(job.getFiles()[0].transferred, false);
+      assert.equal(await job.complete(), 'BG_S_PARTIAL_COMPLETE');
+      assert.ok(!fs.existsSync(path.join(dir, 'bad.bin')));
+    });
+
+    it('the prefix is re-hashed after an engine restart', async () => {
+      server.route('/r', { body, throttleBytesPerSec: 1_000_000 });
+      const job = await start(server.url('/r'), 'rehash.bin', { sha256: sha256Hex(body) });
+      await waitUntil(() => job.record.files[0].durableBytes > 200_000, 10_000, 'a checkpoint');
+      await engine.dispose();
+      server.route('/r', { body });
+      engine = await openEngine(path.join(dir, 'store'));
+      const again = engine.getJob(job.id);
+      assert.ok(['QUEUED', 'CONNECTING', 'TRANSFERRING'].includes(again.state), `interrupted run queued again: ${again.state}`);
+      const got = await finishAndRead(again);
+      assert.equal(sha256Hex(got), sha256Hex(body));
+      assert.ok(server.requestsFor('/r')[1].range, 'resumed, not restarted');
+    });
+  });
+});

@@ -1,0 +1,64 @@
+// Helpers for engine tests: a temporary folder, an engine with fast timings, and waits on job states.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { DownloadEngine, type EngineOptions, type JobImpl, type JobState } from '../../src/engine';
+
+export function tempDir(prefix = 'md-test-'): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+/** Options that make retries, checkpoints and events quick enough for tests. */
+export function fastOptions(storeDir: string, extra: Partial<EngineOptions> = {}): EngineOptions {
+  return {
+    storeDir,
+    retryDelayFloorSeconds: 0,
+    checkpointIntervalMs: 50,
+    checkpointBytes: 64 * 1024,
+    progressThrottleMs: 20,
+    storeBatchMs: 10,
+    timeouts: { headersMs: 5_000, bodyIdleMs: 5_000, lowSpeedBytesPerSecond: 1, lowSpeedWindowMs: 60_000 },
+    ...extra,
+  };
+}
+
+export async function openEngine(storeDir: string, extra: Partial<EngineOptions> = {}): Promise<DownloadEngine> {
+  return DownloadEngine.open(fastOptions(storeDir, extra));
+}
+
+/** Resolves when the job reaches one of `states` (checked on every change event and at once). */
+export function waitForState(engine: DownloadEngine, job: JobImpl, states: JobState | JobState[], timeoutMs = 15_000): Promise<void> {
+  const want = Array.isArray(states) ? states : [states];
+  return new Promise((resolve, reject) => {
+    if (want.includes(job.state)) {
+      resolve();
+      return;
+    }
+    const timer = setTimeout(() => {
+      sub.dispose();
+      reject(new Error(`job '${job.displayName}' is ${job.state}, still not ${want.join('/')} after ${timeoutMs} ms (error: ${job.record.error?.message ?? 'none'})`));
+    }, timeoutMs);
+    const sub = engine.onDidChangeJob((j) => {
+      if (j === job && want.includes(job.state)) {
+        clearTimeout(timer);
+        sub.dispose();
+        resolve();
+      }
+    });
+  });
+}
+
+/** Resolves once `predicate` holds, polling (for live byte counts, which are throttled in events). */
+export async function waitUntil(predicate: () => boolean, timeoutMs = 15_000, what = 'condition'): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!predicate()) {
+    if (Date.now() > end) {
+      throw new Error(`timed out waiting for ${what}`);
+    }
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+export function listDir(dir: string): string[] {
+  return fs.readdirSync(dir).sort();
+}
