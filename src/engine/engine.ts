@@ -428,6 +428,10 @@ export class DownloadEngine implements JobHost {
     this.changed(job, { immediate: true });
   }
 
+  reschedule(): void {
+    this.pump();
+  }
+
   liveBytes(job: JobImpl, index: number): number | undefined {
     return job.rt.run && job.rt.currentFile === index ? job.rt.liveBytes : undefined;
   }

@@ -25,6 +25,8 @@ export interface JobHost {
   complete(job: JobImpl): Promise<CompleteResult>;
   cancel(job: JobImpl): Promise<void>;
   changed(job: JobImpl, o?: { persist?: boolean; immediate?: boolean }): void;
+  /** Re-plans which jobs run (after a priority change). */
+  reschedule(): void;
   setHeaders(job: JobImpl, headers: Record<string, string>): Promise<void>;
   /** Live byte count of the file being transferred, if any. */
   liveBytes(job: JobImpl, index: number): number | undefined;
@@ -162,7 +164,7 @@ export class JobImpl implements Job {
         throw invalidArg(`'${String(p)}' is not a priority; use one of ${JOB_PRIORITIES.join(', ')}.`);
       }
       this.record.priority = p;
-    });
+    }).then(() => this.host.reschedule());
   }
 
   setDisplayName(name: string): Promise<void> {

@@ -1,0 +1,279 @@
+// Complete and Cancel: partial Complete, rename failure, no write after Complete, races, bad input.
+import * as assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { DownloadEngine, type DownloadError } from '../../src/engine';
+import { openEngine, tempDir, waitForState, waitUntil } from '../support/engineHarness';
+import { randomBody, sha256Hex, TestServer } from '../support/testServer';
+
+describe('complete() and cancel()', () => {
+  let server: TestServer;
+  let dir: string;
+  let engine: DownloadEngine;
+  const bodies = [1, 2, 3, 4, 5].map((i) => randomBody(200_000 + i * 1000, 100 + i));
+
+  before(async () => {
+    server = await TestServer.start();
+  });
+  after(async () => {
+    await server.close();
+  });
+  beforeEach(async () => {
+    server.reset();
+    bodies.forEach((b, i) => server.route(`/f${i + 1}`, { body: b }));
+    dir = tempDir();
+    engine = await openEngine(path.join(dir, 'store'));
+  });
+  afterEach(async () => {
+    await engine.dispose();
+    if (fs.existsSync(dir)) {
+      fs.chmodSync(dir, 0o755);
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  const dest = (i: number) => path.join(dir, `file${i}.bin`);
+
+  it('called while file 3 of 5 is transferring, keeps files 1–2 and deletes the rest (BG_S_PARTIAL_COMPLETE), with no write afterwards', async () => {
+    server.route('/f3', { body: bodies[2], throttleBytesPerSec: 100_000 });
+    const job = await engine.createJob({ displayName: 'five' });
+    await job.addFileSet(bodies.map((_, i) => ({ remoteUrl: server.url(`/f${i + 1}`), localPath: dest(i + 1) })));
+    await job.resume();
+    await waitUntil(() => job.getFiles()[2].bytesTransferred > 20_000, 10_000, 'file 3 in flight');
+    const temps = job.getFiles().map((f) => f.temporaryPath);
+    assert.equal(await job.complete(), 'BG_S_PARTIAL_COMPLETE');
+    assert.equal(job.state, 'ACKNOWLEDGED');
+    assert.equal(sha256Hex(fs.readFileSync(dest(1))), sha256Hex(bodies[0]));
+    assert.equal(sha256Hex(fs.readFileSync(dest(2))), sha256Hex(bodies[1]));
+    for (const i of [3, 4, 5]) {
+      assert.ok(!fs.existsSync(dest(i)), `file ${i} not in place`);
+    }
+    for (const t of temps) {
+      assert.ok(!fs.existsSync(t), `temporary ${t} gone`);
+    }
+    assert.deepEqual(job.getFiles().map((f) => f.completed), [true, true, false, false, false]);
+    // No write after complete() returned: the folder stays as it is.
+    const before = fs.readdirSync(dir).sort();
+    await new Promise((r) => setTimeout(r, 300));
+    assert.deepEqual(fs.readdirSync(dir).sort(), before);
+    assert.equal(server.requestsFor('/f4').length, 0);
+  });
+
+  it('complete() from SUSPENDED with nothing transferred keeps nothing', async () => {
+    const job = await engine.createJob({ displayName: 'nothing' });
+    await job.addFile(server.url('/f1'), dest(1));
+    assert.equal(await job.complete(), 'BG_S_PARTIAL_COMPLETE');
+    assert.ok(!fs.existsSync(dest(1)));
+  });
+
+  it('complete() from ERROR keeps the files transferred before the error', async () => {
+    server.route('/f2', { status: 404 });
+    const job = await engine.createJob({ displayName: 'err' });
+    await job.addFileSet([1, 2].map((i) => ({ remoteUrl: server.url(`/f${i}`), localPath: dest(i) })));
+    await job.resume();
+    await waitForState(engine, job, 'ERROR');
+    assert.equal(await job.complete(), 'BG_S_PARTIAL_COMPLETE');
+    assert.ok(fs.existsSync(dest(1)));
+    assert.ok(!fs.existsSync(dest(2)));
+  });
+
+  it('a rename failure leaves renamed files in place, the job TRANSFERRED, rejects with the OS error; Complete again works', async () => {
+    const job = await engine.createJob({ displayName: 'blocked' });
+    await job.addFileSet([1, 2, 3].map((i) => ({ remoteUrl: server.url(`/f${i}`), localPath: dest(i) })));
+    await job.resume();
+    await waitForState(engine, job, 'TRANSFERRED');
+    // Someone else creates file 2's destination before Complete: it must not be replaced.
+    fs.writeFileSync(dest(2), 'precious');
+    const err = (await job.complete().then(() => assert.fail('should reject'), (e: unknown) => e)) as DownloadError;
+    assert.equal(err.code, 'EEXIST');
+    assert.equal(err.hresult, 0x800700b7);
+    assert.match(err.message, /file2\.bin/);
+    assert.equal(job.state, 'TRANSFERRED');
+    assert.ok(fs.existsSync(dest(1)), 'file 1 stays in place');
+    assert.equal(fs.readFileSync(dest(2), 'utf8'), 'precious', 'the other file is untouched');
+    assert.deepEqual(job.getFiles().map((f) => f.completed), [true, false, false]);
+    fs.rmSync(dest(2));
+    assert.equal(await job.complete(), 'S_OK');
+    assert.equal(sha256Hex(fs.readFileSync(dest(3))), sha256Hex(bodies[2]));
+  });
+
+  it('a rename into a read-only folder fails with EACCES and keeps TRANSFERRED; Cancel then keeps completed files', async function () {
+    if (process.getuid?.() === 0) {
+      // root ignores folder permissions; use a destination that is a folder instead (EISDIR / EEXIST).
+      const job = await engine.createJob({ displayName: 'locked' });
+      await job.addFileSet([1, 2].map((i) => ({ remoteUrl: server.url(`/f${i}`), localPath: dest(i) })));
+      await job.resume();
+      await waitForState(engine, job, 'TRANSFERRED');
+      fs.mkdirSync(dest(2));
+      await assert.rejects(job.complete(), (e: DownloadError) => typeof e.code === 'string' && e.hresult > 0x80000000);
+      assert.equal(job.state, 'TRANSFERRED');
+      const temp2 = job.getFiles()[1].temporaryPath;
+      await job.cancel();
+      assert.equal(job.state, 'CANCELLED');
+      assert.ok(fs.existsSync(dest(1)), 'cancel never deletes a destination complete() put in place');
+      assert.ok(!fs.existsSync(temp2));
+      return;
+    }
+    const job = await engine.createJob({ displayName: 'locked' });
+    await job.addFile(server.url('/f1'), dest(1));
+    await job.resume();
+    await waitForState(engine, job, 'TRANSFERRED');
+    fs.chmodSync(dir, 0o555);
+    await assert.rejects(job.complete(), (e: DownloadError) => e.code === 'EACCES' && e.hresult === 0x80070005);
+    assert.equal(job.state, 'TRANSFERRED');
+  });
+
+  it('cancel() stops the transfer, deletes every temporary (finished or partial) and leaves no destination', async () => {
+    server.route('/f2', { body: bodies[1], throttleBytesPerSec: 100_000 });
+    const job = await engine.createJob({ displayName: 'cancel me' });
+    await job.addFileSet([1, 2].map((i) => ({ remoteUrl: server.url(`/f${i}`), localPath: dest(i) })));
+    await job.resume();
+    await waitUntil(() => job.getFiles()[1].bytesTransferred > 10_000, 10_000, 'file 2 in flight');
+    await job.cancel();
+    assert.equal(job.state, 'CANCELLED');
+    assert.deepEqual(fs.readdirSync(dir).filter((n) => n !== 'store'), []);
+    await new Promise((r) => setTimeout(r, 200));
+    assert.deepEqual(fs.readdirSync(dir).filter((n) => n !== 'store'), [], 'nothing written after cancel()');
+  });
+
+  it('Complete and Cancel racing on the same job: one wins, the other gets DO_E_INVALID_STATE', async () => {
+    const job = await engine.createJob({ displayName: 'race' });
+    await job.addFile(server.url('/f1'), dest(1));
+    await job.resume();
+    await waitForState(engine, job, 'TRANSFERRED');
+    const [c, x] = await Promise.allSettled([job.complete(), job.cancel()]);
+    assert.equal(c.status, 'fulfilled');
+    assert.equal(x.status, 'rejected');
+    assert.equal((x as PromiseRejectedResult).reason.code, 'DO_E_INVALID_STATE');
+    assert.equal(job.state, 'ACKNOWLEDGED');
+    assert.ok(fs.existsSync(dest(1)));
+  });
+
+  it('files added to a TRANSFERRED job transfer after resume', async () => {
+    const job = await engine.createJob({ displayName: 'more' });
+    await job.addFile(server.url('/f1'), dest(1));
+    await job.resume();
+    await waitForState(engine, job, 'TRANSFERRED');
+    await job.addFile(server.url('/f2'), dest(2));
+    assert.equal(job.state, 'TRANSFERRED');
+    await job.resume();
+    await waitUntil(() => job.getFiles()[1].transferred, 10_000, 'file 2');
+    await waitForState(engine, job, 'TRANSFERRED');
+    assert.equal(await job.complete(), 'S_OK');
+    assert.ok(fs.existsSync(dest(2)));
+  });
+
+  describe('bad input is refused at add time, and nothing is half-added', () => {
+    async function refused(localPath: string, url: string, re: RegExp, code = 'E_INVALIDARG'): Promise<void> {
+      const job = await engine.createJob({ displayName: 'bad' });
+      await assert.rejects(job.addFile(url, localPath), (e: DownloadError) => {
+        assert.equal(e.code, code, e.message);
+        assert.match(e.message, re);
+        return true;
+      });
+      assert.equal(job.getFiles().length, 0);
+    }
+
+    it('URLs: other schemes, garbage, control characters, 10,000 characters', async () => {
+      for (const u of ['file:///etc/passwd', 'data:text/plain,hi', 'javascript:alert(1)', 'ftp://x/y']) {
+        await refused(dest(1), u, /scheme/);
+      }
+      await refused(dest(1), 'not a url', /not a valid URL/);
+      await refused(dest(1), 'http://x/\r\nHost: evil', /control character/);
+      await refused(dest(1), 'http://example.com/' + 'a'.repeat(10_000), /10019 characters/);
+      await refused(dest(1), '', /empty/);
+    });
+
+    it('paths: relative, with .., NUL, a folder, names reserved on Windows, missing folder, symlink', async () => {
+      const url = server.url('/f1');
+      await refused('relative/file.bin', url, /relative/);
+      await refused(dir + '/../x/file.bin', url, /not normalised/);
+      await refused(dir + '/a\0b', url, /NUL/);
+      await refused(dir, url, /existing folder/);
+      await refused(path.join(dir, 'CON'), url, /not portable/);
+      await refused(path.join(dir, 'nul.txt'), url, /not portable/);
+      await refused(path.join(dir, 'no-such-folder', 'f.bin'), url, /does not exist/, 'ENOENT');
+      fs.symlinkSync('/etc/hostname', path.join(dir, 'link'));
+      await refused(path.join(dir, 'link'), url, /symbolic link/);
+    });
+
+    it('a symlinked folder pointing outside the allowed roots is refused', async () => {
+      const roots = await openEngine(path.join(dir, 's2'), { allowedRoots: [path.join(dir, 'inside')] });
+      try {
+        fs.mkdirSync(path.join(dir, 'inside'));
+        fs.mkdirSync(path.join(dir, 'outside'));
+        fs.symlinkSync(path.join(dir, 'outside'), path.join(dir, 'inside', 'escape'));
+        const job = await roots.createJob({ displayName: 'roots' });
+        await assert.rejects(job.addFile(server.url('/f1'), path.join(dir, 'inside', 'escape', 'x.bin')), /outside the allowed folders/);
+        await job.addFile(server.url('/f1'), path.join(dir, 'inside', 'ok.bin'));
+        assert.equal(job.getFiles().length, 1);
+      } finally {
+        await roots.dispose();
+      }
+    });
+
+    it('an unwritable folder is refused with the OS code', async function () {
+      const ro = path.join(dir, 'ro');
+      fs.mkdirSync(ro, { mode: 0o555 });
+      let unmount = (): void => undefined;
+      if (process.getuid?.() === 0) {
+        // root ignores permission bits: a read-only tmpfs makes the folder unwritable for root too.
+        try {
+          execFileSync('mount', ['-t', 'tmpfs', '-o', 'ro,size=1m', 'tmpfs', ro], { stdio: 'ignore' });
+          unmount = () => execFileSync('umount', [ro], { stdio: 'ignore' });
+        } catch {
+          this.skip(); // reason: running as root where mounting is not allowed, so no folder is unwritable
+        }
+      }
+      try {
+        const job = await engine.createJob({ displayName: 'ro' });
+        await assert.rejects(job.addFile(server.url('/f1'), path.join(ro, 'f.bin')), (e: DownloadError) => {
+          assert.ok(e.code === 'EACCES' || e.code === 'EROFS', e.code);
+          assert.match(e.message, /cannot be written/);
+          return true;
+        });
+        assert.equal(job.getFiles().length, 0);
+      } finally {
+        unmount();
+      }
+    });
+
+    it('two files with the same destination in active jobs, within a set or across jobs', async () => {
+      const a = await engine.createJob({ displayName: 'a' });
+      await a.addFile(server.url('/f1'), dest(1));
+      await refused(dest(1), server.url('/f2'), /already the destination/);
+      const b = await engine.createJob({ displayName: 'b' });
+      await assert.rejects(
+        b.addFileSet([
+          { remoteUrl: server.url('/f2'), localPath: dest(2) },
+          { remoteUrl: server.url('/f3'), localPath: dest(2) },
+        ]),
+        /already the destination/,
+      );
+      assert.equal(b.getFiles().length, 0, 'all or nothing');
+      await a.cancel();
+      await b.addFile(server.url('/f1'), dest(1)); // free again once the first job is final
+    });
+
+    it('a set with one bad entry adds nothing', async () => {
+      const job = await engine.createJob({ displayName: 'set' });
+      await assert.rejects(
+        job.addFileSet([
+          { remoteUrl: server.url('/f1'), localPath: dest(1) },
+          { remoteUrl: 'gopher://x', localPath: dest(2) },
+        ]),
+        /scheme/,
+      );
+      assert.equal(job.getFiles().length, 0);
+      await assert.rejects(job.addFileSet([]), /non-empty/);
+      await assert.rejects(job.addFile(server.url('/f1'), dest(1), { sha256: 'abc' }), /not a sha256/);
+    });
+
+    it('job names: empty, over 256 characters', async () => {
+      await assert.rejects(engine.createJob({ displayName: '' }), (e: DownloadError) => e.code === 'E_INVALIDARG');
+      await assert.rejects(engine.createJob({ displayName: 'n'.repeat(257) }), (e: DownloadError) => e.code === 'E_INVALIDARG' && /256/.test(e.message));
+      await assert.rejects(engine.createJob({ displayName: 'x', type: 'sideways' as never }), /job type/);
+    });
+  });
+});
