@@ -100,10 +100,14 @@ export class JobStore {
   /** Writes now (after any save in progress) and resolves once the journal is durable. */
   async save(): Promise<void> {
     this.dirty = true;
-    while (this.dirty) {
+    for (;;) {
+      // Another caller's write may carry our change: wait for it, then write only if still dirty.
       if (this.saving) {
         await this.saving.catch(() => undefined);
         continue;
+      }
+      if (!this.dirty) {
+        return;
       }
       this.dirty = false;
       this.saving = this.write();

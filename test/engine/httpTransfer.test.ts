@@ -2,6 +2,7 @@
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import type { LookupFunction } from 'node:net';
 import { Agent } from 'undici';
 import { DownloadEngine, type EngineOptions, type JobImpl } from '../../src/engine';
 import { openEngine, tempDir, waitForState, waitUntil } from '../support/engineHarness';
@@ -350,9 +351,24 @@ describe('HTTP transfers', () => {
       await waitForState(engine, refused, 'TRANSIENT_ERROR');
       assert.equal(refused.getError()?.code, 'ECONNREFUSED');
       assert.equal(refused.getError()?.hresult, 0x80072efd);
-      const dns = await start('http://no-such-host.invalid/x', 'dns.bin');
-      await waitForState(engine, dns, 'TRANSIENT_ERROR');
-      assert.equal(dns.getError()?.hresult, 0x80072ee7);
+      // This machine has no resolver to ask, so the name lookup fails the way getaddrinfo does, at once.
+      const noDns = new Agent({
+        connect: {
+          lookup: ((hostname: string, _o: unknown, cb: (e: NodeJS.ErrnoException | null, a: string, f: number) => void) =>
+            cb(Object.assign(new Error(`getaddrinfo ENOTFOUND ${hostname}`), { code: 'ENOTFOUND' }), '', 0)) as unknown as LookupFunction,
+        },
+      });
+      const dnsEngine = await openEngine(path.join(dir, 'dns'), { dispatcher: noDns });
+      try {
+        const dns = await start('http://no-such-host.invalid/x', 'dns.bin', { e: dnsEngine });
+        await waitForState(dnsEngine, dns, 'TRANSIENT_ERROR');
+        assert.equal(dns.getError()?.code, 'ENOTFOUND');
+        assert.equal(dns.getError()?.hresult, 0x80072ee7);
+        assert.match(dns.getError()!.message, /could not be resolved/);
+      } finally {
+        await dnsEngine.dispose();
+        await noDns.close();
+      }
     });
 
     it('4xx are fatal except 408, 409, 429; 5xx transient except 501, 505', async () => {
