@@ -7,7 +7,7 @@ import { Emitter } from './emitter';
 import { DownloadError, HRESULTS, invalidArg, osError } from './errors';
 import { FileHeaderVault, type HeaderVault } from './headerVault';
 import { parseSha256 } from './integrity';
-import { JobImpl, type JobHost } from './job';
+import { JobImpl, type AddedFile, type JobHost } from './job';
 import {
   DEFAULT_MINIMUM_RETRY_DELAY_SECONDS,
   DEFAULT_NO_PROGRESS_TIMEOUT_SECONDS,
@@ -19,7 +19,7 @@ import { renameIntoPlace } from './rename';
 import { planSchedule } from './scheduler';
 import { JobStore, syncDir } from './store';
 import { transferFile, TransferStopped, type TransferTimeouts } from './transfer';
-import { ACTION_STATES, FINAL_STATES, JOB_PRIORITIES, type CompleteResult, type CreateJobOptions, type JobFile, type JobState, type NewFile } from './types';
+import { ACTION_STATES, FINAL_STATES, JOB_PRIORITIES, type CompleteResult, type CreateJobOptions, type JobFile, type JobState } from './types';
 import { checkDescription, checkDisplayName, checkLocalPathOnDisk, checkLocalPathSyntax, checkRemoteUrl, temporaryPathFor } from './validation';
 
 export type LogLevel = 'trace' | 'info' | 'warn' | 'error';
@@ -277,7 +277,7 @@ export class DownloadEngine implements JobHost {
 
   // ---------------------------------------------------------------- JobHost: state-changing calls
 
-  addFiles(job: JobImpl, files: NewFile[]): Promise<void> {
+  addFiles(job: JobImpl, files: AddedFile[]): Promise<void> {
     return job.exclusive(async () => {
       job.assertNotFinal('add files to');
       if (job.type === 'upload' && job.record.files.length + files.length > 1) {
@@ -308,6 +308,7 @@ export class DownloadEngine implements JobHost {
           transferred: false,
           completed: false,
           restarts: 0,
+          ...(f.replaceExisting === true ? { replaceExisting: true } : {}),
         });
       }
       job.record.files.push(...records);

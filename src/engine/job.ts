@@ -16,10 +16,13 @@ import {
 } from './types';
 import { checkDisplayName, checkHeaders, checkSeconds } from './validation';
 
+/** A file to add; `replaceExisting` lets complete() replace an existing destination (the user confirmed it in a save dialog). */
+export type AddedFile = NewFile & { replaceExisting?: boolean };
+
 /** What a job needs from its engine; the engine implements it. */
 export interface JobHost {
   readonly retryDelayFloorSeconds: number;
-  addFiles(job: JobImpl, files: NewFile[]): Promise<void>;
+  addFiles(job: JobImpl, files: AddedFile[]): Promise<void>;
   resume(job: JobImpl): Promise<void>;
   suspend(job: JobImpl): Promise<void>;
   complete(job: JobImpl): Promise<CompleteResult>;
@@ -142,8 +145,8 @@ export class JobImpl implements Job {
     return Math.max(0, (p.bytesTotal - p.bytesTransferred) / speed);
   }
 
-  addFile(remoteUrl: string, localPath: string, o?: { sha256?: string }): Promise<void> {
-    return this.host.addFiles(this, [{ remoteUrl, localPath, sha256: o?.sha256 }]);
+  addFile(remoteUrl: string, localPath: string, o?: { sha256?: string; replaceExisting?: boolean }): Promise<void> {
+    return this.host.addFiles(this, [{ remoteUrl, localPath, sha256: o?.sha256, replaceExisting: o?.replaceExisting }]);
   }
 
   addFileSet(files: NewFile[]): Promise<void> {
