@@ -288,6 +288,7 @@ async function receiveBody(body: Dispatcher.ResponseData['body'], fh: fs.FileHan
     } catch (e) {
       throw osError(e, `Cannot flush ${file.temporaryPath} to disk`);
     }
+    await assertStillLinked(fh, file.temporaryPath);
     file.durableBytes = written;
     lastCheckpoint = o.now();
     o.onCheckpoint();
@@ -345,6 +346,23 @@ async function receiveBody(body: Dispatcher.ResponseData['body'], fh: fs.FileHan
   }
 }
 
+/**
+ * On POSIX a deleted file (or folder) stays writable through an open handle, so bytes would pile up in a
+ * file nobody can reach. Checked at each checkpoint: the path must still name the file we write.
+ */
+async function assertStillLinked(fh: fs.FileHandle, p: string): Promise<void> {
+  if (process.platform === 'win32') {
+    return; // Windows refuses to delete an open file.
+  }
+  const [mine, named] = await Promise.all([fh.stat(), fs.stat(p).catch(() => undefined)]);
+  if (!named || named.ino !== mine.ino || named.dev !== mine.dev) {
+    throw new DownloadError('ENOENT', `The temporary file ${p} was deleted or replaced while downloading (was its folder removed?).`, {
+      hresult: 0x80070002,
+      context: 'LOCAL_FILE',
+    });
+  }
+}
+
 async function finish(fh: fs.FileHandle, o: TransferOptions, size: number, hash: Hash | undefined): Promise<void> {
   const { file } = o;
   if (hash && file.sha256) {
@@ -368,6 +386,7 @@ async function finish(fh: fs.FileHandle, o: TransferOptions, size: number, hash:
   } catch (e) {
     throw osError(e, `Cannot flush ${file.temporaryPath} to disk`);
   }
+  await assertStillLinked(fh, file.temporaryPath);
   file.bytesTotal = size;
   file.durableBytes = size;
   file.transferred = true;
