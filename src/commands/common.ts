@@ -1,0 +1,139 @@
+// What every command needs: the engine, the view, the notifier, and how arguments become jobs.
+import * as vscode from 'vscode';
+import { DownloadError, type JobImpl } from '../engine';
+import type { EngineHost } from '../engineHost';
+import type { FailureContext, Notifier } from '../notifications';
+import { FileNode } from '../views/nodes/fileNode';
+import { describeJob, jobIcon, JobNode } from '../views/nodes/jobNode';
+import type { JobsView } from '../views/jobsView';
+
+export interface CommandContext {
+  readonly host: EngineHost;
+  readonly view: JobsView;
+  readonly notifier: Notifier;
+  readonly log: vscode.LogOutputChannel;
+}
+
+/**
+ * Registers a command whose failures become one error notification (code + hex HRESULT) instead of VS Code's
+ * generic "command failed" message. The handler's result is the command's result.
+ */
+export function registerCommand(
+  ctx: CommandContext,
+  id: string,
+  handler: (...args: unknown[]) => unknown,
+  failure?: (args: unknown[]) => FailureContext,
+): vscode.Disposable {
+  return vscode.commands.registerCommand(id, async (...args: unknown[]) => {
+    try {
+      return await handler(...args);
+    } catch (e) {
+      ctx.notifier.commandFailed(e, failure?.(args));
+      return undefined;
+    }
+  });
+}
+
+/** A job id, a tree node, an API job object. */
+function toJob(ctx: CommandContext, x: unknown): JobImpl {
+  if (typeof x === 'string') {
+    return ctx.host.engine.getJob(x);
+  }
+  if (x instanceof JobNode || x instanceof FileNode) {
+    return ctx.host.engine.getJob(x.job.id);
+  }
+  if (x && typeof x === 'object' && typeof (x as { id?: unknown }).id === 'string') {
+    return ctx.host.engine.getJob((x as { id: string }).id);
+  }
+  throw new DownloadError('E_INVALIDARG', vscode.l10n.t('Expected a job id, a job or a tree item, got {0}.', describe(x)));
+}
+
+function describe(x: unknown): string {
+  try {
+    return typeof x === 'object' ? JSON.stringify(x)?.slice(0, 80) ?? String(x) : String(x);
+  } catch {
+    return String(x);
+  }
+}
+
+/**
+ * The jobs a command acts on: the tree selection when run from the tree (VS Code passes the clicked item, then
+ * all selected items), an array or a single job id/job/node when called with arguments, else undefined.
+ */
+export function jobsFromArgs(ctx: CommandContext, arg: unknown, selection: unknown): JobImpl[] | undefined {
+  let items: unknown[];
+  if (Array.isArray(selection) && selection.length > 0 && (arg === undefined || selection.includes(arg))) {
+    items = selection;
+  } else if (Array.isArray(arg)) {
+    items = arg;
+  } else if (arg === undefined || arg === null) {
+    return undefined;
+  } else {
+    items = [arg];
+  }
+  const seen = new Map<string, JobImpl>();
+  for (const x of items) {
+    const job = toJob(ctx, x);
+    seen.set(job.id, job);
+  }
+  return [...seen.values()];
+}
+
+interface JobPickItem extends vscode.QuickPickItem {
+  job: JobImpl;
+}
+
+/** Asks which job(s); `includeFinal` lists finished jobs too (Complete and Cancel). */
+export async function pickJobs(
+  ctx: CommandContext,
+  o: { title: string; filter?: (j: JobImpl) => boolean; includeFinal?: boolean; canPickMany?: boolean },
+): Promise<JobImpl[] | undefined> {
+  const jobs = ctx.host.engine
+    .enumJobs({ includeFinal: o.includeFinal === true })
+    .filter((j) => !o.filter || o.filter(j))
+    .sort((a, b) => b.record.created - a.record.created);
+  if (jobs.length === 0) {
+    void vscode.window.showInformationMessage(vscode.l10n.t('There is no job to choose from.'));
+    return undefined;
+  }
+  const items: JobPickItem[] = jobs.map((job) => ({
+    job,
+    label: `$(${jobIcon(job).id.replace('~spin', '')}) ${job.displayName}`,
+    description: describeJob(job),
+    detail: job.description ? `${job.description} · ${job.id}` : job.id,
+  }));
+  if (o.canPickMany) {
+    const picked = await vscode.window.showQuickPick(items, { title: o.title, canPickMany: true, matchOnDescription: true, matchOnDetail: true });
+    return picked && picked.length > 0 ? picked.map((p) => p.job) : undefined;
+  }
+  const picked = await vscode.window.showQuickPick(items, { title: o.title, matchOnDescription: true, matchOnDetail: true });
+  return picked ? [picked.job] : undefined;
+}
+
+/** jobsFromArgs, or a quick pick when the command was run without arguments. */
+export async function targetJobs(
+  ctx: CommandContext,
+  args: unknown[],
+  pick: { title: string; filter?: (j: JobImpl) => boolean; includeFinal?: boolean; canPickMany?: boolean },
+): Promise<JobImpl[] | undefined> {
+  return jobsFromArgs(ctx, args[0], args[1]) ?? (await pickJobs(ctx, pick));
+}
+
+/** Runs `action` on each job; each failure is its own notification (with Retry). One result per job. */
+export async function forEachJob<T>(ctx: CommandContext, jobs: JobImpl[], action: (job: JobImpl) => Promise<T>): Promise<(T | undefined)[]> {
+  return Promise.all(
+    jobs.map(async (job) => {
+      try {
+        return await action(job);
+      } catch (e) {
+        ctx.notifier.commandFailed(e, { job, retry: () => action(job) });
+        return undefined;
+      }
+    }),
+  );
+}
+
+/** A single job's result for a single target, the list for several. */
+export function oneOrMany<T>(results: T[]): T | T[] | undefined {
+  return results.length === 0 ? undefined : results.length === 1 ? results[0] : results;
+}

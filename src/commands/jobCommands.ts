@@ -1,0 +1,181 @@
+// Commands that act on existing jobs: resume, suspend, complete, cancel, retry, priority, errors, clean-up.
+import * as path from 'node:path';
+import * as vscode from 'vscode';
+import { describeError, formatBytes } from '../common/format';
+import { ACTION_STATES, JOB_PRIORITIES, type CompleteResult, type JobImpl, type JobPriority } from '../engine';
+import * as settings from '../settings';
+import { forEachJob, jobsFromArgs, oneOrMany, registerCommand, targetJobs, type CommandContext } from './common';
+
+const canResume = (j: JobImpl): boolean =>
+  !j.isFinal && j.getFiles().length > 0 && (j.state === 'SUSPENDED' || j.state === 'TRANSIENT_ERROR' || j.state === 'ERROR' || (j.state === 'TRANSFERRED' && j.getFiles().some((f) => !f.transferred && !f.completed)));
+const canSuspend = (j: JobImpl): boolean => ACTION_STATES.has(j.state) || j.state === 'ERROR';
+const notFinal = (j: JobImpl): boolean => !j.isFinal;
+
+export function registerJobCommands(ctx: CommandContext): vscode.Disposable[] {
+  return [
+    registerCommand(ctx, 'managedDownloads.resume', async (...args) => {
+      const jobs = await targetJobs(ctx, args, { title: vscode.l10n.t('Resume which job?'), filter: canResume });
+      return jobs && oneOrMany(await forEachJob(ctx, jobs, (j) => j.resume()));
+    }),
+
+    registerCommand(ctx, 'managedDownloads.suspend', async (...args) => {
+      const jobs = await targetJobs(ctx, args, { title: vscode.l10n.t('Suspend which job?'), filter: canSuspend });
+      return jobs && oneOrMany(await forEachJob(ctx, jobs, (j) => j.suspend()));
+    }),
+
+    registerCommand(ctx, 'managedDownloads.retry', async (...args) => {
+      const jobs = await targetJobs(ctx, args, { title: vscode.l10n.t('Retry which job?'), filter: (j) => j.state === 'ERROR' || j.state === 'TRANSIENT_ERROR' });
+      return jobs && oneOrMany(await forEachJob(ctx, jobs, (j) => j.resume()));
+    }),
+
+    // Offered on any job from the palette, finished ones included, so DO_E_INVALID_STATE can be seen.
+    registerCommand(ctx, 'managedDownloads.complete', async (...args) => {
+      const jobs = await targetJobs(ctx, args, { title: vscode.l10n.t('Complete which job?'), includeFinal: true });
+      return jobs && oneOrMany(await forEachJob(ctx, jobs, (j) => complete(ctx, j)));
+    }),
+
+    registerCommand(ctx, 'managedDownloads.cancel', async (...args) => {
+      const explicit = jobsFromArgs(ctx, args[0], args[1]);
+      const jobs = explicit ?? (await targetJobsForPalette(ctx, vscode.l10n.t('Cancel which job?')));
+      if (!jobs) {
+        return undefined;
+      }
+      // Confirm only in the UI (tree or palette) and only when bytes would be lost; ids from callers mean it.
+      const interactive = typeof args[0] !== 'string' && !(Array.isArray(args[0]) && args[0].every((x) => typeof x === 'string'));
+      if (interactive && !(await confirmCancel(jobs))) {
+        return undefined;
+      }
+      return oneOrMany(await forEachJob(ctx, jobs, (j) => j.cancel()));
+    }),
+
+    registerCommand(ctx, 'managedDownloads.setPriority', async (...args) => {
+      const jobs = await targetJobs(ctx, args, { title: vscode.l10n.t('Change the priority of which job?'), filter: notFinal });
+      if (!jobs) {
+        return undefined;
+      }
+      let priority = typeof args[1] === 'string' ? (args[1] as JobPriority) : typeof args[2] === 'string' ? (args[2] as JobPriority) : undefined;
+      if (!priority) {
+        const current = jobs.length === 1 ? jobs[0].priority : undefined;
+        const picked = await vscode.window.showQuickPick(
+          JOB_PRIORITIES.map((p) => ({ label: p, description: priorityDescription(p), picked: p === current, priority: p })),
+          { title: vscode.l10n.t('Priority') },
+        );
+        priority = picked?.priority;
+      }
+      if (!priority) {
+        return undefined;
+      }
+      const p = priority;
+      return oneOrMany(await forEachJob(ctx, jobs, (j) => j.setPriority(p)));
+    }),
+
+    registerCommand(ctx, 'managedDownloads.showError', async (...args) => {
+      const jobs = await targetJobs(ctx, args, { title: vscode.l10n.t('Show the error of which job?'), filter: (j) => j.state === 'ERROR' || j.state === 'TRANSIENT_ERROR' });
+      if (!jobs) {
+        return undefined;
+      }
+      const job = jobs[0];
+      const error = job.getError();
+      if (!error) {
+        void vscode.window.showInformationMessage(vscode.l10n.t("Job '{0}' has no error.", job.displayName));
+        return undefined;
+      }
+      const where = error.file ? ` — ${path.basename(error.file.localPath)}` : '';
+      const retry = job.state === 'TRANSIENT_ERROR' && job.retryAt ? ' ' + vscode.l10n.t('Next retry at {0}.', job.retryAt.toLocaleTimeString(vscode.env.language)) : '';
+      ctx.notifier.show(
+        job.state === 'ERROR' ? 'error' : 'warning',
+        vscode.l10n.t("Job '{0}' ({1}, {2} errors): {3} [{4}{5}]", job.displayName, job.state, job.errorCount, describeError(error), error.context, where) + retry,
+        [
+          { title: vscode.l10n.t('Retry'), run: () => vscode.commands.executeCommand('managedDownloads.retry', job.id) },
+          { title: vscode.l10n.t('Show Log'), run: () => ctx.log.show(true) },
+        ],
+        job.id,
+      );
+      return error;
+    }),
+
+    registerCommand(ctx, 'managedDownloads.clearFinished', async () => {
+      const finished = ctx.host.engine.enumJobs({ includeFinal: true }).filter((j) => j.isFinal);
+      await forEachJob(ctx, finished, (j) => ctx.host.engine.removeJob(j.id));
+      vscode.window.setStatusBarMessage(vscode.l10n.t('Managed Downloads: removed {0} finished jobs from the list.', finished.length), 4000);
+      return finished.length;
+    }),
+
+    registerCommand(ctx, 'managedDownloads.removeJob', async (...args) => {
+      const jobs = await targetJobs(ctx, args, { title: vscode.l10n.t('Remove which finished job from the list?'), filter: (j) => j.isFinal, includeFinal: true });
+      return jobs && oneOrMany(await forEachJob(ctx, jobs, (j) => ctx.host.engine.removeJob(j.id)));
+    }),
+
+    registerCommand(ctx, 'managedDownloads.showJob', async (...args) => {
+      const jobs = await targetJobs(ctx, args, { title: vscode.l10n.t('Show which job?'), includeFinal: settings.showFinishedJobs() });
+      if (!jobs) {
+        return false;
+      }
+      const job = jobs[0];
+      if (await ctx.view.reveal(job.id)) {
+        return true;
+      }
+      const show = vscode.l10n.t('Show Finished Jobs');
+      const choice = await vscode.window.showInformationMessage(vscode.l10n.t("Job '{0}' is {1} and finished jobs are hidden.", job.displayName, job.state), show);
+      if (choice === show) {
+        await vscode.workspace.getConfiguration(settings.SECTION).update('showFinishedJobs', true, vscode.ConfigurationTarget.Global);
+        ctx.view.provider.flushNow();
+        return ctx.view.reveal(job.id);
+      }
+      return false;
+    }),
+  ];
+}
+
+async function complete(ctx: CommandContext, job: JobImpl): Promise<CompleteResult> {
+  if (!job.isFinal) {
+    ctx.notifier.completingByCommand(job.id);
+  }
+  const result = await job.complete();
+  if (result === 'BG_S_PARTIAL_COMPLETE') {
+    ctx.notifier.partialComplete(job);
+  } else {
+    const kept = job.getFiles().filter((f) => f.completed);
+    ctx.notifier.show(
+      'info',
+      kept.length === 1
+        ? vscode.l10n.t("Job '{0}' completed: {1} is in place.", job.displayName, kept[0].localPath)
+        : vscode.l10n.t("Job '{0}' completed: {1} files are in place.", job.displayName, kept.length),
+      kept.length > 0
+        ? [
+            { title: vscode.l10n.t('Open'), run: () => vscode.commands.executeCommand('managedDownloads.openFile', job.id) },
+            { title: vscode.l10n.t('Reveal'), run: () => vscode.commands.executeCommand('managedDownloads.revealFile', job.id) },
+          ]
+        : [],
+      job.id,
+    );
+  }
+  return result;
+}
+
+function targetJobsForPalette(ctx: CommandContext, title: string): Promise<JobImpl[] | undefined> {
+  return targetJobs(ctx, [], { title, includeFinal: true });
+}
+
+async function confirmCancel(jobs: JobImpl[]): Promise<boolean> {
+  const live = jobs.filter((j) => !j.isFinal);
+  const bytes = live.reduce((n, j) => n + j.getProgress().bytesTransferred, 0);
+  if (live.length === 0 || bytes === 0) {
+    return true;
+  }
+  const yes = vscode.l10n.t('Cancel Jobs');
+  const message =
+    live.length === 1
+      ? vscode.l10n.t("Cancel job '{0}' and delete its {1} of temporary files?", live[0].displayName, formatBytes(bytes))
+      : vscode.l10n.t('Cancel {0} jobs and delete their {1} of temporary files?', live.length, formatBytes(bytes));
+  return (await vscode.window.showWarningMessage(message, { modal: true }, yes)) === yes;
+}
+
+function priorityDescription(p: JobPriority): string {
+  switch (p) {
+    case 'FOREGROUND': return vscode.l10n.t('Runs first, ahead of every other job');
+    case 'HIGH': return vscode.l10n.t('Ahead of normal and low jobs');
+    case 'NORMAL': return vscode.l10n.t('The default');
+    case 'LOW': return vscode.l10n.t('Only when nothing else waits');
+  }
+}

@@ -1,0 +1,230 @@
+// Every message the extension shows goes through here: failures carry the code and hex HRESULT and real
+// actions. Tests observe what was shown through the internal test hook (`history`, `onDidNotify`).
+import * as path from 'node:path';
+import * as vscode from 'vscode';
+import { describeError, toErrorLike } from './common/format';
+import { Disposable } from './common/lifecycle';
+import { formatHresult, HRESULTS, type JobImpl } from './engine';
+import type { EngineHost } from './engineHost';
+
+export type Severity = 'error' | 'warning' | 'info';
+
+export interface NotificationAction {
+  readonly title: string;
+  run(): unknown;
+}
+
+export interface NotificationRecord {
+  readonly severity: Severity;
+  readonly message: string;
+  readonly actions: readonly string[];
+  readonly jobId?: string;
+}
+
+export interface FailureContext {
+  /** The job the command acted on, for "Show Job". */
+  job?: JobImpl;
+  /** Runs the failed operation again. */
+  retry?: () => unknown;
+}
+
+/** Codes a proxy or network setting can fix. */
+function isNetworkProblem(code: string, hresult: number): boolean {
+  const winhttp = hresult >>> 16 === 0x8007 && (hresult & 0xf000) === 0x2000;
+  return code === 'HTTP_407' || winhttp || /^(ECONN|ENOTFOUND|EAI_|UND_ERR|ETIMEDOUT|CERT|ERR_TLS|DEPTH_ZERO|SELF_SIGNED|UNABLE_TO)/.test(code);
+}
+
+/** Codes the download folder setting can fix. */
+function isFolderProblem(code: string): boolean {
+  return code === 'EACCES' || code === 'EPERM' || code === 'ENOENT' || code === 'EROFS' || code === 'ENOSPC' || code === 'ENOTDIR';
+}
+
+export class Notifier extends Disposable {
+  /** What was shown, newest last (kept short). Internal: read by the in-editor tests. */
+  readonly history: NotificationRecord[] = [];
+  private readonly _onDidNotify = this._register(new vscode.EventEmitter<NotificationRecord>());
+  readonly onDidNotify = this._onDidNotify.event;
+  /** Jobs whose entry into ERROR was already announced (until they leave ERROR). */
+  private readonly failedAnnounced = new Set<string>();
+  /** Auto-completing jobs already announced as downloaded (or finished before we started). */
+  private readonly downloadedAnnounced = new Set<string>();
+
+  constructor(
+    private readonly host: EngineHost,
+    private readonly log: vscode.LogOutputChannel,
+  ) {
+    super();
+    this.seed();
+    this._register(host.onDidReplaceEngine(() => this.seed()));
+    this._register(host.onDidFailJob((job) => this.jobFailed(job)));
+    this._register(
+      host.onDidChangeJob((job) => {
+        if (job.state !== 'ERROR') {
+          this.failedAnnounced.delete(job.id);
+        }
+        if (job.autoComplete && job.state === 'ACKNOWLEDGED' && !this.downloadedAnnounced.has(job.id)) {
+          this.downloadedAnnounced.add(job.id);
+          this.downloaded(job);
+        }
+      }),
+    );
+  }
+
+  private seed(): void {
+    for (const job of this.host.engine.enumJobs({ includeFinal: true })) {
+      if (job.isFinal) {
+        this.downloadedAnnounced.add(job.id);
+      }
+      if (job.state === 'ERROR') {
+        this.failedAnnounced.add(job.id);
+      }
+    }
+  }
+
+  /** Shows a message with actions and runs the one the user picks. Resolves once shown, not when dismissed. */
+  show(severity: Severity, message: string, actions: NotificationAction[] = [], jobId?: string): NotificationRecord {
+    const record: NotificationRecord = { severity, message, actions: actions.map((a) => a.title), jobId };
+    this.history.push(record);
+    if (this.history.length > 200) {
+      this.history.splice(0, this.history.length - 200);
+    }
+    const log = severity === 'error' ? this.log.error : severity === 'warning' ? this.log.warn : this.log.info;
+    log.call(this.log, `[notification] ${message}`);
+    this._onDidNotify.fire(record);
+    const titles = actions.map((a) => a.title);
+    const shown =
+      severity === 'error'
+        ? vscode.window.showErrorMessage(message, ...titles)
+        : severity === 'warning'
+          ? vscode.window.showWarningMessage(message, ...titles)
+          : vscode.window.showInformationMessage(message, ...titles);
+    void Promise.resolve(shown).then(async (choice) => {
+      const action = actions.find((a) => a.title === choice);
+      try {
+        await action?.run();
+      } catch (e) {
+        this.commandFailed(e);
+      }
+    });
+    return record;
+  }
+
+  /** A command failed: the error's sentence with its code and hex HRESULT, and what can be done about it. */
+  commandFailed(e: unknown, ctx: FailureContext = {}): NotificationRecord {
+    const err = toErrorLike(e);
+    const actions: NotificationAction[] = [];
+    if (ctx.job && this.hasJob(ctx.job.id)) {
+      actions.push(this.showJobAction(ctx.job));
+    }
+    if (ctx.retry && err.code !== 'DO_E_INVALID_STATE' && err.code !== 'DO_E_JOB_NOT_FOUND') {
+      actions.push({ title: vscode.l10n.t('Retry'), run: ctx.retry });
+    }
+    if (isNetworkProblem(err.code, err.hresult)) {
+      actions.push(this.openSettingsAction('http.proxy'));
+    } else if (isFolderProblem(err.code)) {
+      actions.push(this.openSettingsAction('managedDownloads.downloadFolder'));
+    }
+    actions.push(this.showLogAction());
+    return this.show('error', describeError(err), actions, ctx.job?.id);
+  }
+
+  /** A job entered ERROR: said once per entry, never per transient retry. */
+  jobFailed(job: JobImpl): void {
+    if (this.failedAnnounced.has(job.id)) {
+      return;
+    }
+    this.failedAnnounced.add(job.id);
+    const info = job.getError();
+    const detail = info ? describeError(info) : vscode.l10n.t('No error information is available.');
+    const actions: NotificationAction[] = [
+      { title: vscode.l10n.t('Retry'), run: () => vscode.commands.executeCommand('managedDownloads.retry', job.id) },
+      this.showJobAction(job),
+    ];
+    if (info && isNetworkProblem(info.code, info.hresult)) {
+      actions.push(this.openSettingsAction('http.proxy'));
+    }
+    actions.push(this.showLogAction());
+    this.show('error', vscode.l10n.t("Job '{0}' failed: {1}", job.displayName, detail), actions, job.id);
+  }
+
+  /** The user completes this job now: the command says how it went, so no "Downloaded" message as well. */
+  completingByCommand(jobId: string): void {
+    this.downloadedAnnounced.add(jobId);
+  }
+
+  /** A New Download job completed itself. */
+  downloaded(job: JobImpl): void {
+    const files = job.getFiles().filter((f) => f.completed);
+    if (files.length === 0) {
+      return;
+    }
+    const target = files[0].localPath;
+    this.show(
+      'info',
+      files.length === 1
+        ? vscode.l10n.t("Downloaded '{0}' to {1}.", path.basename(target), path.dirname(target))
+        : vscode.l10n.t("Job '{0}' downloaded {1} files.", job.displayName, files.length),
+      [
+        { title: vscode.l10n.t('Open'), run: () => vscode.commands.executeCommand('managedDownloads.openFile', job.id) },
+        { title: vscode.l10n.t('Reveal'), run: () => vscode.commands.executeCommand('managedDownloads.revealFile', job.id) },
+      ],
+      job.id,
+    );
+  }
+
+  /** complete() kept only some files: say which were dropped. */
+  partialComplete(job: JobImpl): NotificationRecord {
+    const files = job.getFiles();
+    const dropped = files.filter((f) => !f.completed).map((f) => path.basename(f.localPath));
+    const kept = files.length - dropped.length;
+    return this.show(
+      'warning',
+      vscode.l10n.t(
+        "Job '{0}' completed partially (BG_S_PARTIAL_COMPLETE, {1}): kept {2} of {3} files; not transferred and dropped: {4}.",
+        job.displayName,
+        formatHresult(HRESULTS.BG_S_PARTIAL_COMPLETE),
+        kept,
+        files.length,
+        dropped.join(', '),
+      ),
+      [this.showJobAction(job), { title: vscode.l10n.t('Open'), run: () => vscode.commands.executeCommand('managedDownloads.openFile', job.id) }],
+      job.id,
+    );
+  }
+
+  /** What was wrong with the job store at start-up, once. */
+  storeProblems(problems: readonly string[]): void {
+    if (problems.length === 0) {
+      return;
+    }
+    const first = problems[0];
+    this.show(
+      'warning',
+      problems.length === 1
+        ? vscode.l10n.t('Managed Downloads found a problem in its job store: {0}', first)
+        : vscode.l10n.t('Managed Downloads found {0} problems in its job store; the first: {1}', problems.length, first),
+      [this.showLogAction()],
+    );
+  }
+
+  private hasJob(id: string): boolean {
+    try {
+      this.host.engine.getJob(id);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  private showJobAction(job: JobImpl): NotificationAction {
+    return { title: vscode.l10n.t('Show Job'), run: () => vscode.commands.executeCommand('managedDownloads.showJob', job.id) };
+  }
+
+  private showLogAction(): NotificationAction {
+    return { title: vscode.l10n.t('Show Log'), run: () => this.log.show(true) };
+  }
+
+  private openSettingsAction(query: string): NotificationAction {
+    return { title: vscode.l10n.t('Open Settings'), run: () => vscode.commands.executeCommand('workbench.action.openSettings', query) };
+  }
+}

@@ -1,0 +1,110 @@
+// The extension's settings (managedDownloads.*) and VS Code's proxy settings (http.*), read fresh each time.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as vscode from 'vscode';
+import type { EngineOptions, NetworkSettings } from './engine';
+
+export const SECTION = 'managedDownloads';
+
+export const DEFAULTS = {
+  maxConcurrentJobs: 4,
+  minimumRetryDelaySeconds: 600,
+  noProgressTimeoutSeconds: 1_209_600,
+  retentionDays: 30,
+  showFinishedJobs: false,
+  allowInsecureRedirects: false,
+} as const;
+
+function config(): vscode.WorkspaceConfiguration {
+  return vscode.workspace.getConfiguration(SECTION);
+}
+
+function clampInt(v: unknown, min: number, max: number, fallback: number): number {
+  return typeof v === 'number' && Number.isFinite(v) ? Math.min(max, Math.max(min, Math.floor(v))) : fallback;
+}
+
+export function maxConcurrentJobs(): number {
+  return clampInt(config().get('maxConcurrentJobs'), 1, 64, DEFAULTS.maxConcurrentJobs);
+}
+
+export function retentionDays(): number {
+  return clampInt(config().get('retentionDays'), 1, 30, DEFAULTS.retentionDays);
+}
+
+export function minimumRetryDelaySeconds(): number {
+  return clampInt(config().get('minimumRetryDelaySeconds'), 5, 0xffffffff, DEFAULTS.minimumRetryDelaySeconds);
+}
+
+export function noProgressTimeoutSeconds(): number {
+  return clampInt(config().get('noProgressTimeoutSeconds'), 0, 0xffffffff, DEFAULTS.noProgressTimeoutSeconds);
+}
+
+export function showFinishedJobs(): boolean {
+  return config().get<boolean>('showFinishedJobs') === true;
+}
+
+export function allowInsecureRedirects(): boolean {
+  return config().get<boolean>('allowInsecureRedirects') === true;
+}
+
+/** The configured download folder, else ~/Downloads when it exists, else the first workspace folder, else home. */
+export function downloadFolder(): string {
+  const configured = config().get<string>('downloadFolder')?.trim();
+  if (configured) {
+    const expanded = configured === '~' || configured.startsWith('~/') || configured.startsWith('~\\') ? path.join(os.homedir(), configured.slice(1)) : configured;
+    if (path.isAbsolute(expanded)) {
+      return path.normalize(expanded);
+    }
+    const base = vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
+    if (base) {
+      return path.resolve(base, expanded);
+    }
+  }
+  const downloads = path.join(os.homedir(), 'Downloads');
+  if (isDirectory(downloads)) {
+    return downloads;
+  }
+  const first = vscode.workspace.workspaceFolders?.find((f) => f.uri.scheme === 'file');
+  return first ? first.uri.fsPath : os.homedir();
+}
+
+function isDirectory(p: string): boolean {
+  try {
+    return fs.statSync(p).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/** VS Code's http.* settings; an empty http.proxy lets the engine fall back to HTTP(S)_PROXY / NO_PROXY. */
+export function networkSettings(): NetworkSettings {
+  const http = vscode.workspace.getConfiguration('http');
+  const proxy = http.get<string>('proxy')?.trim() || undefined;
+  const noProxy = (http.get<unknown>('noProxy') ?? []) as unknown;
+  return {
+    proxy,
+    noProxy: Array.isArray(noProxy) ? noProxy.filter((h): h is string => typeof h === 'string' && h.trim() !== '').map((h) => h.trim()) : undefined,
+    strictSSL: http.get<boolean>('proxyStrictSSL') !== false,
+  };
+}
+
+/** Options the engine takes live (engine.updateOptions). */
+export function liveEngineOptions(): Pick<EngineOptions, 'maxConcurrentJobs' | 'retentionDays' | 'allowInsecureRedirects' | 'network'> {
+  return {
+    maxConcurrentJobs: maxConcurrentJobs(),
+    retentionDays: retentionDays(),
+    allowInsecureRedirects: allowInsecureRedirects(),
+    network: networkSettings(),
+  };
+}
+
+export function affectsEngine(e: vscode.ConfigurationChangeEvent): { engine: boolean; network: boolean } {
+  const network = e.affectsConfiguration('http.proxy') || e.affectsConfiguration('http.noProxy') || e.affectsConfiguration('http.proxyStrictSSL');
+  const engine =
+    network ||
+    e.affectsConfiguration(`${SECTION}.maxConcurrentJobs`) ||
+    e.affectsConfiguration(`${SECTION}.retentionDays`) ||
+    e.affectsConfiguration(`${SECTION}.allowInsecureRedirects`);
+  return { engine, network };
+}

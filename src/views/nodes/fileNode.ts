@@ -1,0 +1,115 @@
+// A file of a job, shown as a child of its job.
+import * as path from 'node:path';
+import * as vscode from 'vscode';
+import { formatBytes, formatPercent, escapeMarkdown } from '../../common/format';
+import type { JobFile, JobImpl } from '../../engine';
+import { redactUrl } from '../../engine/errors';
+import type { JobNode } from './jobNode';
+
+export type FileStatus = 'pending' | 'partial' | 'transferring' | 'transferred' | 'completed' | 'dropped' | 'deleted';
+
+export class FileNode {
+  readonly kind = 'file';
+
+  constructor(
+    readonly parent: JobNode,
+    readonly index: number,
+  ) {}
+
+  get job(): JobImpl {
+    return this.parent.job;
+  }
+
+  get id(): string {
+    return `${this.job.id}/file/${this.index}`;
+  }
+
+  /** The live file (undefined if the job no longer has it). */
+  get file(): JobFile | undefined {
+    return this.job.getFiles()[this.index];
+  }
+
+  static status(job: JobImpl, files: JobFile[], index: number): FileStatus {
+    const f = files[index];
+    if (f.completed) {
+      return 'completed';
+    }
+    if (job.state === 'ACKNOWLEDGED') {
+      return 'dropped';
+    }
+    if (job.state === 'CANCELLED') {
+      return 'deleted';
+    }
+    if (f.transferred) {
+      return 'transferred';
+    }
+    const current = files.findIndex((x) => !x.transferred && !x.completed);
+    if (current === index && (job.state === 'TRANSFERRING' || job.state === 'CONNECTING')) {
+      return 'transferring';
+    }
+    return f.bytesTransferred > 0 ? 'partial' : 'pending';
+  }
+
+  getTreeItem(): vscode.TreeItem {
+    const files = this.job.getFiles();
+    const f = files[this.index];
+    const item = new vscode.TreeItem(f ? path.basename(f.localPath) : '?', vscode.TreeItemCollapsibleState.None);
+    item.id = this.id;
+    if (!f) {
+      return item;
+    }
+    const status = FileNode.status(this.job, files, this.index);
+    const parts: string[] = [statusLabel(status)];
+    const pct = formatPercent(f.bytesTransferred, f.bytesTotal);
+    if (pct && status !== 'completed' && status !== 'transferred') {
+      parts.push(pct);
+    }
+    parts.push(
+      f.bytesTotal === undefined
+        ? formatBytes(f.bytesTransferred)
+        : f.bytesTransferred >= f.bytesTotal
+          ? formatBytes(f.bytesTotal)
+          : vscode.l10n.t('{0} of {1}', formatBytes(f.bytesTransferred), formatBytes(f.bytesTotal)),
+    );
+    item.description = parts.join(' · ');
+    item.contextValue = `file:${status}${status === 'completed' ? ':openable' : ''}`;
+    item.iconPath = icon(status);
+    const md = new vscode.MarkdownString(undefined, true);
+    md.appendMarkdown(`**${vscode.l10n.t('File')}:** ${escapeMarkdown(f.localPath)}  \n`);
+    md.appendMarkdown(`**${vscode.l10n.t('URL')}:** ${escapeMarkdown(redactUrl(f.remoteUrl))}  \n`);
+    md.appendMarkdown(`**${vscode.l10n.t('Status')}:** ${escapeMarkdown(item.description)}  \n`);
+    if (!f.completed && status !== 'dropped' && status !== 'deleted') {
+      md.appendMarkdown(`**${vscode.l10n.t('Temporary file')}:** ${escapeMarkdown(f.temporaryPath)}  \n`);
+    }
+    if (f.sha256) {
+      md.appendMarkdown(`**SHA-256:** ${escapeMarkdown(f.sha256)}  \n`);
+    }
+    item.tooltip = md;
+    item.accessibilityInformation = { label: `${item.label as string}, ${item.description}` };
+    return item;
+  }
+}
+
+function statusLabel(s: FileStatus): string {
+  switch (s) {
+    case 'pending': return vscode.l10n.t('waiting');
+    case 'partial': return vscode.l10n.t('partly transferred');
+    case 'transferring': return vscode.l10n.t('transferring');
+    case 'transferred': return vscode.l10n.t('transferred');
+    case 'completed': return vscode.l10n.t('completed');
+    case 'dropped': return vscode.l10n.t('dropped');
+    case 'deleted': return vscode.l10n.t('deleted');
+  }
+}
+
+function icon(s: FileStatus): vscode.ThemeIcon {
+  switch (s) {
+    case 'pending': return new vscode.ThemeIcon('file');
+    case 'partial': return new vscode.ThemeIcon('debug-pause');
+    case 'transferring': return new vscode.ThemeIcon('loading~spin');
+    case 'transferred': return new vscode.ThemeIcon('check');
+    case 'completed': return new vscode.ThemeIcon('pass', new vscode.ThemeColor('testing.iconPassed'));
+    case 'dropped': return new vscode.ThemeIcon('circle-slash');
+    case 'deleted': return new vscode.ThemeIcon('trash');
+  }
+}

@@ -1,0 +1,183 @@
+// A job in the tree: label, one-line progress, state icon, Markdown tooltip and a compound contextValue
+// (`job:TRANSFERRING:suspendable:cancellable:completable`) that the menus match with `viewItem =~`.
+import * as vscode from 'vscode';
+import { describeError, formatBytes, formatDate, formatDuration, formatPercent, formatSpeed, stateLabel, escapeMarkdown } from '../../common/format';
+import { ACTION_STATES, type JobImpl } from '../../engine';
+import { FileNode } from './fileNode';
+
+export class JobNode {
+  readonly kind = 'job';
+  private readonly fileNodes: FileNode[] = [];
+
+  constructor(public job: JobImpl) {}
+
+  get id(): string {
+    return this.job.id;
+  }
+
+  getChildren(): FileNode[] {
+    const n = this.job.getFiles().length;
+    for (let i = this.fileNodes.length; i < n; i++) {
+      this.fileNodes.push(new FileNode(this, i));
+    }
+    this.fileNodes.length = n;
+    return [...this.fileNodes];
+  }
+
+  getTreeItem(): vscode.TreeItem {
+    const job = this.job;
+    const hasFiles = job.getFiles().length > 0;
+    const item = new vscode.TreeItem(job.displayName, hasFiles ? vscode.TreeItemCollapsibleState.Collapsed : vscode.TreeItemCollapsibleState.None);
+    item.id = job.id;
+    item.description = describeJob(job);
+    item.contextValue = jobContextValue(job);
+    item.iconPath = jobIcon(job);
+    item.tooltip = jobTooltip(job);
+    item.accessibilityInformation = { label: `${job.displayName}, ${item.description}` };
+    return item;
+  }
+}
+
+/** "Transferring · 42% · 3.1 MB of 7.4 MB · 1.2 MB/s · ETA 5 s" */
+export function describeJob(job: JobImpl): string {
+  const p = job.getProgress();
+  const parts: string[] = [];
+  const error = job.getError();
+  if (job.state === 'TRANSIENT_ERROR') {
+    const at = job.retryAt;
+    const seconds = at ? Math.max(0, (at.getTime() - Date.now()) / 1000) : undefined;
+    parts.push(seconds === undefined ? stateLabel(job.state) : vscode.l10n.t('{0}, retry in {1}', stateLabel(job.state), formatDuration(seconds)));
+  } else if (job.state === 'ERROR' && error) {
+    parts.push(`${stateLabel(job.state)}: ${error.code}`);
+  } else {
+    parts.push(stateLabel(job.state));
+  }
+  if (p.filesTotal === 0) {
+    parts.push(vscode.l10n.t('no files'));
+    return parts.join(' · ');
+  }
+  const pct = formatPercent(p.bytesTransferred, p.bytesTotal);
+  if (pct) {
+    parts.push(pct);
+  }
+  parts.push(p.bytesTotal === undefined ? formatBytes(p.bytesTransferred) : vscode.l10n.t('{0} of {1}', formatBytes(p.bytesTransferred), formatBytes(p.bytesTotal)));
+  if (p.filesTotal > 1) {
+    parts.push(vscode.l10n.t('{0}/{1} files', p.filesTransferred, p.filesTotal));
+  }
+  if (job.state === 'TRANSFERRING') {
+    const speed = job.getSpeed();
+    if (speed > 0) {
+      parts.push(formatSpeed(speed));
+    }
+    const eta = job.getEta();
+    if (eta !== undefined) {
+      parts.push(vscode.l10n.t('ETA {0}', formatDuration(eta)));
+    }
+  }
+  return parts.join(' · ');
+}
+
+/** `job:<STATE>` followed by what can be done to it now. */
+export function jobContextValue(job: JobImpl): string {
+  const s = job.state;
+  const files = job.getFiles();
+  const final = job.isFinal;
+  const someTransferred = files.some((f) => f.transferred && !f.completed);
+  const allDone = files.length > 0 && files.every((f) => f.transferred || f.completed);
+  const flags: string[] = [job.type];
+  if (!final && files.length > 0 && (s === 'SUSPENDED' || s === 'TRANSIENT_ERROR' || (s === 'TRANSFERRED' && !allDone))) {
+    flags.push('resumable');
+  }
+  if (ACTION_STATES.has(s) || s === 'ERROR') {
+    flags.push('suspendable');
+  }
+  if (!final) {
+    flags.push('cancellable', 'modifiable');
+  }
+  if (!final && (job.type === 'upload' ? s === 'TRANSFERRED' : s === 'TRANSFERRED' || someTransferred)) {
+    flags.push('completable');
+  }
+  if (s === 'ERROR') {
+    flags.push('retryable');
+  }
+  if (s === 'ERROR' || s === 'TRANSIENT_ERROR') {
+    flags.push('hasError');
+  }
+  if (!final && (job.type === 'download' || files.length === 0)) {
+    flags.push('canAddFile');
+  }
+  if (files.length === 0) {
+    flags.push('empty');
+  }
+  if (files.some((f) => f.completed)) {
+    flags.push('openable');
+  }
+  if (final) {
+    flags.push('final');
+  }
+  return ['job', s, ...flags].join(':');
+}
+
+export function jobIcon(job: JobImpl): vscode.ThemeIcon {
+  switch (job.state) {
+    case 'SUSPENDED': return new vscode.ThemeIcon('debug-pause');
+    case 'QUEUED': return new vscode.ThemeIcon('clock');
+    case 'CONNECTING':
+    case 'TRANSFERRING': return new vscode.ThemeIcon('loading~spin');
+    case 'TRANSIENT_ERROR': return new vscode.ThemeIcon('warning', new vscode.ThemeColor('list.warningForeground'));
+    case 'ERROR': return new vscode.ThemeIcon('error', new vscode.ThemeColor('list.errorForeground'));
+    case 'TRANSFERRED': return new vscode.ThemeIcon(job.type === 'upload' ? 'cloud-upload' : 'check');
+    case 'ACKNOWLEDGED': return new vscode.ThemeIcon('pass', new vscode.ThemeColor('testing.iconPassed'));
+    case 'CANCELLED': return new vscode.ThemeIcon('circle-slash');
+  }
+}
+
+export function jobTooltip(job: JobImpl): vscode.MarkdownString {
+  const md = new vscode.MarkdownString(undefined, true);
+  const line = (label: string, value: string): void => {
+    md.appendMarkdown(`**${label}:** ${escapeMarkdown(value)}  \n`);
+  };
+  md.appendMarkdown(`$(${job.type === 'upload' ? 'cloud-upload' : 'cloud-download'}) **${escapeMarkdown(job.displayName)}**  \n`);
+  if (job.description) {
+    md.appendMarkdown(`${escapeMarkdown(job.description)}  \n`);
+  }
+  md.appendMarkdown('\n');
+  line(vscode.l10n.t('Id'), job.id);
+  line(vscode.l10n.t('Type'), job.type);
+  line(vscode.l10n.t('State'), `${job.state} (${stateLabel(job.state)})`);
+  line(vscode.l10n.t('Priority'), job.priority);
+  line(vscode.l10n.t('Progress'), describeJob(job));
+  const t = job.getTimes();
+  line(vscode.l10n.t('Created'), formatDate(t.creation));
+  line(vscode.l10n.t('Modified'), formatDate(t.modification));
+  if (t.transferCompletion) {
+    line(vscode.l10n.t('Transfer finished'), formatDate(t.transferCompletion));
+  }
+  if (job.errorCount > 0) {
+    line(vscode.l10n.t('Errors'), String(job.errorCount));
+  }
+  const error = job.getError();
+  if (error) {
+    line(vscode.l10n.t('Error'), describeError(error));
+    line(vscode.l10n.t('Error context'), error.context + (error.file ? ` — ${error.file.localPath}` : ''));
+  }
+  if (job.state === 'TRANSIENT_ERROR' && job.retryAt) {
+    line(vscode.l10n.t('Next retry'), formatDate(job.retryAt));
+  }
+  line(vscode.l10n.t('Minimum retry delay'), formatDuration(job.minimumRetryDelaySeconds));
+  line(vscode.l10n.t('No-progress timeout'), formatDuration(job.noProgressTimeoutSeconds));
+  if (job.headerNames.length > 0) {
+    line(vscode.l10n.t('HTTP headers (values in secret storage)'), job.headerNames.join(', '));
+  }
+  const temporaries = job.isFinal ? [] : job.getFiles().filter((f) => !f.completed);
+  if (temporaries.length > 0) {
+    md.appendMarkdown(`\n**${vscode.l10n.t('Temporary files')}:**\n`);
+    for (const f of temporaries.slice(0, 20)) {
+      md.appendMarkdown(`- ${escapeMarkdown(f.temporaryPath)}\n`);
+    }
+    if (temporaries.length > 20) {
+      md.appendMarkdown(`- ${escapeMarkdown(vscode.l10n.t('… and {0} more', temporaries.length - 20))}\n`);
+    }
+  }
+  return md;
+}

@@ -1,0 +1,53 @@
+import * as assert from 'node:assert/strict';
+import * as vscode from 'vscode';
+import { activate, EXTENSION_ID } from './util';
+
+describe('activation', () => {
+  it('returns the API (apiVersion 1) and activates fast', async function () {
+    const started = performance.now();
+    const api = await activate();
+    const activateCallMs = performance.now() - started;
+    assert.equal(api.apiVersion, 1);
+    for (const name of ['createJob', 'getJob', 'enumJobs', 'onDidChangeJob', 'onDidTransferJob', 'onDidFailJob', 'onDidTransferFile'] as const) {
+      assert.equal(typeof api[name], 'function', name);
+    }
+    assert.ok(!Object.keys(api).includes('_test'), 'the test hook must not be enumerable');
+    const ms = api._test.activationMs;
+    // Shown in the report: the reporter prints the title when the test ends.
+    this.test!.title += ` [activate() took ${ms.toFixed(1)} ms; ext.activate() here ${activateCallMs.toFixed(1)} ms]`;
+    assert.ok(ms < 1000, `activation took ${ms} ms`);
+    assert.equal(vscode.extensions.getExtension(EXTENSION_ID)?.isActive, true);
+  });
+
+  it('registers every command of the contract', async () => {
+    await activate();
+    const all = new Set(await vscode.commands.getCommands(true));
+    for (const c of [
+      'newDownload', 'newJob', 'addFile', 'resume', 'suspend', 'complete', 'cancel', 'setPriority', 'retry',
+      'openFile', 'revealFile', 'showError', 'clearFinished', 'removeJob', 'showJob', 'refresh', 'showFinishedJobs', 'hideFinishedJobs', 'showLog',
+    ]) {
+      assert.ok(all.has(`managedDownloads.${c}`), `managedDownloads.${c} is not registered`);
+    }
+  });
+
+  it('declares the manifest the contract fixes', () => {
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the manifest is untyped JSON
+    const pkg = vscode.extensions.getExtension(EXTENSION_ID)!.packageJSON as Record<string, any>;
+    assert.deepEqual(pkg.activationEvents, []);
+    assert.equal(pkg.main, './dist/extension.js');
+    assert.equal(pkg.capabilities.untrustedWorkspaces.supported, 'limited');
+    assert.equal(pkg.contributes.viewsContainers.activitybar[0].id, 'managedDownloads');
+    assert.equal(pkg.contributes.views.managedDownloads[0].id, 'managedDownloads.jobs');
+    for (const c of pkg.contributes.commands as { command: string; category: string; title: string }[]) {
+      assert.ok(c.command.startsWith('managedDownloads.'), c.command);
+      assert.ok(c.category, `${c.command} has no category`);
+    }
+    const props = pkg.contributes.configuration.properties as Record<string, { default: unknown }>;
+    assert.equal(props['managedDownloads.maxConcurrentJobs'].default, 4);
+    assert.equal(props['managedDownloads.minimumRetryDelaySeconds'].default, 600);
+    assert.equal(props['managedDownloads.noProgressTimeoutSeconds'].default, 1209600);
+    assert.equal(props['managedDownloads.retentionDays'].default, 30);
+    assert.equal(props['managedDownloads.showFinishedJobs'].default, false);
+    assert.equal(props['managedDownloads.allowInsecureRedirects'].default, false);
+  });
+});

@@ -1,0 +1,172 @@
+// Every command, called with arguments the way keybindings and other extensions call them.
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as vscode from 'vscode';
+import { randomBody, TestServer } from '../../support/testServer';
+import { activate, cleanupJobs, count, notificationsSince, setSetting, tempDir, waitFor, waitForState, type TestApi } from './util';
+
+const run = <T = unknown>(command: string, ...args: unknown[]): Thenable<T> => vscode.commands.executeCommand<T>(`managedDownloads.${command}`, ...args);
+
+describe('commands', () => {
+  let api: TestApi;
+  let server: TestServer;
+  let dir: string;
+  const created = new Set<string>();
+
+  before(async () => {
+    api = await activate();
+    server = await TestServer.start();
+    server.route('/small.txt', { body: Buffer.from('small file\n') });
+    server.route('/medium.bin', { body: randomBody(200_000, 5) });
+    server.route('/slow.bin', { body: randomBody(4_000_000, 6), throttleBytesPerSec: 150_000 });
+  });
+  after(async () => {
+    await setSetting('showFinishedJobs', undefined);
+    await server.close();
+  });
+  beforeEach(() => {
+    dir = tempDir();
+  });
+  afterEach(async () => {
+    await cleanupJobs(api, created);
+    created.clear();
+  });
+
+  async function newJobWith(route: string, name = path.basename(route)): Promise<string> {
+    const id = await run<string>('newJob', name);
+    created.add(id);
+    await run('addFile', id, server.url(route), path.join(dir, name));
+    return id;
+  }
+
+  it('newDownload(url, path) downloads, completes by itself and offers Open / Reveal', async () => {
+    const before = api._test.notifier.history.length;
+    const dest = path.join(dir, 'medium.bin');
+    const id = await run<string>('newDownload', server.url('/medium.bin'), dest);
+    assert.ok(id, 'newDownload returns the job id');
+    created.add(id);
+    const job = await waitForState(api, id, 'ACKNOWLEDGED');
+    assert.equal(job.autoComplete, true);
+    assert.equal(fs.statSync(dest).size, 200_000);
+    const shown = await waitFor(() => notificationsSince(api, before).find((n) => n.jobId === id), 'the downloaded notification');
+    assert.equal(shown.severity, 'info');
+    assert.match(shown.message, /medium\.bin/);
+    assert.deepEqual(shown.actions, ['Open', 'Reveal']);
+  });
+
+  it('newDownload refuses a non-http URL with E_INVALIDARG and creates no job', async () => {
+    const before = api._test.notifier.history.length;
+    const jobsBefore = api.enumJobs({ includeFinal: true }).length;
+    const id = await run('newDownload', 'ftp://127.0.0.1/file', path.join(dir, 'x'));
+    assert.equal(id, undefined);
+    const [n] = notificationsSince(api, before);
+    assert.equal(n.severity, 'error');
+    assert.match(n.message, /E_INVALIDARG, 0x80070057/);
+    assert.equal(api.enumJobs({ includeFinal: true }).length, jobsBefore);
+  });
+
+  it('newJob, addFile, resume, complete with a job id', async () => {
+    const id = await run<string>('newJob', { displayName: 'by id', priority: 'LOW' });
+    created.add(id);
+    const job = api.getJob(id);
+    assert.equal(job.state, 'SUSPENDED');
+    assert.equal(job.priority, 'LOW');
+    assert.equal(await run('addFile', id, server.url('/small.txt'), path.join(dir, 'small.txt')), id);
+    assert.equal(job.getFiles().length, 1);
+    await run('resume', id);
+    await waitForState(api, id, 'TRANSFERRED');
+    assert.equal(await run('complete', id), 'S_OK');
+    assert.equal(fs.readFileSync(path.join(dir, 'small.txt'), 'utf8'), 'small file\n');
+  });
+
+  it('suspend, setPriority, resume and cancel with a job id', async () => {
+    const id = await newJobWith('/slow.bin');
+    await run('resume', id);
+    await waitForState(api, id, 'TRANSFERRING');
+    await run('suspend', id);
+    assert.equal(api.getJob(id).state, 'SUSPENDED');
+    await run('setPriority', id, 'HIGH');
+    assert.equal(api.getJob(id).priority, 'HIGH');
+    await run('resume', id);
+    await waitForState(api, id, ['QUEUED', 'CONNECTING', 'TRANSFERRING']);
+    const temp = api.getJob(id).getFiles()[0].temporaryPath;
+    await run('cancel', id);
+    assert.equal(api.getJob(id).state, 'CANCELLED');
+    assert.equal(fs.existsSync(temp), false);
+  });
+
+  it('acts on several jobs at once (arrays of ids, and tree nodes with a selection)', async () => {
+    const a = await newJobWith('/slow.bin', 'a.bin');
+    const b = await newJobWith('/slow.bin', 'b.bin');
+    await run('resume', [a, b]);
+    await waitForState(api, a, ['QUEUED', 'CONNECTING', 'TRANSFERRING']);
+    await waitForState(api, b, ['QUEUED', 'CONNECTING', 'TRANSFERRING']);
+    await run('suspend', [a, b]);
+    assert.deepEqual([api.getJob(a).state, api.getJob(b).state], ['SUSPENDED', 'SUSPENDED']);
+    // From the tree VS Code passes the clicked node and the whole selection.
+    const provider = api._test.provider;
+    const nodes = provider.getChildren().filter((n) => n.id === a || n.id === b);
+    assert.equal(nodes.length, 2);
+    await run('resume', nodes[0], nodes);
+    assert.notEqual(api.getJob(a).state, 'SUSPENDED');
+    assert.notEqual(api.getJob(b).state, 'SUSPENDED');
+    await run('cancel', [a, b]);
+    assert.deepEqual([api.getJob(a).state, api.getJob(b).state], ['CANCELLED', 'CANCELLED']);
+  });
+
+  it('retry and showError on a job in ERROR', async () => {
+    server.route('/flaky.txt', { status: 404 });
+    const id = await newJobWith('/flaky.txt');
+    await run('resume', id);
+    await waitForState(api, id, 'ERROR');
+    const before = api._test.notifier.history.length;
+    const info = await run<{ code: string; hresult: number }>('showError', id);
+    assert.equal(info.code, 'HTTP_404');
+    const shown = notificationsSince(api, before).at(-1)!;
+    assert.match(shown.message, /HTTP_404, 0x80190194/);
+    server.route('/flaky.txt', { body: Buffer.from('now it works') });
+    await run('retry', id);
+    await waitForState(api, id, 'TRANSFERRED');
+  });
+
+  it('openFile, revealFile, showJob, removeJob and clearFinished', async () => {
+    const id = await newJobWith('/small.txt', 'open-me.txt');
+    await run('resume', id);
+    await waitForState(api, id, 'TRANSFERRED');
+    await run('complete', id);
+    const dest = path.join(dir, 'open-me.txt');
+    assert.equal(await run('openFile', id), dest);
+    await waitFor(() => vscode.window.activeTextEditor?.document.uri.fsPath === dest, 'the file to open in an editor');
+    await vscode.commands.executeCommand('workbench.action.closeActiveEditor');
+    assert.equal(await run('revealFile', id), dest);
+    await setSetting('showFinishedJobs', true);
+    api._test.provider.flushNow();
+    assert.equal(await run('showJob', id), true);
+    assert.equal(await run('removeJob', id), undefined);
+    assert.throws(() => api.getJob(id), { code: 'DO_E_JOB_NOT_FOUND' });
+    const other = await newJobWith('/small.txt', 'other.txt');
+    await run('cancel', other);
+    const removed = await run<number>('clearFinished');
+    assert.ok(removed >= 1);
+    assert.equal(api.enumJobs({ includeFinal: true }).filter((j) => j.state === 'ACKNOWLEDGED' || j.state === 'CANCELLED').length, 0);
+  });
+
+  it('refresh, showFinishedJobs, hideFinishedJobs and showLog run', async () => {
+    await run('refresh');
+    assert.equal(await run('showFinishedJobs'), true);
+    assert.equal(vscode.workspace.getConfiguration('managedDownloads').get('showFinishedJobs'), true);
+    assert.equal(await run('hideFinishedJobs'), false);
+    assert.equal(vscode.workspace.getConfiguration('managedDownloads').get('showFinishedJobs'), false);
+    await run('showLog');
+  });
+
+  it('an unknown job id shows DO_E_JOB_NOT_FOUND with its HRESULT', async () => {
+    const before = api._test.notifier.history.length;
+    await run('resume', 'no-such-job');
+    const [n] = notificationsSince(api, before);
+    assert.equal(n.severity, 'error');
+    assert.match(n.message, /DO_E_JOB_NOT_FOUND, 0x80D02003/);
+    assert.equal(count(n.message, 'DO_E_JOB_NOT_FOUND'), 1);
+  });
+});

@@ -1,0 +1,98 @@
+// What the user is told: the command's own error notification, with code and hex HRESULT, once.
+import * as assert from 'node:assert/strict';
+import * as path from 'node:path';
+import * as vscode from 'vscode';
+import { randomBody, TestServer } from '../../support/testServer';
+import { activate, cleanupJobs, count, notificationsSince, sleep, tempDir, waitFor, waitForState, type TestApi } from './util';
+
+describe('notifications', () => {
+  let api: TestApi;
+  let server: TestServer;
+  let dir: string;
+  const created = new Set<string>();
+
+  before(async () => {
+    api = await activate();
+    server = await TestServer.start();
+  });
+  after(async () => {
+    await server.close();
+  });
+  beforeEach(() => {
+    dir = tempDir();
+  });
+  afterEach(async () => {
+    await cleanupJobs(api, created);
+    created.clear();
+  });
+
+  it('Complete on a CANCELLED job shows DO_E_INVALID_STATE (0x80D02013) naming the job and its state', async function () {
+    const job = await api.createJob({ displayName: 'nightly.iso' });
+    created.add(job.id);
+    await job.cancel();
+    const before = api._test.notifier.history.length;
+    const result = await vscode.commands.executeCommand('managedDownloads.complete', job.id);
+    assert.equal(result, undefined);
+    const shown = notificationsSince(api, before);
+    assert.equal(shown.length, 1, JSON.stringify(shown));
+    const n = shown[0];
+    this.test!.title += ` [shown: ${n.message} {${n.actions.join(' | ')}}]`;
+    assert.equal(n.severity, 'error');
+    assert.equal(n.message, "Cannot complete job 'nightly.iso': it is CANCELLED (DO_E_INVALID_STATE, 0x80D02013).");
+    assert.equal(count(n.message, 'DO_E_INVALID_STATE'), 1, 'the code is not doubled');
+    assert.ok(!n.actions.includes('Retry'), 'no pointless Retry on an invalid state');
+    assert.ok(n.actions.includes('Show Log'));
+  });
+
+  it('Cancel on an ACKNOWLEDGED job shows DO_E_INVALID_STATE too', async () => {
+    server.route('/done.txt', { body: Buffer.from('done') });
+    const job = await api.createJob({ displayName: 'done job' });
+    created.add(job.id);
+    await job.addFile(server.url('/done.txt'), path.join(dir, 'done.txt'));
+    await job.resume();
+    await waitForState(api, job.id, 'TRANSFERRED');
+    await job.complete();
+    const before = api._test.notifier.history.length;
+    await vscode.commands.executeCommand('managedDownloads.cancel', job.id);
+    const [n] = notificationsSince(api, before);
+    assert.equal(n.severity, 'error');
+    assert.match(n.message, /it is ACKNOWLEDGED \(DO_E_INVALID_STATE, 0x80D02013\)/);
+  });
+
+  it('a job entering ERROR is announced once, with Retry and Show Job', async () => {
+    server.route('/gone', { status: 410 });
+    const job = await api.createJob({ displayName: 'gone job' });
+    created.add(job.id);
+    await job.addFile(server.url('/gone'), path.join(dir, 'gone.bin'));
+    const before = api._test.notifier.history.length;
+    await job.resume();
+    await waitForState(api, job.id, 'ERROR');
+    await sleep(500);
+    const mine = notificationsSince(api, before).filter((n) => n.jobId === job.id);
+    assert.equal(mine.length, 1, JSON.stringify(mine));
+    assert.equal(mine[0].severity, 'error');
+    assert.match(mine[0].message, /gone job/);
+    assert.match(mine[0].message, /HTTP_410, 0x8019019A/);
+    assert.deepEqual(mine[0].actions.slice(0, 2), ['Retry', 'Show Job']);
+  });
+
+  it('a partial Complete says which files were dropped (BG_S_PARTIAL_COMPLETE)', async () => {
+    server.route('/first.bin', { body: randomBody(10_000, 7) });
+    server.route('/second.bin', { body: randomBody(3_000_000, 8), throttleBytesPerSec: 100_000 });
+    const job = await api.createJob({ displayName: 'two files' });
+    created.add(job.id);
+    await job.addFileSet([
+      { remoteUrl: server.url('/first.bin'), localPath: path.join(dir, 'first.bin') },
+      { remoteUrl: server.url('/second.bin'), localPath: path.join(dir, 'second.bin') },
+    ]);
+    await job.resume();
+    await waitFor(() => job.getFiles()[0].transferred, 'the first file');
+    const before = api._test.notifier.history.length;
+    assert.equal(await vscode.commands.executeCommand('managedDownloads.complete', job.id), 'BG_S_PARTIAL_COMPLETE');
+    const [n] = notificationsSince(api, before);
+    assert.equal(n.severity, 'warning');
+    assert.match(n.message, /BG_S_PARTIAL_COMPLETE, 0x00200017/);
+    assert.match(n.message, /second\.bin/);
+    assert.doesNotMatch(n.message, /first\.bin/);
+  });
+});

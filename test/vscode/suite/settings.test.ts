@@ -1,0 +1,69 @@
+// Settings take effect while running.
+import * as assert from 'node:assert/strict';
+import * as path from 'node:path';
+import type { JobImpl } from '../../../src/engine';
+import { randomBody, TestServer } from '../../support/testServer';
+import { activate, cleanupJobs, setSetting, sleep, tempDir, waitFor, type TestApi } from './util';
+
+describe('settings', () => {
+  let api: TestApi;
+  let server: TestServer;
+  let dir: string;
+  const created = new Set<string>();
+
+  before(async () => {
+    api = await activate();
+    server = await TestServer.start();
+    server.route('/slow.bin', { body: randomBody(4_000_000, 12), throttleBytesPerSec: 150_000 });
+  });
+  after(async () => {
+    await setSetting('maxConcurrentJobs', undefined);
+    await setSetting('minimumRetryDelaySeconds', undefined);
+    await setSetting('noProgressTimeoutSeconds', undefined);
+    await server.close();
+  });
+  beforeEach(() => {
+    dir = tempDir();
+  });
+  afterEach(async () => {
+    await cleanupJobs(api, created);
+    created.clear();
+  });
+
+  it('maxConcurrentJobs = 1 lets only one job transfer; raising it starts the next at once', async () => {
+    await setSetting('maxConcurrentJobs', 1);
+    const jobs: JobImpl[] = [];
+    for (const name of ['first.bin', 'second.bin']) {
+      const j = (await api.createJob({ displayName: name })) as JobImpl;
+      created.add(j.id);
+      await j.addFile(server.url('/slow.bin'), path.join(dir, name));
+      jobs.push(j);
+    }
+    await jobs[0].resume();
+    await waitFor(() => jobs[0].state === 'TRANSFERRING', 'the first job to transfer');
+    await jobs[1].resume();
+    const running = (): number => jobs.filter((j) => j.state === 'CONNECTING' || j.state === 'TRANSFERRING').length;
+    for (let i = 0; i < 15; i++) {
+      assert.equal(running(), 1, `states: ${jobs.map((j) => j.state).join(', ')}`);
+      await sleep(100);
+    }
+    assert.equal(jobs[1].state, 'QUEUED');
+    await setSetting('maxConcurrentJobs', 2);
+    await waitFor(() => running() === 2, 'both jobs to run once the limit is 2');
+  });
+
+  it('minimumRetryDelaySeconds and noProgressTimeoutSeconds apply to new jobs', async () => {
+    await setSetting('minimumRetryDelaySeconds', 42);
+    await setSetting('noProgressTimeoutSeconds', 3600);
+    const j = (await api.createJob({ displayName: 'with settings' })) as JobImpl;
+    created.add(j.id);
+    assert.equal(j.minimumRetryDelaySeconds, 42);
+    assert.equal(j.noProgressTimeoutSeconds, 3600);
+    await setSetting('minimumRetryDelaySeconds', undefined);
+    await setSetting('noProgressTimeoutSeconds', undefined);
+    const k = (await api.createJob({ displayName: 'defaults' })) as JobImpl;
+    created.add(k.id);
+    assert.equal(k.minimumRetryDelaySeconds, 600);
+    assert.equal(k.noProgressTimeoutSeconds, 1_209_600);
+  });
+});

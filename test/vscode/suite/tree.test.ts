@@ -1,0 +1,202 @@
+// The jobs tree: children, labels, descriptions, context values and icons for jobs in each state.
+import * as assert from 'node:assert/strict';
+import * as path from 'node:path';
+import * as vscode from 'vscode';
+import type { JobImpl } from '../../../src/engine';
+import type { TreeNode } from '../../../src/views/jobsTreeProvider';
+import { randomBody, TestServer } from '../../support/testServer';
+import { activate, cleanupJobs, setSetting, sleep, tempDir, waitFor, waitForState, type TestApi } from './util';
+
+describe('tree view', () => {
+  let api: TestApi;
+  let server: TestServer;
+  let dir: string;
+  const created = new Set<string>();
+
+  before(async () => {
+    api = await activate();
+    server = await TestServer.start();
+    server.route('/ok.bin', { body: randomBody(50_000, 9) });
+    server.route('/slow.bin', { body: randomBody(5_000_000, 10), throttleBytesPerSec: 200_000 });
+    server.route('/404', { status: 404 });
+  });
+  after(async () => {
+    await setSetting('showFinishedJobs', undefined);
+    await server.close();
+  });
+  beforeEach(() => {
+    dir = tempDir();
+  });
+  afterEach(async () => {
+    await cleanupJobs(api, created);
+    created.clear();
+  });
+
+  async function job(name: string, route?: string): Promise<JobImpl> {
+    const j = (await api.createJob({ displayName: name })) as JobImpl;
+    created.add(j.id);
+    if (route) {
+      await j.addFile(server.url(route), path.join(dir, name));
+    }
+    return j;
+  }
+
+  function item(id: string): { node: TreeNode; item: vscode.TreeItem } {
+    const provider = api._test.provider;
+    const node = provider.getChildren().find((n) => n.id === id);
+    assert.ok(node, `job ${id} is not in the tree`);
+    return { node, item: provider.getTreeItem(node) };
+  }
+
+  const icon = (i: vscode.TreeItem): string => (i.iconPath as vscode.ThemeIcon).id;
+
+  it('shows each state with its label, description, context value and icon', async () => {
+    const empty = await job('empty job');
+    const suspended = await job('suspended.bin', '/ok.bin');
+    const running = await job('running.bin', '/slow.bin');
+    const failed = await job('failed.bin', '/404');
+    const transferred = await job('transferred.bin', '/ok.bin');
+    await Promise.all([running.resume(), failed.resume(), transferred.resume()]);
+    await waitForState(api, running.id, 'TRANSFERRING');
+    await waitFor(() => running.getProgress().bytesTransferred > 0 && running.getSpeed() > 0, 'speed');
+    await waitForState(api, failed.id, 'ERROR');
+    await waitForState(api, transferred.id, 'TRANSFERRED');
+
+    let t = item(empty.id).item;
+    assert.equal(t.label, 'empty job');
+    assert.equal(t.id, empty.id);
+    assert.equal(t.description, 'Suspended · no files');
+    assert.equal(t.contextValue, 'job:SUSPENDED:download:cancellable:modifiable:canAddFile:empty');
+    assert.equal(icon(t), 'debug-pause');
+    assert.equal(t.collapsibleState, vscode.TreeItemCollapsibleState.None);
+
+    t = item(suspended.id).item;
+    assert.equal(t.description, 'Suspended · 0 B');
+    assert.match(t.contextValue!, /^job:SUSPENDED:download:resumable:cancellable/);
+    assert.doesNotMatch(t.contextValue!, /suspendable|completable/);
+
+    t = item(running.id).item;
+    assert.match(t.description as string, /^Transferring · \d+% · [\d.]+ (B|KB|MB) of 4\.8 MB · [\d.]+ (B|KB|MB)\/s · ETA \d+/);
+    assert.match(t.contextValue!, /^job:TRANSFERRING:download:suspendable:cancellable:modifiable/);
+    assert.doesNotMatch(t.contextValue!, /resumable|completable/);
+    assert.equal(icon(t), 'loading~spin');
+    const tip = (t.tooltip as vscode.MarkdownString).value.replace(/\\(.)/g, '$1');
+    assert.ok(tip.includes(running.id), 'the tooltip shows the id');
+    assert.match(tip, /NORMAL/);
+    assert.ok(tip.includes('.mdpart'), 'the tooltip lists the temporary file');
+
+    t = item(failed.id).item;
+    assert.equal(t.description, 'Error: HTTP_404 · 0 B');
+    assert.match(t.contextValue!, /^job:ERROR:download:suspendable:cancellable:modifiable:retryable:hasError/);
+    assert.equal(icon(t), 'error');
+    assert.match((t.tooltip as vscode.MarkdownString).value.replace(/\\(.)/g, '$1'), /HTTP_404, 0x80190194/);
+
+    t = item(transferred.id).item;
+    assert.equal(t.description, 'Transferred · 100% · 48.8 KB of 48.8 KB');
+    assert.match(t.contextValue!, /^job:TRANSFERRED:download:cancellable:modifiable:completable/);
+    assert.equal(icon(t), 'check');
+
+    // Files are children, with their own status.
+    const provider = api._test.provider;
+    const files = provider.getChildren(item(transferred.id).node);
+    assert.equal(files.length, 1);
+    const f = provider.getTreeItem(files[0]);
+    assert.equal(f.label, 'transferred.bin');
+    assert.equal(f.description, 'transferred · 48.8 KB');
+    assert.equal(f.contextValue, 'file:transferred');
+    assert.equal(f.id, `${transferred.id}/file/0`);
+    assert.equal(provider.getParent(files[0]), item(transferred.id).node);
+  });
+
+  it('hides finished jobs unless "Show finished jobs" is on, live', async () => {
+    const done = await job('done.bin', '/ok.bin');
+    await done.resume();
+    await waitForState(api, done.id, 'TRANSFERRED');
+    await done.complete();
+    const cancelled = await job('cancelled job');
+    await cancelled.cancel();
+    const provider = api._test.provider;
+    const ids = (): string[] => provider.getChildren().map((n) => n.id);
+    assert.ok(!ids().includes(done.id));
+    assert.ok(!ids().includes(cancelled.id));
+    await setSetting('showFinishedJobs', true);
+    await waitFor(() => ids().includes(done.id), 'finished jobs to show');
+    const t = item(done.id).item;
+    assert.equal(t.description, 'Completed · 100% · 48.8 KB of 48.8 KB');
+    assert.match(t.contextValue!, /^job:ACKNOWLEDGED:download:openable:final$/);
+    assert.equal(icon(t), 'pass');
+    const file = provider.getTreeItem(provider.getChildren(item(done.id).node)[0]);
+    assert.equal(file.contextValue, 'file:completed:openable');
+    const c = item(cancelled.id).item;
+    assert.equal(c.contextValue, 'job:CANCELLED:download:empty:final');
+    assert.equal(icon(c), 'circle-slash');
+    await setSetting('showFinishedJobs', false);
+    await waitFor(() => !ids().includes(done.id), 'finished jobs to hide');
+  });
+
+  it('refreshes changed jobs per item while they transfer, never the whole tree', async () => {
+    const provider = api._test.provider;
+    const running = await job('ticking.bin', '/slow.bin');
+    await running.resume();
+    await waitForState(api, running.id, 'TRANSFERRING');
+    provider.getChildren();
+    await sleep(400);
+    const fired: (TreeNode[] | TreeNode | undefined)[] = [];
+    const d = provider.onDidChangeTreeData((e) => fired.push(e));
+    await sleep(1500);
+    d.dispose();
+    assert.ok(fired.length >= 2, `expected several per-item refreshes, got ${fired.length}`);
+    assert.ok(fired.length <= 1500 / 300 + 2, `refreshes are throttled (got ${fired.length} in 1.5 s)`);
+    for (const e of fired) {
+      assert.ok(Array.isArray(e), 'a progress tick fires an array of changed nodes, not a full refresh');
+      assert.ok(e.every((n) => n.id === running.id));
+    }
+  });
+
+  it('stays fast with many jobs', async function () {
+    this.timeout(120_000);
+    const many: JobImpl[] = [];
+    for (let i = 0; i < 300; i++) {
+      many.push(await job(`bulk ${i}`));
+    }
+    const provider = api._test.provider;
+    const started = performance.now();
+    const nodes = provider.getChildren();
+    for (const n of nodes) {
+      provider.getTreeItem(n);
+    }
+    const ms = performance.now() - started;
+    this.test!.title += ` [${nodes.length} jobs: getChildren + getTreeItem in ${ms.toFixed(1)} ms]`;
+    assert.ok(nodes.length >= 300);
+    assert.ok(ms < 2000, `${ms} ms`);
+  });
+
+  it('shows the number of active jobs as a badge and in the status bar', async () => {
+    const running = await job('badge.bin', '/slow.bin');
+    await running.resume();
+    await waitForState(api, running.id, 'TRANSFERRING');
+    const view = api._test.view;
+    await waitFor(() => view.treeView.badge?.value === 1, 'the badge');
+    const status = api._test.statusBar.item;
+    await waitFor(() => /^\$\(cloud-download\) 1 · \d+%$/.test(status.text), `the status bar text (${status.text})`);
+    assert.equal(status.command, 'managedDownloads.jobs.focus');
+    await running.suspend();
+    await waitFor(() => view.treeView.badge === undefined, 'the badge to clear');
+  });
+
+  it('speaks French when VS Code does (run with --locale fr)', async function () {
+    if (vscode.env.language !== 'fr') {
+      this.skip();
+    }
+    const j = await job('tâche vide');
+    assert.equal(item(j.id).item.description, 'Suspendue · aucun fichier');
+    // The manifest as VS Code read it: localized titles are { value, original }.
+    const pkg = vscode.extensions.getExtension('dojobs.managed-downloads')!.packageJSON as {
+      contributes: { commands: { command: string; title: string | { value: string } }[] };
+    };
+    const raw = pkg.contributes.commands.find((c) => c.command === 'managedDownloads.newDownload')?.title;
+    const title = typeof raw === 'string' ? raw : raw?.value;
+    this.test!.title += ` [newDownload title: ${title}]`;
+    assert.equal(title, 'Nouveau téléchargement…');
+  });
+});

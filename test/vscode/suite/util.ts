@@ -1,0 +1,90 @@
+// Helpers for the in-editor tests: the extension's API and its internal test hook, waiting, temp folders.
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as vscode from 'vscode';
+import type { ManagedDownloadsApi } from '../../../src/api/api.d';
+import type { JobImpl, JobState } from '../../../src/engine';
+import type { NotificationRecord } from '../../../src/notifications';
+import type { TestHook } from '../../../src/testHook';
+
+export const EXTENSION_ID = 'dojobs.managed-downloads';
+
+export type TestApi = ManagedDownloadsApi & { readonly _test: TestHook };
+
+export async function activate(): Promise<TestApi> {
+  const ext = vscode.extensions.getExtension<ManagedDownloadsApi>(EXTENSION_ID);
+  assert.ok(ext, `${EXTENSION_ID} is not loaded`);
+  const api = (await ext.activate()) as TestApi;
+  assert.ok(api._test, 'the test hook is missing: is MD_TEST_MODE=1 set?');
+  return api;
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Polls until `fn` returns something truthy. */
+export async function waitFor<T>(fn: () => T | undefined | null | false, what: string, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = fn();
+    if (v) {
+      return v;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    }
+    await sleep(20);
+  }
+}
+
+/** The live job (looked up again each time, so it follows an engine re-open). */
+export function jobState(api: TestApi, id: string): JobState {
+  return api.getJob(id).state;
+}
+
+export function waitForState(api: TestApi, id: string, states: JobState | JobState[], timeoutMs = 20_000): Promise<JobImpl> {
+  const wanted = Array.isArray(states) ? states : [states];
+  return waitFor(
+    () => {
+      const job = api._test.engine.getJob(id);
+      return wanted.includes(job.state) ? job : undefined;
+    },
+    `job ${id} to reach ${wanted.join('/')} (it is ${api._test.engine.getJob(id).state})`,
+    timeoutMs,
+  );
+}
+
+export function tempDir(prefix = 'md-vsc-'): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+/** Notifications shown since `from` (an index into the history). */
+export function notificationsSince(api: TestApi, from: number): NotificationRecord[] {
+  return api._test.notifier.history.slice(from);
+}
+
+/** Cancels (best effort) and forgets the jobs a test created, so tests do not see each other's jobs. */
+export async function cleanupJobs(api: TestApi, ids: Iterable<string>): Promise<void> {
+  for (const id of ids) {
+    try {
+      const job = api._test.engine.getJob(id);
+      if (!job.isFinal) {
+        await job.cancel();
+      }
+      await api._test.engine.removeJob(id);
+    } catch {
+      // already gone
+    }
+  }
+}
+
+export async function setSetting(key: string, value: unknown): Promise<void> {
+  await vscode.workspace.getConfiguration('managedDownloads').update(key, value, vscode.ConfigurationTarget.Global);
+}
+
+export function count(haystack: string, needle: string): number {
+  return haystack.split(needle).length - 1;
+}
