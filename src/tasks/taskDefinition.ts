@@ -1,0 +1,86 @@
+// The `download` task type of tasks.json: its definition, checked and turned into the files of one job.
+import * as path from 'node:path';
+import * as vscode from 'vscode';
+import { JOB_PRIORITIES, type JobPriority } from '../engine';
+
+export const TASK_TYPE = 'download';
+
+export interface DownloadTaskFile {
+  url: string;
+  path?: string;
+  dest?: string;
+  sha256?: string;
+}
+
+export interface DownloadTaskDefinition extends vscode.TaskDefinition {
+  type: typeof TASK_TYPE;
+  url?: string;
+  path?: string;
+  dest?: string;
+  sha256?: string;
+  files?: DownloadTaskFile[];
+  priority?: JobPriority;
+  displayName?: string;
+  headers?: Record<string, string>;
+}
+
+export interface PlannedFile {
+  url: string;
+  localPath: string;
+  sha256?: string;
+}
+
+export interface TaskPlan {
+  files: PlannedFile[];
+  priority: JobPriority;
+  displayName?: string;
+  headers?: Record<string, string>;
+}
+
+/**
+ * Checks a (variable-resolved) definition and resolves relative paths against the workspace folder.
+ * Throws an Error whose message names the faulty field.
+ */
+export function planTask(def: DownloadTaskDefinition, workspaceFolder: string | undefined): TaskPlan {
+  const entries: DownloadTaskFile[] = [];
+  if (def.files !== undefined) {
+    if (!Array.isArray(def.files) || def.files.length === 0) {
+      throw new Error(vscode.l10n.t("'files' must be a non-empty list of {0}.", '{ url, path, sha256? }'));
+    }
+    if (def.url !== undefined) {
+      throw new Error(vscode.l10n.t("Give either 'url' + 'path' or 'files', not both."));
+    }
+    entries.push(...def.files);
+  } else if (typeof def.url === 'string') {
+    entries.push({ url: def.url, path: def.path, dest: def.dest, sha256: def.sha256 });
+  } else {
+    throw new Error(vscode.l10n.t("A download task needs 'url' and 'path', or 'files'."));
+  }
+  const files = entries.map((e, i) => {
+    const where = def.files ? `files[${i}]` : vscode.l10n.t('the task');
+    if (!e || typeof e.url !== 'string' || e.url.trim() === '') {
+      throw new Error(vscode.l10n.t("{0}: 'url' is missing.", where));
+    }
+    const target = e.path ?? e.dest;
+    if (typeof target !== 'string' || target.trim() === '') {
+      throw new Error(vscode.l10n.t("{0}: 'path' is missing (where to save {1}).", where, e.url));
+    }
+    let localPath: string;
+    if (path.isAbsolute(target)) {
+      localPath = path.normalize(target);
+    } else if (workspaceFolder) {
+      localPath = path.resolve(workspaceFolder, target);
+    } else {
+      throw new Error(vscode.l10n.t("{0}: the path '{1}' is relative and there is no workspace folder to resolve it against.", where, target));
+    }
+    return { url: e.url.trim(), localPath, sha256: e.sha256 };
+  });
+  const priority = def.priority ?? 'NORMAL';
+  if (!(JOB_PRIORITIES as readonly string[]).includes(priority)) {
+    throw new Error(vscode.l10n.t("'priority' must be one of {0}.", JOB_PRIORITIES.join(', ')));
+  }
+  if (def.headers !== undefined && (typeof def.headers !== 'object' || def.headers === null || Array.isArray(def.headers))) {
+    throw new Error(vscode.l10n.t("'headers' must be an object of header names to values."));
+  }
+  return { files, priority, displayName: def.displayName, headers: def.headers };
+}
