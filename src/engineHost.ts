@@ -1,8 +1,9 @@
-// Owns the running DownloadEngine: opens it over global storage, relays its events as vscode events (so
-// listeners survive a re-open of the store), and feeds it the settings as they change.
+// Connects this window to the user's job engine: runs it when this window owns the store (global storage),
+// or acts through the window that does. Relays its events as vscode events (so listeners survive a
+// take-over or a re-open of the store) and feeds it the settings as they change.
 import * as vscode from 'vscode';
 import { Disposable } from './common/lifecycle';
-import { DownloadEngine, type CreateJobOptions, type EngineOptions, type HeaderVault, type JobFile, type JobImpl, type LogLevel } from './engine';
+import { SharedEngine, type CreateJobOptions, type EngineJob, type EngineOptions, type HeaderVault, type JobFile, type JobService, type LogLevel } from './engine';
 import * as settings from './settings';
 
 export interface EngineHostOptions {
@@ -14,16 +15,16 @@ export interface EngineHostOptions {
 }
 
 export class EngineHost extends Disposable {
-  private _engine: DownloadEngine;
+  private shared: SharedEngine;
   private engineListeners: vscode.Disposable[] = [];
 
-  private readonly _onDidChangeJob = this._register(new vscode.EventEmitter<JobImpl>());
-  private readonly _onDidTransferJob = this._register(new vscode.EventEmitter<JobImpl>());
-  private readonly _onDidFailJob = this._register(new vscode.EventEmitter<JobImpl>());
-  private readonly _onDidTransferFile = this._register(new vscode.EventEmitter<{ job: JobImpl; file: JobFile }>());
-  private readonly _onDidAddJob = this._register(new vscode.EventEmitter<JobImpl>());
-  private readonly _onDidRemoveJob = this._register(new vscode.EventEmitter<JobImpl>());
-  private readonly _onDidReplaceEngine = this._register(new vscode.EventEmitter<DownloadEngine>());
+  private readonly _onDidChangeJob = this._register(new vscode.EventEmitter<EngineJob>());
+  private readonly _onDidTransferJob = this._register(new vscode.EventEmitter<EngineJob>());
+  private readonly _onDidFailJob = this._register(new vscode.EventEmitter<EngineJob>());
+  private readonly _onDidTransferFile = this._register(new vscode.EventEmitter<{ job: EngineJob; file: JobFile }>());
+  private readonly _onDidAddJob = this._register(new vscode.EventEmitter<EngineJob>());
+  private readonly _onDidRemoveJob = this._register(new vscode.EventEmitter<EngineJob>());
+  private readonly _onDidReplaceEngine = this._register(new vscode.EventEmitter<JobService>());
   readonly onDidChangeJob = this._onDidChangeJob.event;
   readonly onDidTransferJob = this._onDidTransferJob.event;
   readonly onDidFailJob = this._onDidFailJob.event;
@@ -35,19 +36,20 @@ export class EngineHost extends Disposable {
 
   private constructor(
     private readonly opts: EngineHostOptions,
-    engine: DownloadEngine,
+    shared: SharedEngine,
   ) {
     super();
-    this._engine = engine;
-    this.attach(engine);
+    this.shared = shared;
+    this.adopt(shared);
     this._register(
       vscode.workspace.onDidChangeConfiguration((e) => {
         const { engine: affected, network } = settings.affectsEngine(e);
-        if (affected) {
+        const local = this.shared.localEngine;
+        if (affected && local) {
           const o = settings.liveEngineOptions();
           // Without a network change, keep the current dispatcher (and its pooled connections).
           const { network: _network, ...rest } = o;
-          this._engine.updateOptions(network ? o : rest);
+          local.updateOptions(network ? o : rest);
           this.opts.log.info(`Settings changed: ${o.maxConcurrentJobs} concurrent jobs, retention ${o.retentionDays} days${network ? ', proxy settings reloaded' : ''}.`);
         }
       }),
@@ -55,10 +57,10 @@ export class EngineHost extends Disposable {
   }
 
   static async open(opts: EngineHostOptions): Promise<EngineHost> {
-    return new EngineHost(opts, await EngineHost.openEngine(opts));
+    return new EngineHost(opts, await EngineHost.openShared(opts));
   }
 
-  private static openEngine(opts: EngineHostOptions): Promise<DownloadEngine> {
+  private static openShared(opts: EngineHostOptions): Promise<SharedEngine> {
     const log = opts.log;
     const write: Record<LogLevel, (m: string) => void> = {
       trace: (m) => log.trace(m),
@@ -66,7 +68,7 @@ export class EngineHost extends Disposable {
       warn: (m) => log.warn(m),
       error: (m) => log.error(m),
     };
-    return DownloadEngine.open({
+    return SharedEngine.open({
       storeDir: opts.storeDir,
       ...settings.liveEngineOptions(),
       headerVault: opts.headerVault,
@@ -75,13 +77,30 @@ export class EngineHost extends Disposable {
     });
   }
 
-  get engine(): DownloadEngine {
-    return this._engine;
+  /** The user's jobs: the local engine when this window owns the store, else the owner's, through it. */
+  get engine(): JobService {
+    return this.shared.service;
+  }
+
+  /** Whether this window runs the engine ('owner') or acts through another window ('client'). */
+  get role(): 'owner' | 'client' {
+    return this.shared.role;
+  }
+
+  /** Follows the shared engine when this window takes over from (or reconnects to) another owner. */
+  private adopt(shared: SharedEngine): void {
+    this.attach(shared.service);
+    shared.onDidChangeService((service) => {
+      this.detach();
+      this.attach(service);
+      this.opts.log.info(`Job engine ${shared.role === 'owner' ? 'taken over by this window' : 'reached through another window'}.`);
+      this._onDidReplaceEngine.fire(service);
+    });
   }
 
   /** Creates a job with the user's default retry delay and no-progress timeout. */
-  async createJob(o: CreateJobOptions): Promise<JobImpl> {
-    const job = await this._engine.createJob(o);
+  async createJob(o: CreateJobOptions): Promise<EngineJob> {
+    const job = await this.engine.createJob(o);
     const delay = settings.minimumRetryDelaySeconds();
     if (delay !== job.minimumRetryDelaySeconds) {
       await job.setMinimumRetryDelay(delay);
@@ -94,19 +113,19 @@ export class EngineHost extends Disposable {
   }
 
   /** Closes the engine and opens a new one over the same store, as a window reload would. Internal (tests). */
-  async reopen(extra?: Partial<EngineOptions>): Promise<DownloadEngine> {
+  async reopen(extra?: Partial<EngineOptions>): Promise<JobService> {
     this.detach();
-    await this._engine.dispose();
+    await this.shared.dispose();
     if (extra) {
       this.opts.extra = { ...this.opts.extra, ...extra };
     }
-    this._engine = await EngineHost.openEngine(this.opts);
-    this.attach(this._engine);
-    this._onDidReplaceEngine.fire(this._engine);
-    return this._engine;
+    this.shared = await EngineHost.openShared(this.opts);
+    this.adopt(this.shared);
+    this._onDidReplaceEngine.fire(this.shared.service);
+    return this.shared.service;
   }
 
-  private attach(engine: DownloadEngine): void {
+  private attach(engine: JobService): void {
     this.engineListeners = [
       engine.onDidChangeJob((j) => this._onDidChangeJob.fire(j)),
       engine.onDidTransferJob((j) => this._onDidTransferJob.fire(j)),
@@ -131,11 +150,11 @@ export class EngineHost extends Disposable {
     this.detach();
     super.dispose();
     // deactivate() awaits disposeEngine(); this is the synchronous fallback.
-    void this._engine.dispose();
+    void this.shared.dispose();
   }
 
   /** Stops transfers and flushes the store (awaited by deactivate). */
   disposeEngine(): Promise<void> {
-    return this._engine.dispose();
+    return this.shared.dispose();
   }
 }

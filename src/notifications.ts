@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { describeError, toErrorLike } from './common/format';
 import { Disposable } from './common/lifecycle';
-import { formatHresult, HRESULTS, type JobImpl } from './engine';
+import { formatHresult, HRESULTS, type EngineJob } from './engine';
 import type { EngineHost } from './engineHost';
 
 export type Severity = 'error' | 'warning' | 'info';
@@ -23,7 +23,7 @@ export interface NotificationRecord {
 
 export interface FailureContext {
   /** The job the command acted on, for "Show Job". */
-  job?: JobImpl;
+  job?: EngineJob;
   /** Runs the failed operation again. */
   retry?: () => unknown;
 }
@@ -129,7 +129,7 @@ export class Notifier extends Disposable {
   }
 
   /** A job entered ERROR: said once per entry, never per transient retry. */
-  jobFailed(job: JobImpl): void {
+  jobFailed(job: EngineJob): void {
     if (this.failedAnnounced.has(job.id)) {
       return;
     }
@@ -153,7 +153,7 @@ export class Notifier extends Disposable {
   }
 
   /** A New Download job completed itself. */
-  downloaded(job: JobImpl): void {
+  downloaded(job: EngineJob): void {
     const files = job.getFiles().filter((f) => f.completed);
     if (files.length === 0) {
       return;
@@ -173,7 +173,7 @@ export class Notifier extends Disposable {
   }
 
   /** complete() kept only some files: say which were dropped. */
-  partialComplete(job: JobImpl): NotificationRecord {
+  partialComplete(job: EngineJob): NotificationRecord {
     const files = job.getFiles();
     const dropped = files.filter((f) => !f.completed).map((f) => path.basename(f.localPath));
     const kept = files.length - dropped.length;
@@ -216,7 +216,7 @@ export class Notifier extends Disposable {
     }
   }
 
-  private showJobAction(job: JobImpl): NotificationAction {
+  private showJobAction(job: EngineJob): NotificationAction {
     return { title: vscode.l10n.t('Show Job'), run: () => vscode.commands.executeCommand('managedDownloads.showJob', job.id) };
   }
 

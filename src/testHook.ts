@@ -1,6 +1,6 @@
 // INTERNAL, for the in-editor tests only: when the extension host runs with MD_TEST_MODE=1 the API object
 // gets a non-enumerable `_test` property with the live pieces below. Not part of the API; do not use it.
-import type { DownloadEngine, EngineOptions } from './engine';
+import type { EngineOptions, JobService } from './engine';
 import type { EngineHost } from './engineHost';
 import type { Notifier } from './notifications';
 import type { DownloadsStatusBar } from './statusBar';
@@ -12,7 +12,7 @@ export interface TestHook {
   readonly activationMs: number;
   readonly storeDir: string;
   readonly host: EngineHost;
-  readonly engine: DownloadEngine;
+  readonly engine: JobService;
   readonly view: JobsView;
   readonly provider: JobsTreeProvider;
   readonly notifier: Notifier;
@@ -20,7 +20,7 @@ export interface TestHook {
   /** What each download task's terminal showed, by task name. */
   readonly taskTranscripts: Map<string, string>;
   /** Disposes the engine and opens a new one over the same store, as a window reload does. */
-  reopenEngine(extra?: Partial<EngineOptions>): Promise<DownloadEngine>;
+  reopenEngine(extra?: Partial<EngineOptions>): Promise<JobService>;
 }
 
 export const TEST_MODE = process.env.MD_TEST_MODE === '1';

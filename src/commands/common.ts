@@ -1,6 +1,6 @@
 // What every command needs: the engine, the view, the notifier, and how arguments become jobs.
 import * as vscode from 'vscode';
-import { DownloadError, type JobImpl } from '../engine';
+import { DownloadError, type EngineJob } from '../engine';
 import type { EngineHost } from '../engineHost';
 import type { FailureContext, Notifier } from '../notifications';
 import { FileNode } from '../views/nodes/fileNode';
@@ -35,7 +35,7 @@ export function registerCommand(
 }
 
 /** A job id, a tree node, an API job object. */
-function toJob(ctx: CommandContext, x: unknown): JobImpl {
+function toJob(ctx: CommandContext, x: unknown): EngineJob {
   if (typeof x === 'string') {
     return ctx.host.engine.getJob(x);
   }
@@ -60,7 +60,7 @@ function describe(x: unknown): string {
  * The jobs a command acts on: the tree selection when run from the tree (VS Code passes the clicked item, then
  * all selected items), an array or a single job id/job/node when called with arguments, else undefined.
  */
-export function jobsFromArgs(ctx: CommandContext, arg: unknown, selection: unknown): JobImpl[] | undefined {
+export function jobsFromArgs(ctx: CommandContext, arg: unknown, selection: unknown): EngineJob[] | undefined {
   let items: unknown[];
   if (Array.isArray(selection) && selection.length > 0 && (arg === undefined || selection.includes(arg))) {
     items = selection;
@@ -71,7 +71,7 @@ export function jobsFromArgs(ctx: CommandContext, arg: unknown, selection: unkno
   } else {
     items = [arg];
   }
-  const seen = new Map<string, JobImpl>();
+  const seen = new Map<string, EngineJob>();
   for (const x of items) {
     const job = toJob(ctx, x);
     seen.set(job.id, job);
@@ -80,18 +80,18 @@ export function jobsFromArgs(ctx: CommandContext, arg: unknown, selection: unkno
 }
 
 interface JobPickItem extends vscode.QuickPickItem {
-  job: JobImpl;
+  job: EngineJob;
 }
 
 /** Asks which job(s); `includeFinal` lists finished jobs too (Complete and Cancel). */
 export async function pickJobs(
   ctx: CommandContext,
-  o: { title: string; filter?: (j: JobImpl) => boolean; includeFinal?: boolean; canPickMany?: boolean },
-): Promise<JobImpl[] | undefined> {
+  o: { title: string; filter?: (j: EngineJob) => boolean; includeFinal?: boolean; canPickMany?: boolean },
+): Promise<EngineJob[] | undefined> {
   const jobs = ctx.host.engine
     .enumJobs({ includeFinal: o.includeFinal === true })
     .filter((j) => !o.filter || o.filter(j))
-    .sort((a, b) => b.record.created - a.record.created);
+    .sort((a, b) => b.getTimes().creation.getTime() - a.getTimes().creation.getTime());
   if (jobs.length === 0) {
     void vscode.window.showInformationMessage(vscode.l10n.t('There is no job to choose from.'));
     return undefined;
@@ -114,13 +114,13 @@ export async function pickJobs(
 export async function targetJobs(
   ctx: CommandContext,
   args: unknown[],
-  pick: { title: string; filter?: (j: JobImpl) => boolean; includeFinal?: boolean; canPickMany?: boolean },
-): Promise<JobImpl[] | undefined> {
+  pick: { title: string; filter?: (j: EngineJob) => boolean; includeFinal?: boolean; canPickMany?: boolean },
+): Promise<EngineJob[] | undefined> {
   return jobsFromArgs(ctx, args[0], args[1]) ?? (await pickJobs(ctx, pick));
 }
 
 /** Runs `action` on each job; each failure is its own notification (with Retry). One result per job. */
-export async function forEachJob<T>(ctx: CommandContext, jobs: JobImpl[], action: (job: JobImpl) => Promise<T>): Promise<(T | undefined)[]> {
+export async function forEachJob<T>(ctx: CommandContext, jobs: EngineJob[], action: (job: EngineJob) => Promise<T>): Promise<(T | undefined)[]> {
   return Promise.all(
     jobs.map(async (job) => {
       try {

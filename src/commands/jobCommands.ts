@@ -2,14 +2,14 @@
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { describeError, formatBytes } from '../common/format';
-import { ACTION_STATES, JOB_PRIORITIES, type CompleteResult, type JobImpl, type JobPriority } from '../engine';
+import { ACTION_STATES, JOB_PRIORITIES, type CompleteResult, type EngineJob, type JobPriority } from '../engine';
 import * as settings from '../settings';
 import { forEachJob, jobsFromArgs, oneOrMany, registerCommand, targetJobs, type CommandContext } from './common';
 
-const canResume = (j: JobImpl): boolean =>
+const canResume = (j: EngineJob): boolean =>
   !j.isFinal && j.getFiles().length > 0 && (j.state === 'SUSPENDED' || j.state === 'TRANSIENT_ERROR' || j.state === 'ERROR' || (j.state === 'TRANSFERRED' && j.getFiles().some((f) => !f.transferred && !f.completed)));
-const canSuspend = (j: JobImpl): boolean => ACTION_STATES.has(j.state) || j.state === 'ERROR';
-const notFinal = (j: JobImpl): boolean => !j.isFinal;
+const canSuspend = (j: EngineJob): boolean => ACTION_STATES.has(j.state) || j.state === 'ERROR';
+const notFinal = (j: EngineJob): boolean => !j.isFinal;
 
 export function registerJobCommands(ctx: CommandContext): vscode.Disposable[] {
   return [
@@ -127,7 +127,7 @@ export function registerJobCommands(ctx: CommandContext): vscode.Disposable[] {
   ];
 }
 
-async function complete(ctx: CommandContext, job: JobImpl): Promise<CompleteResult> {
+async function complete(ctx: CommandContext, job: EngineJob): Promise<CompleteResult> {
   if (!job.isFinal) {
     ctx.notifier.completingByCommand(job.id);
   }
@@ -153,11 +153,11 @@ async function complete(ctx: CommandContext, job: JobImpl): Promise<CompleteResu
   return result;
 }
 
-function targetJobsForPalette(ctx: CommandContext, title: string): Promise<JobImpl[] | undefined> {
+function targetJobsForPalette(ctx: CommandContext, title: string): Promise<EngineJob[] | undefined> {
   return targetJobs(ctx, [], { title, includeFinal: true });
 }
 
-async function confirmCancel(jobs: JobImpl[]): Promise<boolean> {
+async function confirmCancel(jobs: EngineJob[]): Promise<boolean> {
   const live = jobs.filter((j) => !j.isFinal);
   const bytes = live.reduce((n, j) => n + j.getProgress().bytesTransferred, 0);
   if (live.length === 0 || bytes === 0) {

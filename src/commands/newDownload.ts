@@ -2,7 +2,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { DownloadError, JOB_PRIORITIES, type CreateJobOptions, type JobImpl, type JobPriority, type JobType } from '../engine';
+import { DownloadError, JOB_PRIORITIES, type CreateJobOptions, type EngineJob, type JobPriority, type JobType } from '../engine';
 import { redactUrl } from '../engine/errors';
 import * as settings from '../settings';
 import { registerCommand, targetJobs, type CommandContext } from './common';
@@ -167,7 +167,7 @@ export function registerNewDownloadCommands(ctx: CommandContext): vscode.Disposa
       async (...args: unknown[]) => {
         const jobs = await targetJobs(ctx, [args[0], Array.isArray(args[1]) ? args[1] : undefined], {
           title: vscode.l10n.t('Add a file to which job?'),
-          filter: (j: JobImpl) => !j.isFinal && (j.type === 'download' || j.getFiles().length === 0),
+          filter: (j: EngineJob) => !j.isFinal && (j.type === 'download' || j.getFiles().length === 0),
         });
         if (!jobs) {
           return undefined;
@@ -189,7 +189,7 @@ export function registerNewDownloadCommands(ctx: CommandContext): vscode.Disposa
   ];
 }
 
-function tryGetJob(ctx: CommandContext, id: string): JobImpl | undefined {
+function tryGetJob(ctx: CommandContext, id: string): EngineJob | undefined {
   try {
     return ctx.host.engine.getJob(id);
   } catch {
@@ -198,7 +198,7 @@ function tryGetJob(ctx: CommandContext, id: string): JobImpl | undefined {
 }
 
 /** A New Download that could not start leaves nothing behind. */
-async function discard(ctx: CommandContext, job: JobImpl): Promise<void> {
+async function discard(ctx: CommandContext, job: EngineJob): Promise<void> {
   try {
     if (!job.isFinal) {
       await job.cancel();

@@ -5,3 +5,4 @@ export { DownloadError, formatHresult, HRESULTS } from './errors';
 export { createDispatcher, type NetworkSettings } from './dispatcher';
 export type { HeaderVault } from './headerVault';
 export * from './types';
+export { SharedEngine, type EngineRole } from './remote/sharedEngine';

@@ -111,3 +111,39 @@ export interface ManagedDownloadsApi {
   readonly onDidFailJob: Event<Job>;
   readonly onDidTransferFile: Event<{ job: Job; file: JobFile }>;
 }
+
+/** A job as the engine's clients see it: the contract's Job plus what the UI shows. */
+export interface EngineJob extends Job {
+  readonly isFinal: boolean;
+  readonly retryAt: Date | undefined;
+  readonly autoComplete: boolean;
+  readonly headerNames: readonly string[];
+  readonly minimumRetryDelaySeconds: number;
+  readonly noProgressTimeoutSeconds: number;
+  /** Bytes per second, smoothed; 0 when not transferring. */
+  getSpeed(): number;
+  /** Seconds left at the current speed, or undefined when unknown. */
+  getEta(): number | undefined;
+  addFile(remoteUrl: string, localPath: string, o?: { sha256?: string; replaceExisting?: boolean }): Promise<void>;
+  setAutoComplete(on: boolean): Promise<void>;
+}
+
+/**
+ * What the extension needs of an engine: the local DownloadEngine (this window owns the store) or a
+ * RemoteEngine (another window owns it and this one acts through it).
+ */
+export interface JobService {
+  /** Problems found in the store at start-up (shown once). */
+  readonly problems: readonly string[];
+  createJob(o: CreateJobOptions): Promise<EngineJob>;
+  getJob(id: string): EngineJob;
+  enumJobs(o?: { includeFinal?: boolean }): EngineJob[];
+  removeJob(id: string): Promise<void>;
+  readonly onDidChangeJob: Event<EngineJob>;
+  readonly onDidTransferJob: Event<EngineJob>;
+  readonly onDidFailJob: Event<EngineJob>;
+  readonly onDidTransferFile: Event<{ job: EngineJob; file: JobFile }>;
+  readonly onDidAddJob: Event<EngineJob>;
+  readonly onDidRemoveJob: Event<EngineJob>;
+  dispose(): Promise<void>;
+}

@@ -6,7 +6,7 @@ import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { describeError, formatBytes, formatDuration, formatPercent, formatSpeed } from '../common/format';
-import type { JobImpl } from '../engine';
+import type { EngineJob } from '../engine';
 import { parseSha256 } from '../engine/integrity';
 import type { EngineHost } from '../engineHost';
 import { planTask, type DownloadTaskDefinition, type PlannedFile } from './taskDefinition';
@@ -30,7 +30,7 @@ export class DownloadTerminal implements vscode.Pseudoterminal {
   readonly onDidWrite = this.writeEmitter.event;
   readonly onDidClose = this.closeEmitter.event;
 
-  private job: JobImpl | undefined;
+  private job: EngineJob | undefined;
   private listeners: vscode.Disposable[] = [];
   private closed = false;
   /** Set once the job reached its end (Complete or failure under way): later events are ignored. */
@@ -134,7 +134,7 @@ export class DownloadTerminal implements vscode.Pseudoterminal {
     return (await sha256OfFile(f.localPath)) === want ? 'up-to-date' : 'exists-mismatch';
   }
 
-  private onChange(job: JobImpl): void {
+  private onChange(job: EngineJob): void {
     if (this.closed || this.settling) {
       return;
     }
@@ -184,7 +184,7 @@ export class DownloadTerminal implements vscode.Pseudoterminal {
     }
   }
 
-  private fileLine(job: JobImpl, i: number): string {
+  private fileLine(job: EngineJob, i: number): string {
     const f = job.getFiles()[i];
     const name = path.basename(f.localPath);
     if (f.transferred) {
@@ -202,7 +202,7 @@ export class DownloadTerminal implements vscode.Pseudoterminal {
     return parts.filter((p) => p !== '').join('  ');
   }
 
-  private async completeJob(job: JobImpl): Promise<void> {
+  private async completeJob(job: EngineJob): Promise<void> {
     if (this.closed) {
       return;
     }
@@ -217,7 +217,7 @@ export class DownloadTerminal implements vscode.Pseudoterminal {
     }
   }
 
-  private async failJob(job: JobImpl): Promise<void> {
+  private async failJob(job: EngineJob): Promise<void> {
     if (this.closed) {
       return;
     }

@@ -2,7 +2,7 @@
 // throttled, and a root refresh only when the set of visible jobs changes (add, remove, finished jobs hidden).
 import * as vscode from 'vscode';
 import { Disposable } from '../common/lifecycle';
-import type { JobImpl } from '../engine';
+import type { EngineJob } from '../engine';
 import type { EngineHost } from '../engineHost';
 import * as settings from '../settings';
 import { FileNode } from './nodes/fileNode';
@@ -58,7 +58,7 @@ export class JobsTreeProvider extends Disposable implements vscode.TreeDataProvi
     this._register({ dispose: () => clearTimeout(this.timer) });
   }
 
-  isVisible(job: JobImpl): boolean {
+  isVisible(job: EngineJob): boolean {
     return this.showFinished || !job.isFinal;
   }
 
@@ -75,11 +75,11 @@ export class JobsTreeProvider extends Disposable implements vscode.TreeDataProvi
     return jobs.map((j) => this.nodeFor(j));
   }
 
-  private visibleJobs(): JobImpl[] {
+  private visibleJobs(): EngineJob[] {
     return this.host.engine
       .enumJobs({ includeFinal: true })
       .filter((j) => this.isVisible(j))
-      .sort((a, b) => b.record.created - a.record.created || a.id.localeCompare(b.id));
+      .sort((a, b) => b.getTimes().creation.getTime() - a.getTimes().creation.getTime() || a.id.localeCompare(b.id));
   }
 
   getParent(node: TreeNode): TreeNode | undefined {
@@ -87,7 +87,7 @@ export class JobsTreeProvider extends Disposable implements vscode.TreeDataProvi
   }
 
   /** The stable node of a job (created on first use). */
-  nodeFor(job: JobImpl): JobNode {
+  nodeFor(job: EngineJob): JobNode {
     let node = this.nodes.get(job.id);
     if (!node) {
       node = new JobNode(job);
@@ -110,7 +110,7 @@ export class JobsTreeProvider extends Disposable implements vscode.TreeDataProvi
     this.flush();
   }
 
-  private jobChanged(job: JobImpl): void {
+  private jobChanged(job: EngineJob): void {
     const wasShown = this.shown.has(job.id);
     if (wasShown !== this.isVisible(job)) {
       this.markRoot();

@@ -2,7 +2,7 @@
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { formatBytes, formatPercent, escapeMarkdown } from '../../common/format';
-import type { JobFile, JobImpl } from '../../engine';
+import type { JobFile, EngineJob } from '../../engine';
 import { redactUrl } from '../../engine/errors';
 import type { JobNode } from './jobNode';
 
@@ -16,7 +16,7 @@ export class FileNode {
     readonly index: number,
   ) {}
 
-  get job(): JobImpl {
+  get job(): EngineJob {
     return this.parent.job;
   }
 
@@ -29,7 +29,7 @@ export class FileNode {
     return this.job.getFiles()[this.index];
   }
 
-  static status(job: JobImpl, files: JobFile[], index: number): FileStatus {
+  static status(job: EngineJob, files: JobFile[], index: number): FileStatus {
     const f = files[index];
     if (f.completed) {
       return 'completed';

@@ -2,14 +2,14 @@
 // (`job:TRANSFERRING:suspendable:cancellable:completable`) that the menus match with `viewItem =~`.
 import * as vscode from 'vscode';
 import { describeError, formatBytes, formatDate, formatDuration, formatPercent, formatSpeed, stateLabel, escapeMarkdown } from '../../common/format';
-import { ACTION_STATES, type JobImpl } from '../../engine';
+import { ACTION_STATES, type EngineJob } from '../../engine';
 import { FileNode } from './fileNode';
 
 export class JobNode {
   readonly kind = 'job';
   private readonly fileNodes: FileNode[] = [];
 
-  constructor(public job: JobImpl) {}
+  constructor(public job: EngineJob) {}
 
   get id(): string {
     return this.job.id;
@@ -39,7 +39,7 @@ export class JobNode {
 }
 
 /** "Transferring · 42% · 3.1 MB of 7.4 MB · 1.2 MB/s · ETA 5 s" */
-export function describeJob(job: JobImpl): string {
+export function describeJob(job: EngineJob): string {
   const p = job.getProgress();
   const parts: string[] = [];
   const error = job.getError();
@@ -78,7 +78,7 @@ export function describeJob(job: JobImpl): string {
 }
 
 /** `job:<STATE>` followed by what can be done to it now. */
-export function jobContextValue(job: JobImpl): string {
+export function jobContextValue(job: EngineJob): string {
   const s = job.state;
   const files = job.getFiles();
   const final = job.isFinal;
@@ -118,7 +118,7 @@ export function jobContextValue(job: JobImpl): string {
   return ['job', s, ...flags].join(':');
 }
 
-export function jobIcon(job: JobImpl): vscode.ThemeIcon {
+export function jobIcon(job: EngineJob): vscode.ThemeIcon {
   switch (job.state) {
     case 'SUSPENDED': return new vscode.ThemeIcon('debug-pause');
     case 'QUEUED': return new vscode.ThemeIcon('clock');
@@ -132,7 +132,7 @@ export function jobIcon(job: JobImpl): vscode.ThemeIcon {
   }
 }
 
-export function jobTooltip(job: JobImpl): vscode.MarkdownString {
+export function jobTooltip(job: EngineJob): vscode.MarkdownString {
   const md = new vscode.MarkdownString(undefined, true);
   const line = (label: string, value: string): void => {
     md.appendMarkdown(`**${label}:** ${escapeMarkdown(value)}  \n`);

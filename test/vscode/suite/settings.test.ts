@@ -1,7 +1,7 @@
 // Settings take effect while running.
 import * as assert from 'node:assert/strict';
 import * as path from 'node:path';
-import type { JobImpl } from '../../../src/engine';
+import type { EngineJob } from '../../../src/engine';
 import { randomBody, TestServer } from '../../support/testServer';
 import { activate, cleanupJobs, setSetting, sleep, tempDir, waitFor, type TestApi } from './util';
 
@@ -32,9 +32,9 @@ describe('settings', () => {
 
   it('maxConcurrentJobs = 1 lets only one job transfer; raising it starts the next at once', async () => {
     await setSetting('maxConcurrentJobs', 1);
-    const jobs: JobImpl[] = [];
+    const jobs: EngineJob[] = [];
     for (const name of ['first.bin', 'second.bin']) {
-      const j = (await api.createJob({ displayName: name })) as JobImpl;
+      const j = (await api.createJob({ displayName: name })) as EngineJob;
       created.add(j.id);
       await j.addFile(server.url('/slow.bin'), path.join(dir, name));
       jobs.push(j);
@@ -55,13 +55,13 @@ describe('settings', () => {
   it('minimumRetryDelaySeconds and noProgressTimeoutSeconds apply to new jobs', async () => {
     await setSetting('minimumRetryDelaySeconds', 42);
     await setSetting('noProgressTimeoutSeconds', 3600);
-    const j = (await api.createJob({ displayName: 'with settings' })) as JobImpl;
+    const j = (await api.createJob({ displayName: 'with settings' })) as EngineJob;
     created.add(j.id);
     assert.equal(j.minimumRetryDelaySeconds, 42);
     assert.equal(j.noProgressTimeoutSeconds, 3600);
     await setSetting('minimumRetryDelaySeconds', undefined);
     await setSetting('noProgressTimeoutSeconds', undefined);
-    const k = (await api.createJob({ displayName: 'defaults' })) as JobImpl;
+    const k = (await api.createJob({ displayName: 'defaults' })) as EngineJob;
     created.add(k.id);
     assert.equal(k.minimumRetryDelaySeconds, 600);
     assert.equal(k.noProgressTimeoutSeconds, 1_209_600);

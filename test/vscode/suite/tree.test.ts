@@ -2,7 +2,7 @@
 import * as assert from 'node:assert/strict';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import type { JobImpl } from '../../../src/engine';
+import type { EngineJob } from '../../../src/engine';
 import type { TreeNode } from '../../../src/views/jobsTreeProvider';
 import { randomBody, TestServer } from '../../support/testServer';
 import { activate, cleanupJobs, setSetting, sleep, tempDir, waitFor, waitForState, type TestApi } from './util';
@@ -32,8 +32,8 @@ describe('tree view', () => {
     created.clear();
   });
 
-  async function job(name: string, route?: string): Promise<JobImpl> {
-    const j = (await api.createJob({ displayName: name })) as JobImpl;
+  async function job(name: string, route?: string): Promise<EngineJob> {
+    const j = (await api.createJob({ displayName: name })) as EngineJob;
     created.add(j.id);
     if (route) {
       await j.addFile(server.url(route), path.join(dir, name));
@@ -155,7 +155,7 @@ describe('tree view', () => {
 
   it('stays fast with many jobs', async function () {
     this.timeout(120_000);
-    const many: JobImpl[] = [];
+    const many: EngineJob[] = [];
     for (let i = 0; i < 300; i++) {
       many.push(await job(`bulk ${i}`));
     }

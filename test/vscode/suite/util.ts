@@ -5,7 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { ManagedDownloadsApi } from '../../../src/api/api.d';
-import type { JobImpl, JobState } from '../../../src/engine';
+import type { EngineJob, JobState } from '../../../src/engine';
 import type { NotificationRecord } from '../../../src/notifications';
 import type { TestHook } from '../../../src/testHook';
 
@@ -45,7 +45,7 @@ export function jobState(api: TestApi, id: string): JobState {
   return api.getJob(id).state;
 }
 
-export function waitForState(api: TestApi, id: string, states: JobState | JobState[], timeoutMs = 20_000): Promise<JobImpl> {
+export function waitForState(api: TestApi, id: string, states: JobState | JobState[], timeoutMs = 20_000): Promise<EngineJob> {
   const wanted = Array.isArray(states) ? states : [states];
   return waitFor(
     () => {
