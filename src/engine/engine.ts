@@ -18,7 +18,10 @@ import {
 import { renameIntoPlace } from './rename';
 import { planSchedule } from './scheduler';
 import { JobStore, syncDir } from './store';
-import { transferFile, TransferStopped, type TransferTimeouts } from './transfer';
+import { DEFAULT_MIN_SEGMENT_BYTES, DEFAULT_SEGMENTS_PER_FILE, fetchFile } from './fetchFile';
+import { FileFailure, runFilesInParallel } from './parallelFiles';
+import { TransferStopped, type TransferTimeouts } from './transfer';
+import { cancelUploadSession, closeUploadSession, newUploadFile, uploadFile, type SessionCallOptions } from './upload';
 import { ACTION_STATES, FINAL_STATES, JOB_PRIORITIES, type CompleteResult, type CreateJobOptions, type JobFile, type JobState } from './types';
 import { checkDescription, checkDisplayName, checkLocalPathOnDisk, checkLocalPathSyntax, checkRemoteUrl, temporaryPathFor } from './validation';
 
@@ -54,6 +57,12 @@ export interface EngineOptions {
   headerVault?: HeaderVault;
   log?: Logger;
   storeBatchMs?: number;
+  /** Bytes per BITS upload Fragment (default 1 MiB). */
+  uploadFragmentBytes?: number;
+  /** Connections for one large file (size known, ranges, strong validator); 1 turns segmenting off. */
+  segmentsPerFile?: number;
+  /** No segment is smaller than this: files under twice this size never split. */
+  minSegmentBytes?: number;
 }
 
 const DEFAULT_TIMEOUTS: TransferTimeouts = {
@@ -151,7 +160,24 @@ export class DownloadEngine implements JobHost {
     if (r.state === 'CONNECTING' || r.state === 'TRANSFERRING') {
       r.state = 'QUEUED';
     }
+    if (job.type === 'upload') {
+      // No temporary file: the server's BITS-Received-Content-Range says where a resumed upload continues.
+      return;
+    }
     for (const f of r.files) {
+      if (f.transferred || f.completed) {
+        // A crash inside complete(): the destination may already be our file (hard link to the temporary).
+        const [t, d] = await Promise.all([fs.lstat(f.temporaryPath).catch(() => undefined), fs.lstat(f.localPath).catch(() => undefined)]);
+        if (t?.isFile() && d?.isFile() && t.ino === d.ino && t.dev === d.dev) {
+          await fs.unlink(f.temporaryPath).catch(() => undefined);
+          Object.assign(f, { transferred: true, completed: true });
+          continue;
+        }
+        if (f.completed && t?.isFile()) {
+          // Journaled as completed just before a rename that never happened: the file is still only transferred.
+          f.completed = false;
+        }
+      }
       if (f.completed) {
         continue;
       }
@@ -169,7 +195,8 @@ export class DownloadEngine implements JobHost {
         if (r.state === 'TRANSFERRED') {
           r.state = 'QUEUED';
         }
-      } else if (!f.transferred && size !== undefined && size > f.durableBytes) {
+      } else if (!f.transferred && !f.segments && size !== undefined && size > f.durableBytes) {
+        // (A segmented file is sparse and as long as the entity: its segments say which bytes are real.)
         // Bytes past the last checkpoint may be garbage after a power cut.
         await fs.truncate(f.temporaryPath, f.durableBytes).catch(() => undefined);
       } else if (!f.transferred && f.durableBytes > 0 && (size === undefined || size < f.durableBytes)) {
@@ -283,6 +310,14 @@ export class DownloadEngine implements JobHost {
       if (job.type === 'upload' && job.record.files.length + files.length > 1) {
         throw new DownloadError('BG_E_TOO_MANY_FILES', `Upload job '${job.displayName}' can hold exactly one file.`, { context: 'GENERAL_QUEUE_MANAGER' });
       }
+      if (job.type === 'upload') {
+        // The local path names an existing file to send, not a destination: its own checks, no temporary file.
+        job.record.files.push(await newUploadFile(files[0], this.opts.allowedRoots));
+        job.record.modified = this.now();
+        await this.store.save();
+        this.changed(job, { immediate: true });
+        return;
+      }
       // Check everything first: a set is added whole or not at all.
       const records: FileRecord[] = [];
       const taken = new Set(this.activeDestinations().map(normalisePathKey));
@@ -326,9 +361,6 @@ export class DownloadEngine implements JobHost {
       if (r.files.length === 0) {
         throw new DownloadError('DO_E_JOB_EMPTY', `Job '${job.displayName}' has no files to transfer; add a file first.`, { context: 'GENERAL_QUEUE_MANAGER' });
       }
-      if (job.type === 'upload') {
-        throw new DownloadError('E_NOTIMPL', `Upload jobs cannot be transferred yet: the BITS upload protocol is not implemented in this version ('${job.displayName}').`);
-      }
       const allDone = r.files.every((f) => f.transferred || f.completed);
       if (ACTION_STATES.has(r.state) && r.state !== 'TRANSIENT_ERROR') {
         return;
@@ -363,6 +395,9 @@ export class DownloadEngine implements JobHost {
       if (job.type === 'upload' && r.state !== 'TRANSFERRED') {
         throw job.invalidState('complete', 'an upload job can be completed only once TRANSFERRED');
       }
+      if (job.type === 'upload') {
+        return await this.completeUpload(job);
+      }
       // Only files fully transferred (and verified) before this call are kept.
       const keep = new Set(r.files.filter((f) => f.transferred || f.completed));
       job.rt.closing = true;
@@ -372,9 +407,19 @@ export class DownloadEngine implements JobHost {
           if (f.completed || !keep.has(f)) {
             continue;
           }
+          let placed = false;
           try {
-            await renameIntoPlace(f.temporaryPath, f.localPath, f.replaceExisting === true);
+            await renameIntoPlace(f.temporaryPath, f.localPath, f.replaceExisting === true, async (phase) => {
+              // Journaled before the temporary name goes, so a crash right here is told apart from someone
+              // else's file at the next start (reconcile); otherwise Complete would fail forever with EEXIST.
+              f.completed = true;
+              placed = phase === 'linked';
+              await this.store.save();
+            });
           } catch (e) {
+            if (!placed) {
+              f.completed = false;
+            }
             this.setState(job, 'TRANSFERRED');
             await this.store.save();
             throw osError(e, `Cannot put '${f.localPath}' in place for job '${job.displayName}' (the job stays TRANSFERRED; Complete again or Cancel)`);
@@ -410,7 +455,12 @@ export class DownloadEngine implements JobHost {
       job.rt.closing = true;
       try {
         await this.stopRun(job, 'stop');
-        await this.deleteTemporaries(job);
+        if (job.type === 'upload') {
+          // The server drops the partial upload; the local file is the user's and stays.
+          await cancelUploadSession(this.uploadCall(job, job.record.files[0]));
+        } else {
+          await this.deleteTemporaries(job);
+        }
         this.setState(job, 'CANCELLED');
         await this.store.save();
         await this.vault.delete(job.id).catch(() => undefined);
@@ -434,7 +484,19 @@ export class DownloadEngine implements JobHost {
   }
 
   liveBytes(job: JobImpl, index: number): number | undefined {
-    return job.rt.run && job.rt.currentFile === index ? job.rt.liveBytes : undefined;
+    if (!job.rt.run) {
+      return undefined;
+    }
+    return job.rt.live?.get(index) ?? (job.rt.currentFile === index ? job.rt.liveBytes : undefined);
+  }
+
+  /** Progress of one of several files in flight: the job's speed follows the sum. */
+  private onParallelProgress(job: JobImpl, index: number, bytes: number): void {
+    const rt = job.rt;
+    const before = rt.live?.get(index) ?? 0;
+    rt.live?.set(index, bytes);
+    rt.liveTotal = Math.max(0, (rt.liveTotal ?? 0) + bytes - before);
+    this.onProgress(job, rt.liveTotal);
   }
 
   /** Records a change; progress ticks are throttled per job, state changes go out at once. */
@@ -560,44 +622,71 @@ export class DownloadEngine implements JobHost {
     this.setState(job, 'CONNECTING');
     let index = -1;
     try {
-      for (;;) {
-        index = r.files.findIndex((f) => !f.transferred && !f.completed);
-        if (index < 0) {
-          break;
-        }
-        const file = r.files[index];
-        job.rt.currentFile = index;
-        job.rt.liveBytes = file.durableBytes;
-        job.rt.speedSample = { at: Date.now(), bytes: file.durableBytes };
-        await transferFile({
+      const inFlight = Math.max(1, r.filesInFlight ?? 1);
+      const perFile = async (file: FileRecord, i: number, sig: AbortSignal, parallel: boolean): Promise<void> => {
+        await fetchFile({
           file,
           headers: this.headers.get(job.id) ?? {},
           dispatcher: this.dispatcher,
-          signal,
+          signal: sig,
           allowInsecureRedirects: this.opts.allowInsecureRedirects ?? false,
           maxRedirects: this.opts.maxRedirects ?? 10,
           timeouts: { ...DEFAULT_TIMEOUTS, ...this.opts.timeouts },
           checkpointIntervalMs: this.opts.checkpointIntervalMs ?? 2_000,
           checkpointBytes: this.opts.checkpointBytes ?? 64 * 1024 * 1024,
           maxRetryAfterSeconds: this.opts.maxRetryAfterSeconds ?? 3_600,
+          segmentsPerFile: this.opts.segmentsPerFile ?? DEFAULT_SEGMENTS_PER_FILE,
+          minSegmentBytes: this.opts.minSegmentBytes ?? DEFAULT_MIN_SEGMENT_BYTES,
           now: this.now,
           log: (m) => this.log('info', `[${job.displayName}] ${m}`),
           onConnected: () => {
-            if (!signal.aborted && (job.state === 'CONNECTING' || job.state === 'QUEUED')) {
+            if (!sig.aborted && (job.state === 'CONNECTING' || job.state === 'QUEUED')) {
               this.setState(job, 'TRANSFERRING');
             }
           },
-          onProgress: (bytes) => this.onProgress(job, bytes),
+          onProgress: parallel ? (bytes) => this.onParallelProgress(job, i, bytes) : (bytes) => this.onProgress(job, bytes),
           onCheckpoint: () => {
             job.record.modified = this.now();
             this.store.scheduleSave();
           },
         });
-        if (signal.aborted) {
+        if (sig.aborted) {
           throw new TransferStopped();
         }
-        this._onDidTransferFile.fire({ job, file: job.fileView(file, index) });
-        this.changed(job, { immediate: true });
+        job.rt.live?.delete(i);
+        this._onDidTransferFile.fire({ job, file: job.fileView(file, i) });
+        this.changed(job, { immediate: !parallel });
+      };
+      if (inFlight > 1 && r.files.filter((f) => !f.transferred && !f.completed).length > 1) {
+        job.rt.live = new Map();
+        job.rt.liveTotal = 0;
+        job.rt.speedSample = { at: Date.now(), bytes: 0 };
+        try {
+          await runFilesInParallel({ files: r.files, limit: inFlight, signal, runOne: (f, i, sig) => perFile(f, i, sig, true) });
+        } catch (e) {
+          if (e instanceof FileFailure) {
+            index = e.index;
+            throw e.error;
+          }
+          throw e;
+        } finally {
+          job.rt.live = undefined;
+        }
+      }
+      for (;;) {
+        index = r.files.findIndex((f) => !f.transferred && !f.completed);
+        if (index < 0 || signal.aborted) {
+          break;
+        }
+        const file = r.files[index];
+        job.rt.currentFile = index;
+        job.rt.liveBytes = file.durableBytes;
+        job.rt.speedSample = { at: Date.now(), bytes: file.durableBytes };
+        if (job.type === 'upload') {
+          await this.uploadOne(job, file, index, signal);
+          continue;
+        }
+        await perFile(file, index, signal, false);
       }
       if (signal.aborted) {
         throw new TransferStopped();
@@ -620,6 +709,76 @@ export class DownloadEngine implements JobHost {
       }
       this.fail(job, e, index);
     }
+  }
+
+  // ---------------------------------------------------------------- upload jobs (BITS Upload Protocol, upload.ts)
+
+  private uploadCall(job: JobImpl, file: FileRecord): SessionCallOptions {
+    return {
+      file,
+      headers: this.headers.get(job.id) ?? {},
+      network: this.opts.network,
+      timeouts: { ...DEFAULT_TIMEOUTS, ...this.opts.timeouts },
+      maxRetryAfterSeconds: this.opts.maxRetryAfterSeconds ?? 3_600,
+      now: this.now,
+      log: (m) => this.log('info', `[${job.displayName}] ${m}`),
+    };
+  }
+
+  /** Sends the upload's fragments; TRANSFERRED follows once the server acknowledged the last byte. */
+  private async uploadOne(job: JobImpl, file: FileRecord, index: number, signal: AbortSignal): Promise<void> {
+    await uploadFile({
+      ...this.uploadCall(job, file),
+      signal,
+      fragmentBytes: this.opts.uploadFragmentBytes,
+      onConnected: () => {
+        if (!signal.aborted && (job.state === 'CONNECTING' || job.state === 'QUEUED')) {
+          this.setState(job, 'TRANSFERRING');
+        }
+      },
+      onProgress: (bytes) => this.onProgress(job, bytes),
+      onCheckpoint: () => {
+        job.record.modified = this.now();
+        this.store.scheduleSave();
+      },
+    });
+    if (signal.aborted) {
+      throw new TransferStopped();
+    }
+    this._onDidTransferFile.fire({ job, file: job.fileView(file, index) });
+    this.changed(job, { immediate: true });
+  }
+
+  /** complete() of a TRANSFERRED upload: Close-Session, then ACKNOWLEDGED. On failure the job stays TRANSFERRED. */
+  private async completeUpload(job: JobImpl): Promise<CompleteResult> {
+    const file = job.record.files[0];
+    job.rt.closing = true;
+    try {
+      await closeUploadSession(this.uploadCall(job, file));
+    } catch (e) {
+      const err = e instanceof DownloadError ? e : osError(e, 'Close-Session failed');
+      const lost = err.code === 'BG_E_SESSION_NOT_FOUND';
+      if (lost) {
+        // The server forgot the session: the file goes again, in a new one ([MC-BUP] 3.1.5.2.1).
+        this.setState(job, 'QUEUED');
+      }
+      await this.store.save();
+      const then = lost ? 'the job is QUEUED to send the file again' : 'the job stays TRANSFERRED; Complete again or Cancel';
+      throw new DownloadError(err.code, `Cannot complete upload job '${job.displayName}': ${err.message.replace(/\.$/, '')} (${then}).`, {
+        hresult: err.hresult,
+        transient: err.transient,
+        context: err.context,
+        cause: err,
+      });
+    } finally {
+      job.rt.closing = false;
+      this.pump();
+    }
+    file.completed = true;
+    this.setState(job, 'ACKNOWLEDGED');
+    await this.store.save();
+    await this.vault.delete(job.id).catch(() => undefined);
+    return 'S_OK';
   }
 
   private onProgress(job: JobImpl, bytes: number): void {

@@ -20,6 +20,31 @@ export interface FileRecord {
   restarts: number;
   /** Set when the destination may replace an existing file (the user confirmed it in a save dialog). */
   replaceExisting?: boolean;
+  /** Upload jobs only: the BITS upload session (durableBytes then counts the bytes the server acknowledged). */
+  upload?: UploadState;
+  /**
+   * A segmented transfer in progress: byte ranges [start, end) of the temporary file, each with the bytes
+   * from `start` known durable (`done`). durableBytes then stays the contiguous prefix. Absent in old stores.
+   */
+  segments?: SegmentRecord[];
+}
+
+export interface SegmentRecord {
+  start: number;
+  end: number;
+  done: number;
+}
+
+/** An upload's BITS session ([MC-BUP] 3.1.1.2), kept so that an interrupted upload resumes in the same session. */
+export interface UploadState {
+  /** BITS-Session-Id from the Ack for Create-Session; cleared by Close-Session / Cancel-Session. */
+  sessionId?: string;
+  /** BITS-Host-Id: the server the session lives on, and how long to try it before going back to the URL's host. */
+  hostId?: string;
+  hostIdFallbackSeconds?: number;
+  hostIdFailingSince?: number;
+  /** The local file when the upload started; any later change fails the job with BG_E_LOCAL_FILE_CHANGED. */
+  source?: { size: number; mtimeMs: number; ino: number };
 }
 
 export interface ErrorRecord {
@@ -52,6 +77,8 @@ export interface JobRecord {
   noProgressSince?: number;
   /** Whether the job should complete itself once transferred (New Download from the UI). */
   autoComplete?: boolean;
+  /** Files of this job that may transfer at once (default 1: one at a time, in order). */
+  filesInFlight?: number;
   files: FileRecord[];
 }
 
