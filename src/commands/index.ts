@@ -4,10 +4,11 @@ import type { CommandContext } from './common';
 import { registerFileCommands } from './fileCommands';
 import { registerJobCommands } from './jobCommands';
 import { registerNewDownloadCommands } from './newDownload';
+import { registerNewUploadCommands } from './newUpload';
 import { registerViewCommands } from './viewCommands';
 
 export type { CommandContext } from './common';
 
 export function registerCommands(ctx: CommandContext): vscode.Disposable[] {
-  return [...registerNewDownloadCommands(ctx), ...registerJobCommands(ctx), ...registerFileCommands(ctx), ...registerViewCommands(ctx)];
+  return [...registerNewDownloadCommands(ctx), ...registerNewUploadCommands(ctx), ...registerJobCommands(ctx), ...registerFileCommands(ctx), ...registerViewCommands(ctx)];
 }

@@ -6,6 +6,7 @@ import { DownloadError, JOB_PRIORITIES, type CreateJobOptions, type EngineJob, t
 import { redactUrl } from '../engine/errors';
 import * as settings from '../settings';
 import { registerCommand, targetJobs, type CommandContext } from './common';
+import { askLocalFile, askUploadUrl } from './newUpload';
 
 /** Validates as the user types: a message, or undefined when the URL is acceptable. */
 export function validateUrl(value: string): string | undefined {
@@ -173,6 +174,16 @@ export function registerNewDownloadCommands(ctx: CommandContext): vscode.Disposa
           return undefined;
         }
         const job = jobs[0];
+        if (job.type === 'upload') {
+          // An upload job's one file is a local file sent to a BITS upload URL.
+          const file = typeof args[2] === 'string' && args[2] !== '' ? args[2] : await askLocalFile();
+          const target = file && (typeof args[1] === 'string' ? args[1].trim() : await askUploadUrl(file));
+          if (!file || !target) {
+            return undefined;
+          }
+          await job.addFile(target, file);
+          return job.id;
+        }
         const url = typeof args[1] === 'string' ? args[1].trim() : await askUrl(vscode.l10n.t("Add File to '{0}'", job.displayName));
         if (!url) {
           return undefined;
