@@ -9,6 +9,7 @@
  */
 import type { RouteOptions } from '../test/support/testServer';
 import { randomBody, sha256Hex, TestServer } from '../test/support/testServer';
+import { startBitsUploadServer, type BitsUploadServer } from '../test/support/bitsUploadServer';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -181,6 +182,18 @@ async function main(): Promise<void> {
     }
   };
 
+  // A BITS upload server one port up, for upload jobs (finished uploads land in a temporary folder).
+  let uploads: BitsUploadServer | undefined;
+  try {
+    uploads = await startBitsUploadServer({
+      port: port === 0 ? 0 : port + 1,
+      onRequest: (e) => process.stderr.write(`upload ${JSON.stringify(e).slice(0, 200)}\n`),
+    });
+    process.stderr.write(`BITS upload server on ${uploads.url('/uploads/')} (files land in ${uploads.destDir})\n`);
+  } catch (err) {
+    process.stderr.write(`The BITS upload server could not start (${String(err)}); upload jobs are not available in the demo.\n`);
+  }
+
   let stopping = false;
   const stop = (signal: NodeJS.Signals): void => {
     if (stopping) {
@@ -188,7 +201,7 @@ async function main(): Promise<void> {
     }
     stopping = true;
     process.stderr.write(`Demo server: ${signal} received, shutting down\n`);
-    server.close().then(
+    Promise.all([server.close(), uploads?.close()]).then(
       () => process.exit(0),
       (err: unknown) => {
         process.stderr.write(`Demo server: error while closing: ${String(err)}\n`);
