@@ -29,8 +29,8 @@ export function createDispatcher(s: NetworkSettings = {}, env: NodeJS.ProcessEnv
     allowH2: false,
     connect,
   };
-  const httpProxy = s.proxy || env.http_proxy || env.HTTP_PROXY;
-  const httpsProxy = s.proxy || env.https_proxy || env.HTTPS_PROXY || httpProxy;
+  const httpProxy = withScheme(s.proxy || env.http_proxy || env.HTTP_PROXY);
+  const httpsProxy = withScheme(s.proxy || env.https_proxy || env.HTTPS_PROXY) || httpProxy;
   if (!httpProxy && !httpsProxy) {
     return new Agent(common);
   }
@@ -42,5 +42,14 @@ export function createDispatcher(s: NetworkSettings = {}, env: NodeJS.ProcessEnv
     noProxy,
     requestTls: connect,
     proxyTls: connect,
-  });
+    // http:// URLs go to the proxy as absolute-form requests (as curl and browsers do); only https:// is
+    // tunnelled with CONNECT. Stock proxy configs allow CONNECT to port 443 only (squid: "deny CONNECT !SSL_ports").
+    proxyTunnel: false,
+  } as EnvHttpProxyAgent.Options);
+}
+
+/** 'proxy.example:3128', as people type it in http.proxy or HTTP_PROXY, means http://proxy.example:3128 (as curl reads it). */
+function withScheme(proxy: string | undefined): string | undefined {
+  const p = proxy?.trim();
+  return p && !/^[a-z][a-z0-9+.-]*:\/\//i.test(p) ? `http://${p}` : p || undefined;
 }

@@ -132,6 +132,18 @@ export function networkError(e: unknown, url: string): DownloadError {
     return e;
   }
   const err = e as NodeJS.ErrnoException & { cause?: NodeJS.ErrnoException };
+  // A proxy's own answer (undici reports it as an error, not a response): classified like any HTTP status.
+  const proxyStatus = /^Proxy Authentication Required \((\d{3})\)$|^Proxy response \((\d{3})\) !== 200 when HTTP Tunneling$/.exec(err?.message ?? '');
+  if (proxyStatus) {
+    const status = Number(proxyStatus[1] ?? proxyStatus[2]);
+    const reason = HTTP_REASONS[status] ?? '';
+    return new DownloadError(`HTTP_${status}`, `The proxy answered ${status}${reason ? ' ' + reason : ''} for ${redactUrl(url)}${status === 407 ? ' (check the proxy credentials)' : ''}.`, {
+      hresult: 0x80190000 + status,
+      transient: isTransientHttpStatus(status),
+      context: 'GENERAL_TRANSPORT',
+      cause: e,
+    });
+  }
   const code = err?.code ?? err?.cause?.code ?? 'ECONNRESET';
   const where = redactUrl(url);
   const table: Record<string, [number, string]> = {

@@ -1,34 +1,48 @@
 // Puts a finished temporary file in place without silently replacing someone else's file.
 import * as fs from 'node:fs/promises';
 
+/** 'linked': `dest` now names the finished file (and so does `tmp`, until it is unlinked); 'renaming': about to rename. */
+export type PlacePhase = 'linked' | 'renaming';
+
 /**
  * Moves `tmp` to `dest`. Unless `replace` is set, an existing destination is an EEXIST error:
  * link()+unlink() makes that check atomic where hard links exist; elsewhere we check, then rename.
  * Windows' antivirus and indexer briefly lock files, so busy errors are retried for a while.
+ * `onPlaced` runs after the link and before the unlink (or just before a rename), so the caller can journal
+ * the file as completed while both names still tell what happened: after a crash in between, `tmp` and `dest`
+ * are the same file (link done) or `tmp` is still there and `dest` is not it (rename not done).
  */
-export async function renameIntoPlace(tmp: string, dest: string, replace: boolean): Promise<void> {
+export async function renameIntoPlace(tmp: string, dest: string, replace: boolean, onPlaced?: (phase: PlacePhase) => Promise<void>): Promise<void> {
+  let linked = false;
   await retryBusy(async () => {
     if (replace) {
+      await onPlaced?.('renaming');
       await fs.rename(tmp, dest);
       return;
     }
-    try {
-      await fs.link(tmp, dest);
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'EEXIST') {
-        throw Object.assign(new Error(`'${dest}' already exists (created by someone else); it was not replaced`), { code: 'EEXIST' });
+    if (!linked) {
+      try {
+        await fs.link(tmp, dest);
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code === 'EEXIST') {
+          throw Object.assign(new Error(`'${dest}' already exists (created by someone else); it was not replaced`), { code: 'EEXIST' });
+        }
+        if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'ENOSYS' && code !== 'EXDEV') {
+          throw e;
+        }
+        // No hard links here (FAT, some network shares): check, then rename.
+        const exists = await fs.lstat(dest).then(() => true, () => false);
+        if (exists) {
+          throw Object.assign(new Error(`'${dest}' already exists (created by someone else); it was not replaced`), { code: 'EEXIST' });
+        }
+        await onPlaced?.('renaming');
+        await fs.rename(tmp, dest);
+        return;
       }
-      if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'ENOSYS' && code !== 'EXDEV') {
-        throw e;
-      }
-      // No hard links here (FAT, some network shares): check, then rename.
-      const exists = await fs.lstat(dest).then(() => true, () => false);
-      if (exists) {
-        throw Object.assign(new Error(`'${dest}' already exists (created by someone else); it was not replaced`), { code: 'EEXIST' });
-      }
-      await fs.rename(tmp, dest);
-      return;
+      // Linked once: a busy unlink retried below must not link again (that would be EEXIST on our own file).
+      linked = true;
+      await onPlaced?.('linked');
     }
     await fs.unlink(tmp);
   });

@@ -13,6 +13,8 @@ const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const ENGINE_HEADERS = new Set([
   'host', 'range', 'if-range', 'if-match', 'if-none-match', 'if-modified-since', 'if-unmodified-since',
   'content-length', 'transfer-encoding', 'connection', 'keep-alive', 'upgrade', 'te', 'trailer', 'accept-encoding', 'expect',
+  // Proxy credentials belong in the proxy URL (undici's ProxyAgent refuses the header, and it must never reach an origin).
+  'proxy-authorization', 'proxy-connection',
 ]);
 
 export function checkRemoteUrl(url: unknown, allowedSchemes: readonly string[] = ['http:', 'https:']): URL {

@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DownloadEngine, type DownloadError } from '../../src/engine';
 import { openEngine, tempDir, waitForState, waitUntil } from '../support/engineHarness';
+import { matrix } from '../support/matrix';
 import { randomBody, sha256Hex, TestServer } from '../support/testServer';
 
 describe('complete() and cancel()', () => {
@@ -78,7 +79,7 @@ describe('complete() and cancel()', () => {
     assert.ok(!fs.existsSync(dest(2)));
   });
 
-  it('a rename failure leaves renamed files in place, the job TRANSFERRED, rejects with the OS error; Complete again works', async () => {
+  it(matrix('disk', 'a file with the destination name created by someone else before Complete', 'Complete rejects EEXIST 0x800700B7, job stays TRANSFERRED, that file untouched, earlier files stay in place; Complete again works'), async () => {
     const job = await engine.createJob({ displayName: 'blocked' });
     await job.addFileSet([1, 2, 3].map((i) => ({ remoteUrl: server.url(`/f${i}`), localPath: dest(i) })));
     await job.resume();
@@ -98,7 +99,7 @@ describe('complete() and cancel()', () => {
     assert.equal(sha256Hex(fs.readFileSync(dest(3))), sha256Hex(bodies[2]));
   });
 
-  it('a rename into a read-only folder fails with EACCES and keeps TRANSFERRED; Cancel then keeps completed files', async function () {
+  it(matrix('disk', 'destination unrenamable on Complete (read-only folder; as root, a folder in the way)', 'Complete rejects with the OS error, job stays TRANSFERRED; Cancel keeps the files already in place'), async function () {
     if (process.getuid?.() === 0) {
       // root ignores folder permissions; use a destination that is a folder instead (EISDIR / EEXIST).
       const job = await engine.createJob({ displayName: 'locked' });
@@ -137,7 +138,7 @@ describe('complete() and cancel()', () => {
     assert.deepEqual(fs.readdirSync(dir).filter((n) => n !== 'store'), [], 'nothing written after cancel()');
   });
 
-  it('Complete and Cancel racing on the same job: one wins, the other gets DO_E_INVALID_STATE', async () => {
+  it(matrix('concurrency', 'Complete and Cancel racing on the same job', 'one wins (ACKNOWLEDGED, file in place), the other rejects DO_E_INVALID_STATE'), async () => {
     const job = await engine.createJob({ displayName: 'race' });
     await job.addFile(server.url('/f1'), dest(1));
     await job.resume();
@@ -175,7 +176,7 @@ describe('complete() and cancel()', () => {
       assert.equal(job.getFiles().length, 0);
     }
 
-    it('URLs: other schemes, garbage, control characters, 10,000 characters', async () => {
+    it(matrix('hostile input', 'URLs: file:, data:, javascript:, ftp:, garbage, CR/LF, 10,000 characters, empty', 'E_INVALIDARG at add time, nothing added'), async () => {
       for (const u of ['file:///etc/passwd', 'data:text/plain,hi', 'javascript:alert(1)', 'ftp://x/y']) {
         await refused(dest(1), u, /scheme/);
       }
@@ -185,7 +186,7 @@ describe('complete() and cancel()', () => {
       await refused(dest(1), '', /empty/);
     });
 
-    it('paths: relative, with .., NUL, a folder, names reserved on Windows, missing folder, symlink', async () => {
+    it(matrix('hostile input', 'local paths: relative, with .., NUL bytes, a folder, names reserved on Windows (CON, nul.txt), a missing folder, a symlink', 'E_INVALIDARG (ENOENT for the missing folder), nothing added'), async () => {
       const url = server.url('/f1');
       await refused('relative/file.bin', url, /relative/);
       await refused(dir + '/../x/file.bin', url, /not normalised/);
@@ -198,7 +199,7 @@ describe('complete() and cancel()', () => {
       await refused(path.join(dir, 'link'), url, /symbolic link/);
     });
 
-    it('a symlinked folder pointing outside the allowed roots is refused', async () => {
+    it(matrix('hostile input', 'symlink pointing outside the chosen folder', 'refused (outside the allowed folders); a path inside is accepted'), async () => {
       const roots = await openEngine(path.join(dir, 's2'), { allowedRoots: [path.join(dir, 'inside')] });
       try {
         fs.mkdirSync(path.join(dir, 'inside'));
@@ -213,7 +214,7 @@ describe('complete() and cancel()', () => {
       }
     });
 
-    it('an unwritable folder is refused with the OS code', async function () {
+    it(matrix('disk', 'read-only folder at add time', 'addFile rejects EACCES/EROFS, nothing added'), async function () {
       const ro = path.join(dir, 'ro');
       fs.mkdirSync(ro, { mode: 0o555 });
       let unmount = (): void => undefined;

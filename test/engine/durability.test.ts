@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import * as readline from 'node:readline';
 import { DownloadEngine, type DownloadError } from '../../src/engine';
 import { openEngine, tempDir, waitForState } from '../support/engineHarness';
+import { matrix } from '../support/matrix';
 import { randomBody, sha256Hex, TestServer } from '../support/testServer';
 
 const CHILD = path.join(__dirname, '..', 'support', 'engineChild.js');
@@ -48,7 +49,7 @@ describe('durability', () => {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  it('SIGKILL mid-file: the restarted engine resumes from the durable offset, re-fetches little, and the sha256 is right', async () => {
+  it(matrix('process', 'SIGKILL half way through a file, then restart', 'resumes from the durable offset with If-Range, re-fetches < 2 MB; right sha256'), async () => {
     server.route('/big', { body: big, throttleBytesPerSec: 8_000_000 });
     const store = path.join(dir, 'store');
     const dest = path.join(dir, 'big.bin');
@@ -76,7 +77,7 @@ describe('durability', () => {
     assert.equal(sha256Hex(fs.readFileSync(dest)), sha256Hex(big));
   });
 
-  it('on start, a temporary longer than the journal says is truncated to the durable offset', async () => {
+  it(matrix('process', 'bytes past the last checkpoint (as after a power cut)', 'truncated to the durable offset at start-up; right sha256'), async () => {
     server.route('/big', { body: big, throttleBytesPerSec: 4_000_000 });
     const store = path.join(dir, 'store');
     let engine = await openEngine(store);
@@ -105,7 +106,7 @@ describe('durability', () => {
     }
   });
 
-  it('a transferred file whose temporary vanished is fetched again', async () => {
+  it(matrix('disk', 'a transferred temporary file deleted by someone else', 'fetched again after restart; Complete S_OK'), async () => {
     server.route('/s', { body: big.subarray(0, 100_000) });
     const store = path.join(dir, 'store');
     let engine = await openEngine(store);
@@ -132,7 +133,7 @@ describe('durability', () => {
     ['garbage', 'not json at all ✗'],
     ['foreign', '{"hello":"world"}'],
   ] as const) {
-    it(`a ${what} journal is kept aside and reported, and the engine starts empty`, async () => {
+    it(matrix('store', `${what} journal file`, 'kept aside byte for byte and reported; the engine starts empty and works'), async () => {
       const store = path.join(dir, 'store');
       fs.mkdirSync(store);
       fs.writeFileSync(path.join(store, 'jobs.json'), content);
@@ -152,7 +153,7 @@ describe('durability', () => {
     });
   }
 
-  it('a damaged job entry is skipped and reported, the others load', async () => {
+  it(matrix('store', 'a damaged job entry', 'skipped and reported; the other jobs load'), async () => {
     const store = path.join(dir, 'store');
     let engine = await openEngine(store);
     const good = await engine.createJob({ displayName: 'good' });
@@ -169,7 +170,7 @@ describe('durability', () => {
     }
   });
 
-  it('a store written by a newer version is refused clearly and left untouched', async () => {
+  it(matrix('store', 'a store written by a newer version', 'open() rejects STORE_NEWER_VERSION with a clear message; the file is left untouched'), async () => {
     const store = path.join(dir, 'store');
     fs.mkdirSync(store);
     const text = JSON.stringify({ format: 'managed-downloads/jobs', version: 99, jobs: [] });
@@ -182,7 +183,7 @@ describe('durability', () => {
     assert.equal(fs.readFileSync(path.join(store, 'jobs.json'), 'utf8'), text);
   });
 
-  it('the journal is replaced atomically: no temp file left, valid JSON after each save', async () => {
+  it(matrix('store', 'journal replaced on every save', 'atomic: valid JSON after each save, no temp file left'), async () => {
     const store = path.join(dir, 'store');
     const engine = await openEngine(store);
     try {

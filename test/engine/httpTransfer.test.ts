@@ -6,6 +6,7 @@ import type { LookupFunction } from 'node:net';
 import { Agent } from 'undici';
 import { DownloadEngine, type EngineOptions, type JobImpl } from '../../src/engine';
 import { openEngine, tempDir, waitForState, waitUntil } from '../support/engineHarness';
+import { matrix } from '../support/matrix';
 import { randomBody, sha256Hex, TEST_TLS, TestServer } from '../support/testServer';
 
 describe('HTTP transfers', () => {
@@ -46,7 +47,7 @@ describe('HTTP transfers', () => {
     return fs.readFileSync(job.getFiles()[0].localPath);
   }
 
-  it('resets mid-body many times: resumes each time with Range + If-Range and ends with the right bytes', async () => {
+  it(matrix('network', 'reset mid-body, many times', 'each retry resumes with Range + If-Range, little is re-fetched, no restart; right sha256'), async () => {
     server.route('/r', { body, resetAfterBytes: 150_000, resetTimes: 5 });
     const job = await start(server.url('/r'));
     const got = await finishAndRead(job);
@@ -63,7 +64,7 @@ describe('HTTP transfers', () => {
     assert.equal(job.record.files[0].restarts, 0);
   });
 
-  it('a 200 answer to a range request truncates and restarts from 0 (never appends)', async () => {
+  it(matrix('network', 'a 200 answer to a range request', 'truncates and restarts from 0, never appends (restarts = 1); right sha256'), async () => {
     server.route('/r', { body, resetAfterBytes: 300_000, resetTimes: 1, ranges: false });
     const job = await start(server.url('/r'));
     const got = await finishAndRead(job);
@@ -72,7 +73,7 @@ describe('HTTP transfers', () => {
     assert.equal(job.record.files[0].restarts, 1);
   });
 
-  it('an ETag that changes between requests restarts that file from 0', async () => {
+  it(matrix('network', 'ETag changing mid-download', 'restarts that file from 0 (restarts = 1); right sha256'), async () => {
     server.route('/r', { body, resetAfterBytes: 300_000, resetTimes: 1, changeEtagEachRequest: true });
     const job = await start(server.url('/r'));
     const got = await finishAndRead(job);
@@ -81,7 +82,7 @@ describe('HTTP transfers', () => {
     assert.equal(server.requestsFor('/r')[1].status, 200);
   });
 
-  it('Last-Modified alone (strong: Date ≥ 1 s later) is used for If-Range', async () => {
+  it(matrix('network', 'Last-Modified only (no ETag)', 'a strong Last-Modified goes in If-Range, the resume gets 206, no restart; right sha256'), async () => {
     const lm = new Date(Date.now() - 60_000).toUTCString();
     server.route('/r', { body, etag: null, lastModified: lm, resetAfterBytes: 300_000, resetTimes: 1 });
     const job = await start(server.url('/r'));
@@ -92,7 +93,7 @@ describe('HTTP transfers', () => {
     assert.equal(job.record.files[0].restarts, 0);
   });
 
-  it('no validators at all: restarts from 0 rather than splice an unknown entity', async () => {
+  it(matrix('network', 'no validators at all', 'restarts from 0 (no Range sent) rather than splice an unknown entity; right sha256'), async () => {
     server.route('/r', { body, etag: null, resetAfterBytes: 300_000, resetTimes: 1 });
     const job = await start(server.url('/r'));
     const got = await finishAndRead(job);
@@ -108,7 +109,7 @@ describe('HTTP transfers', () => {
     assert.equal(server.requestsFor('/r')[1].ifRange, undefined);
   });
 
-  it('416 with the same size means every byte is here; 416 with another size restarts', async () => {
+  it(matrix('network', '416 to a resume request', 'same size: every byte is already here, TRANSFERRED; another size: restart from 0; right sha256'), async () => {
     server.route('/r', { body, stallAfterBytes: 1, stallTimes: 0 });
     const job = await engine.createJob({ displayName: '416' });
     await job.setMinimumRetryDelay(0);
@@ -162,7 +163,7 @@ describe('HTTP transfers', () => {
     assert.equal(sha256Hex(fs.readFileSync(f.temporaryPath)), sha256Hex(body));
   });
 
-  it('a server that closes before Content-Length is a transient error, then resumes', async () => {
+  it(matrix('network', 'server closes before Content-Length', 'TRANSIENT_ERROR (errorCount 1), then resumes; right sha256'), async () => {
     server.route('/r', { body, closeEarlyAfterBytes: 400_000, stallTimes: 0 });
     let first = true;
     server.route('/r', {
@@ -188,7 +189,7 @@ describe('HTTP transfers', () => {
     assert.equal(job.errorCount, 1);
   });
 
-  it('a body longer than Content-Length keeps exactly Content-Length bytes', async () => {
+  it(matrix('network', 'body longer than Content-Length', 'exactly Content-Length bytes kept; right sha256'), async () => {
     server.route('/r', { body, extraBytes: 5000 });
     const job = await start(server.url('/r'));
     const got = await finishAndRead(job);
@@ -196,7 +197,7 @@ describe('HTTP transfers', () => {
     assert.equal(sha256Hex(got), sha256Hex(body));
   });
 
-  it('Content-Encoding: gzip sent unasked is stored as sent (no decoding mid-stream)', async () => {
+  it(matrix('network', 'Content-Encoding: gzip sent unasked', 'stored as sent, not decoded mid-stream (gunzip of the file gives the entity)'), async () => {
     server.route('/r', { body, gzip: true });
     const job = await start(server.url('/r'));
     const got = await finishAndRead(job);
@@ -204,7 +205,7 @@ describe('HTTP transfers', () => {
     assert.equal(sha256Hex(gunzipSync(got)), sha256Hex(body));
   });
 
-  it('chunked with no length: size unknown while transferring, known at the end', async () => {
+  it(matrix('network', 'chunked with no length', 'size unknown while transferring, known at the end; right sha256'), async () => {
     server.route('/r', { body, chunked: true, throttleBytesPerSec: 2_000_000 });
     const job = await start(server.url('/r'));
     await waitUntil(() => job.getProgress().bytesTransferred > 0, 5000, 'bytes');
@@ -237,7 +238,7 @@ describe('HTTP transfers', () => {
       assert.ok(server.requestsFor('/final')[1].range);
     });
 
-    it('stops at more than 10 hops with a clear fatal error', async () => {
+    it(matrix('network', '11 redirects', 'ERROR TOO_MANY_REDIRECTS, 0x80072F7A; 10 hops still work'), async () => {
       for (let i = 0; i < 11; i++) {
         server.route(`/h${i}`, { redirect: { location: `/h${i + 1}` } });
       }
@@ -251,7 +252,7 @@ describe('HTTP transfers', () => {
       await waitForState(engine, ok, 'TRANSFERRED');
     });
 
-    it('detects loops', async () => {
+    it(matrix('network', 'redirect loop', 'ERROR REDIRECT_LOOP after a single request'), async () => {
       server.route('/a', { redirect: { location: '/b' } });
       server.route('/b', { redirect: { location: '/a' } });
       const job = await start(server.url('/a'));
@@ -260,7 +261,7 @@ describe('HTTP transfers', () => {
       assert.equal(server.requestsFor('/a').length, 1);
     });
 
-    it('strips credentials on a cross-origin hop, keeps them on the same origin', async () => {
+    it(matrix('network', 'cross-origin redirect carrying an Authorization header', 'Authorization and Cookie stripped on the cross-origin hop, kept on the same origin'), async () => {
       const other = await TestServer.start();
       try {
         other.route('/file', { body });
@@ -281,7 +282,7 @@ describe('HTTP transfers', () => {
       }
     });
 
-    it('refuses https→http by default, follows it when allowed', async () => {
+    it(matrix('network', 'https→http redirect', 'ERROR INSECURE_REDIRECT, the http URL is never requested; followed only when allowed'), async () => {
       const tls = await TestServer.start({ https: true });
       const opts: Partial<EngineOptions> = { dispatcher: new Agent({ connect: { ca: TEST_TLS.cert } }) };
       const secure = await openEngine(path.join(dir, 's2'), opts);
@@ -307,7 +308,7 @@ describe('HTTP transfers', () => {
   });
 
   describe('timeouts and network failures', () => {
-    it('a stalled body (socket open, no bytes) becomes a transient error and the job resumes', async () => {
+    it(matrix('network', 'stall with the socket open', 'TRANSIENT_ERROR (body idle timeout), then resumes with Range; right sha256'), async () => {
       const quick = await openEngine(path.join(dir, 'q'), { timeouts: { headersMs: 2000, bodyIdleMs: 300, lowSpeedBytesPerSecond: 1, lowSpeedWindowMs: 60_000 } });
       try {
         server.route('/r', { body, stallAfterBytes: 200_000, stallTimes: 1 });
@@ -321,7 +322,7 @@ describe('HTTP transfers', () => {
       }
     });
 
-    it('a slow trickle below the low-speed rule is a stall', async () => {
+    it(matrix('network', 'slow trickle below the low-speed rule', 'a stall: TRANSIENT_ERROR (or ERROR with no-progress 0), "slower than 100000 bytes/s"'), async () => {
       const quick = await openEngine(path.join(dir, 'q'), { timeouts: { headersMs: 2000, bodyIdleMs: 5000, lowSpeedBytesPerSecond: 100_000, lowSpeedWindowMs: 500 } });
       try {
         server.route('/r', { body, throttleBytesPerSec: 20_000 });
@@ -334,7 +335,7 @@ describe('HTTP transfers', () => {
       }
     });
 
-    it('headers that never come time out', async () => {
+    it(matrix('network', 'response headers that never come', 'TRANSIENT_ERROR 0x80072EE2 (timeout)'), async () => {
       const quick = await openEngine(path.join(dir, 'q'), { timeouts: { headersMs: 300, bodyIdleMs: 5000, lowSpeedBytesPerSecond: 1, lowSpeedWindowMs: 60_000 } });
       try {
         server.route('/r', { body, delayHeadersMs: 3000 });
@@ -346,7 +347,7 @@ describe('HTTP transfers', () => {
       }
     });
 
-    it('connection refused and DNS failure are transient, with WinHTTP codes', async () => {
+    it(matrix('network', 'DNS failure; connection refused', 'TRANSIENT_ERROR ENOTFOUND 0x80072EE7; TRANSIENT_ERROR ECONNREFUSED 0x80072EFD'), async () => {
       const refused = await start('http://127.0.0.1:1/x', 'refused.bin');
       await waitForState(engine, refused, 'TRANSIENT_ERROR');
       assert.equal(refused.getError()?.code, 'ECONNREFUSED');
@@ -371,7 +372,7 @@ describe('HTTP transfers', () => {
       }
     });
 
-    it('4xx are fatal except 408, 409, 429; 5xx transient except 501, 505', async () => {
+    it(matrix('network', 'HTTP status classification', '4xx ERROR except 408/409/429, 5xx TRANSIENT_ERROR except 501/505; code HTTP_n, hresult 0x80190000 + n'), async () => {
       const cases: [number, string][] = [[401, 'ERROR'], [403, 'ERROR'], [410, 'ERROR'], [408, 'TRANSIENT_ERROR'], [409, 'TRANSIENT_ERROR'], [429, 'TRANSIENT_ERROR'], [500, 'TRANSIENT_ERROR'], [501, 'ERROR'], [502, 'TRANSIENT_ERROR'], [505, 'ERROR']];
       const jobs: [number, string, JobImpl][] = [];
       for (const [status, want] of cases) {
