@@ -45,6 +45,8 @@ export class DownloadTerminal implements vscode.Pseudoterminal {
     private readonly definition: DownloadTaskDefinition,
     private readonly workspaceFolder: string | undefined,
     private readonly log: vscode.LogOutputChannel,
+    /** Injectable for tests; VS Code's Restricted Mode already blocks tasks, this is the second check. */
+    private readonly isTrusted: () => boolean = () => vscode.workspace.isTrusted,
   ) {
     if (KEEP_TRANSCRIPTS) {
       this.onDidWrite((text) => taskTranscripts.set(taskName, (taskTranscripts.get(taskName) ?? '') + text));
@@ -74,7 +76,7 @@ export class DownloadTerminal implements vscode.Pseudoterminal {
   }
 
   private async run(): Promise<void> {
-    if (!vscode.workspace.isTrusted) {
+    if (!this.isTrusted()) {
       throw new Error(vscode.l10n.t('This workspace is not trusted, so download tasks defined by it do not run. Trust the workspace to run them.'));
     }
     const plan = planTask(this.definition, this.workspaceFolder);

@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { randomBody, sha256Hex, TestServer } from '../../support/testServer';
-import { activate, sleep, waitFor, type TestApi } from './util';
+import { activate, sleep, tempDir, waitFor, type TestApi } from './util';
 
 interface TaskRun {
   exitCode: number | undefined;
@@ -205,5 +205,28 @@ describe('download tasks', () => {
     const run = await runTask('no path');
     assert.notEqual(run.exitCode, 0);
     assert.match(run.output, /'path' is missing/);
+  });
+});
+
+describe('download tasks in an untrusted workspace', () => {
+  it('do not run: the terminal says why, exits non-zero, creates no job and writes nothing', async () => {
+    const api = await activate();
+    const { DownloadTerminal } = await import('../../../src/tasks/downloadTerminal');
+    const dir = tempDir('md-untrusted-');
+    const outside = path.join(dir, 'outside.bin');
+    const before = api._test.engine.enumJobs({ includeFinal: true }).length;
+    const log = vscode.window.createOutputChannel('md-untrusted-test', { log: true });
+    const term = new DownloadTerminal(api._test.host, 'untrusted', { type: 'download', url: 'http://127.0.0.1:9/x', path: outside }, dir, log, () => false);
+    let output = '';
+    term.onDidWrite((t) => (output += t));
+    const code = await new Promise<number>((resolve) => {
+      term.onDidClose((c) => resolve(c ?? 0));
+      term.open();
+    });
+    log.dispose();
+    assert.notEqual(code, 0);
+    assert.match(output, /not trusted/);
+    assert.equal(api._test.engine.enumJobs({ includeFinal: true }).length, before, 'no job was created');
+    assert.ok(!fs.existsSync(outside));
   });
 });
