@@ -146,7 +146,8 @@ export function registerNewDownloadCommands(ctx: CommandContext): vscode.Disposa
           return undefined;
         }
         const priority = await vscode.window.showQuickPick(
-          JOB_PRIORITIES.map((p) => ({ label: p, picked: p === 'NORMAL' })),
+          // NORMAL first: Enter takes the usual choice (picked has no effect on a single-choice pick).
+          ['NORMAL', ...JOB_PRIORITIES.filter((p) => p !== 'NORMAL')].map((p) => ({ label: p })),
           { title: vscode.l10n.t('Priority of the new job') },
         );
         if (!priority) {

@@ -52,6 +52,9 @@ export class JobsView extends Disposable {
     if (!this.provider.isVisible(job)) {
       return false;
     }
+    // Send the throttled refresh now: VS Code's reveal waits for a refresh in flight, but fails on an element
+    // the tree has not fetched yet (a job created a moment ago), and a late success would steal the focus.
+    this.provider.flushNow();
     this.provider.getChildren();
     await this.treeView.reveal(this.provider.nodeFor(job), { select: true, focus: true, expand: true });
     return true;

@@ -1,0 +1,104 @@
+// The download server of the end-to-end journey: a TestServer (127.0.0.1, real HTTP, ranges, ETags) with
+// the few files the steps need. Bodies are deterministic, so their sha256 is known in advance.
+import { randomBody, sha256Hex, TestServer } from '../support/testServer';
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+
+export interface E2EFile {
+  /** URL path, e.g. /files/throttled.bin */
+  path: string;
+  /** File name (the default destination name the save dialog proposes). */
+  name: string;
+  size: number;
+  sha256: string;
+}
+
+interface Spec {
+  name: string;
+  size: number;
+  seed: number;
+  throttle?: number;
+}
+
+/**
+ * Sizes and rates are chosen for a loaded 2-core machine: under 32 MiB (the engine's threshold for
+ * segmented transfers, which would multiply the throttle), slow enough to act on while they run, short
+ * enough to keep the whole run within a few minutes.
+ */
+const SPECS: Spec[] = [
+  // Steps 2, 3, 5: suspended, resumed and cancelled while it runs (≈ 110 s at full speed).
+  { name: 'throttled.bin', size: 24 * MiB, seed: 601, throttle: 224 * KiB },
+  // Step 4: three files of one job; the third is still transferring when the job is completed.
+  { name: 'part-1.bin', size: 256 * KiB, seed: 611 },
+  { name: 'part-2.bin', size: 384 * KiB, seed: 612 },
+  { name: 'part-3.bin', size: 16 * MiB, seed: 613, throttle: 256 * KiB },
+  // Step 6: 404 until publish('missing.bin').
+  { name: 'missing.bin', size: 96 * KiB, seed: 621 },
+  // Step 7: the download task (≈ 4 s, so the terminal shows progress).
+  { name: 'task.bin', size: 4 * MiB, seed: 631, throttle: 1 * MiB },
+  // Steps 8, 9: the status bar while it runs, and a window reload in the middle (≈ 16 s of transfer).
+  { name: 'reload.bin', size: 8 * MiB, seed: 641, throttle: 512 * KiB },
+];
+
+export class E2EServer {
+  private readonly bodies = new Map<string, Buffer>();
+  readonly files = new Map<string, E2EFile>();
+
+  private constructor(readonly server: TestServer) {}
+
+  static async start(): Promise<E2EServer> {
+    const s = new E2EServer(await TestServer.start());
+    for (const spec of SPECS) {
+      const body = randomBody(spec.size, spec.seed);
+      const p = `/files/${spec.name}`;
+      s.bodies.set(spec.name, body);
+      s.files.set(spec.name, { path: p, name: spec.name, size: spec.size, sha256: sha256Hex(body) });
+    }
+    s.reset();
+    return s;
+  }
+
+  /** Every route back to its initial state (missing.bin answers 404 again), request log emptied. */
+  reset(): void {
+    this.server.reset();
+    for (const spec of SPECS) {
+      if (spec.name === 'missing.bin') {
+        this.server.route(`/files/${spec.name}`, { status: 404 });
+      } else {
+        this.publish(spec.name);
+      }
+    }
+  }
+
+  /** Serves the file (for missing.bin: it "appears" on the server, so Retry can succeed). */
+  publish(name: string): void {
+    const spec = SPECS.find((s) => s.name === name);
+    const body = this.bodies.get(name);
+    if (!spec || !body) {
+      throw new Error(`no e2e file ${name}`);
+    }
+    this.server.route(`/files/${name}`, { body, throttleBytesPerSec: spec.throttle });
+  }
+
+  file(name: string): E2EFile {
+    const f = this.files.get(name);
+    if (!f) {
+      throw new Error(`no e2e file ${name}`);
+    }
+    return f;
+  }
+
+  url(name: string): string {
+    return this.server.url(this.file(name).path);
+  }
+
+  /** Requests for a file: status, Range header and when they arrived. */
+  requestsFor(name: string): { status: number; range?: string; time: number; bytesSent: number }[] {
+    return this.server.requestsFor(this.file(name).path).map((r) => ({ status: r.status, range: r.range, time: r.time, bytesSent: r.bytesSent }));
+  }
+
+  close(): Promise<void> {
+    return this.server.close();
+  }
+}
