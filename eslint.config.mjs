@@ -18,7 +18,7 @@ export default tseslint.config(
   },
   {
     // Plain CommonJS Node scripts (run without a build step).
-    files: ['scripts/**/*.js'],
+    files: ['scripts/**/*.js', 'bench/**/*.js'],
     languageOptions: { sourceType: 'commonjs' },
     rules: {
       '@typescript-eslint/no-require-imports': 'off',

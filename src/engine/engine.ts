@@ -20,10 +20,12 @@ import { planSchedule } from './scheduler';
 import { JobStore, syncDir } from './store';
 import { DEFAULT_MIN_SEGMENT_BYTES, DEFAULT_SEGMENTS_PER_FILE, fetchFile } from './fetchFile';
 import { FileFailure, runFilesInParallel } from './parallelFiles';
+import { placeInOrder } from './placeFiles';
 import { TransferStopped, type TransferTimeouts } from './transfer';
 import { cancelUploadSession, closeUploadSession, newUploadFile, uploadFile, type SessionCallOptions } from './upload';
 import { ACTION_STATES, FINAL_STATES, JOB_PRIORITIES, type CompleteResult, type CreateJobOptions, type JobFile, type JobState } from './types';
-import { checkDescription, checkDisplayName, checkLocalPathOnDisk, checkLocalPathSyntax, checkRemoteUrl, temporaryPathFor } from './validation';
+import { checkLocalPathsOnDisk } from './pathChecks';
+import { checkDescription, checkDisplayName, checkLocalPathSyntax, checkRemoteUrl, temporaryPathFor } from './validation';
 
 export type LogLevel = 'trace' | 'info' | 'warn' | 'error';
 export type Logger = (level: LogLevel, message: string) => void;
@@ -333,7 +335,6 @@ export class DownloadEngine implements JobHost {
           throw invalidArg(`The local path '${localPath}' is already the destination of a file in an active job.`);
         }
         taken.add(key);
-        await checkLocalPathOnDisk(localPath, this.opts.allowedRoots);
         records.push({
           remoteUrl: f.remoteUrl,
           localPath,
@@ -346,6 +347,7 @@ export class DownloadEngine implements JobHost {
           ...(f.replaceExisting === true ? { replaceExisting: true } : {}),
         });
       }
+      await checkLocalPathsOnDisk(records.map((r) => r.localPath), this.opts.allowedRoots);
       job.record.files.push(...records);
       job.record.modified = this.now();
       await this.store.save();
@@ -403,10 +405,12 @@ export class DownloadEngine implements JobHost {
       job.rt.closing = true;
       try {
         await this.stopRun(job, 'stop');
-        for (const f of r.files) {
-          if (f.completed || !keep.has(f)) {
-            continue;
-          }
+        const failed = async (f: FileRecord, e: unknown): Promise<never> => {
+          this.setState(job, 'TRANSFERRED');
+          await this.store.save();
+          throw osError(e, `Cannot put '${f.localPath}' in place for job '${job.displayName}' (the job stays TRANSFERRED; Complete again or Cancel)`);
+        };
+        const placeOne = async (f: FileRecord): Promise<void> => {
           let placed = false;
           try {
             await renameIntoPlace(f.temporaryPath, f.localPath, f.replaceExisting === true, async (phase) => {
@@ -420,13 +424,13 @@ export class DownloadEngine implements JobHost {
             if (!placed) {
               f.completed = false;
             }
-            this.setState(job, 'TRANSFERRED');
-            await this.store.save();
-            throw osError(e, `Cannot put '${f.localPath}' in place for job '${job.displayName}' (the job stays TRANSFERRED; Complete again or Cancel)`);
+            await failed(f, e);
           }
           f.completed = true;
           this.changed(job);
-        }
+        };
+        // In order; hard links journaled per batch (see placeFiles.ts), the rest one by one as above.
+        await placeInOrder(r.files.filter((f) => !f.completed && keep.has(f)), { placeOne, failed, save: () => this.store.save(), placed: () => this.changed(job) });
         const dirs = new Set<string>();
         for (const f of r.files) {
           if (!keep.has(f)) {
@@ -649,6 +653,7 @@ export class DownloadEngine implements JobHost {
             job.record.modified = this.now();
             this.store.scheduleSave();
           },
+          persistNow: () => this.store.save(),
         });
         if (sig.aborted) {
           throw new TransferStopped();

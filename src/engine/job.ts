@@ -42,6 +42,9 @@ export interface JobRuntime {
   lastRunEnded: number;
   currentFile?: number;
   liveBytes?: number;
+  /** Live bytes per file index while several files are in flight, and their sum. */
+  live?: Map<number, number>;
+  liveTotal?: number;
   speed: number;
   speedSample?: { at: number; bytes: number };
   lastChangeFired: number;
@@ -200,6 +203,16 @@ export class JobImpl implements Job {
   setAutoComplete(on: boolean): Promise<void> {
     return this.update('change', () => {
       this.record.autoComplete = on;
+    });
+  }
+
+  /** Engine-internal: let up to `n` files of this job transfer at once (1–64; they still complete in order). */
+  setFilesInFlight(n: number): Promise<void> {
+    return this.update('change', () => {
+      if (!Number.isInteger(n) || n < 1 || n > 64) {
+        throw invalidArg(`Files in flight must be a whole number from 1 to 64, not ${String(n)}.`);
+      }
+      this.record.filesInFlight = n;
     });
   }
 

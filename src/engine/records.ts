@@ -27,12 +27,19 @@ export interface FileRecord {
    * from `start` known durable (`done`). durableBytes then stays the contiguous prefix. Absent in old stores.
    */
   segments?: SegmentRecord[];
+  /** The boot (Linux boot_id) during which the segments' `written` offsets were recorded. */
+  bootId?: string;
 }
 
 export interface SegmentRecord {
   start: number;
   end: number;
   done: number;
+  /**
+   * Bytes from `start` handed to the OS (page cache), not yet known durable. After a crash of the process only
+   * (same bootId: the kernel kept its page cache) they are as good as `done` once the file is fdatasync'd.
+   */
+  written?: number;
 }
 
 /** An upload's BITS session ([MC-BUP] 3.1.1.2), kept so that an interrupted upload resumes in the same session. */

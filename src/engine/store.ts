@@ -92,9 +92,32 @@ export class JobStore {
     }
     this.timer = setTimeout(() => {
       this.timer = undefined;
-      this.save().catch((e) => this.onSaveError(e));
+      this.saveBatched().catch((e) => this.onSaveError(e));
     }, this.batchMs);
     this.timer.unref?.();
+  }
+
+  /**
+   * The timer's save: one write, then another batch window for the changes made meanwhile, not save()'s tight
+   * loop (under sustained change, e.g. thousands of small files, that rewrote the whole journal back to back).
+   */
+  private async saveBatched(): Promise<void> {
+    while (this.saving) {
+      await this.saving.catch(() => undefined);
+    }
+    if (!this.dirty) {
+      return;
+    }
+    this.dirty = false;
+    this.saving = this.write();
+    try {
+      await this.saving;
+    } finally {
+      this.saving = undefined;
+      if (this.dirty) {
+        this.scheduleSave();
+      }
+    }
   }
 
   /** Writes now (after any save in progress) and resolves once the journal is durable. */

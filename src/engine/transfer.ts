@@ -40,6 +40,13 @@ export interface TransferOptions {
   onConnected: () => void;
   /** Called after file.durableBytes (and validators) changed: the caller persists the store. */
   onCheckpoint: () => void;
+  /**
+   * Asked after a 200 to a fresh request, once size and validators are recorded: true stops here (the body
+   * is discarded unread, transferFile resolves 'split') so the caller can fetch the file in segments.
+   */
+  splitLargeFile?: (headers: Dispatcher.ResponseData['headers']) => boolean;
+  /** Writes the journal durably now: called after forgetting durable bytes and before destroying them. */
+  persistNow?: () => Promise<void>;
 }
 
 /** Thrown (as the cause is the engine's own abort) when the engine stopped the transfer on purpose. */
@@ -55,7 +62,7 @@ const WRITE_BATCH_BYTES = 512 * 1024;
 /** Times one transfer call may start over from byte 0 before giving up (a server that never keeps its word). */
 const MAX_RESTARTS_PER_CALL = 3;
 
-export async function transferFile(o: TransferOptions): Promise<void> {
+export async function transferFile(o: TransferOptions): Promise<void | 'split'> {
   const { file } = o;
   const fh = await openTemporary(o);
   try {
@@ -72,6 +79,9 @@ export async function transferFile(o: TransferOptions): Promise<void> {
       file.bytesTotal = undefined;
       file.etag = undefined;
       file.lastModified = undefined;
+      // The journal must stop counting the old bytes before they go (a crash in between would leave it
+      // claiming more durable bytes than the file holds).
+      await o.persistNow?.();
       await fh.truncate(0);
       hash = file.sha256 ? createHash('sha256') : undefined;
       o.onProgress(0);
@@ -118,6 +128,11 @@ export async function transferFile(o: TransferOptions): Promise<void> {
         file.etag = strongEtag(res.headers['etag']);
         file.lastModified = file.etag ? undefined : strongLastModified(res.headers);
         o.onCheckpoint();
+        if (o.splitLargeFile?.(res.headers)) {
+          // Hand over to a segmented transfer before reading the body: only what the socket buffered is lost.
+          res.body.destroy();
+          return 'split';
+        }
       } else if (status === 416 && offset > 0) {
         const cr = parseContentRange(res.headers['content-range']);
         await res.body.dump().catch(() => undefined);
@@ -192,16 +207,26 @@ async function openTemporary(o: TransferOptions): Promise<fs.FileHandle> {
       file.restarts++;
       file.etag = undefined;
       file.lastModified = undefined;
+      await o.persistNow?.();
     }
-    // Remove a leftover of ours (never followed: unlink acts on a symlink itself), then create exclusively.
+    // Create exclusively; on a leftover of ours, remove it (never followed: unlink acts on a symlink itself)
+    // and create again. (Trying first saves a file-system call per file when there is none: most of the time.)
+    const create = (): Promise<fs.FileHandle> => fs.open(file.temporaryPath, FS.O_RDWR | FS.O_CREAT | FS.O_EXCL | noFollow, 0o644);
+    try {
+      return await create();
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') {
+        throw e;
+      }
+    }
     await fs.unlink(file.temporaryPath).catch(() => undefined);
-    return await fs.open(file.temporaryPath, FS.O_RDWR | FS.O_CREAT | FS.O_EXCL | noFollow, 0o644);
+    return await create();
   } catch (e) {
     throw osError(e, `Cannot open the temporary file ${file.temporaryPath}`);
   }
 }
 
-async function requestFollowingRedirects(originalUrl: string, headers: Record<string, string>, o: TransferOptions): Promise<Dispatcher.ResponseData> {
+export async function requestFollowingRedirects(originalUrl: string, headers: Record<string, string>, o: TransferOptions): Promise<Dispatcher.ResponseData> {
   let url = new URL(originalUrl);
   const seen = new Set([url.href]);
   let hdrs = { ...headers };
@@ -271,27 +296,57 @@ async function receiveBody(body: Dispatcher.ResponseData['body'], fh: fs.FileHan
     const n = pendingBytes;
     pending = [];
     pendingBytes = 0;
+    // A short write is not an error (a file system filling up writes what fits and says so): count only what
+    // was written and write the rest again, which then fails with the real error (ENOSPC). Counting `n` would
+    // leave a hole of zeros that a later checkpoint declares durable.
+    let done = 0;
     try {
-      await fh.writev(bufs, written);
+      while (done < n) {
+        const { bytesWritten } = await fh.writev(done === 0 ? bufs : [Buffer.concat(bufs).subarray(done)], written);
+        if (bytesWritten <= 0) {
+          throw Object.assign(new Error('the file system accepted no bytes'), { code: 'EIO' });
+        }
+        written += bytesWritten;
+        done += bytesWritten;
+      }
     } catch (e) {
       throw osError(e, `Cannot write to ${file.temporaryPath}`);
     }
-    written += n;
   };
-  const checkpoint = async (): Promise<void> => {
-    await flush();
-    if (written === file.durableBytes) {
-      return;
-    }
+  /** fdatasync, then record as durable the bytes that were written when it started. */
+  const syncUpTo = async (target: number): Promise<void> => {
     try {
       await fh.datasync();
     } catch (e) {
       throw osError(e, `Cannot flush ${file.temporaryPath} to disk`);
     }
     await assertStillLinked(fh, file.temporaryPath);
-    file.durableBytes = written;
+    if (target > file.durableBytes) {
+      file.durableBytes = target;
+      o.onCheckpoint();
+    }
+  };
+  // Checkpoints run beside the transfer (the stream keeps flowing while the disk catches up); one at a time.
+  let syncing: Promise<void> | undefined;
+  let syncError: unknown;
+  const checkpointInBackground = (): void => {
     lastCheckpoint = o.now();
-    o.onCheckpoint();
+    syncing = syncUpTo(written)
+      .catch((e) => {
+        syncError = syncError ?? e;
+      })
+      .finally(() => {
+        syncing = undefined;
+      });
+  };
+  const checkpoint = async (): Promise<void> => {
+    await syncing;
+    await flush();
+    if (written === file.durableBytes) {
+      return;
+    }
+    await syncUpTo(written);
+    lastCheckpoint = o.now();
   };
 
   // Low-speed rule: a window with too few bytes is a stall, whatever the socket says.
@@ -320,12 +375,19 @@ async function receiveBody(body: Dispatcher.ResponseData['body'], fh: fs.FileHan
       o.onProgress(written + pendingBytes);
       if (pendingBytes >= WRITE_BATCH_BYTES) {
         await flush();
-        if (written - file.durableBytes >= o.checkpointBytes || o.now() - lastCheckpoint >= o.checkpointIntervalMs) {
-          await checkpoint();
+        if (syncError !== undefined) {
+          throw syncError;
+        }
+        if (!syncing && (written - file.durableBytes >= o.checkpointBytes || o.now() - lastCheckpoint >= o.checkpointIntervalMs)) {
+          checkpointInBackground();
         }
       }
     }
     await flush();
+    await syncing;
+    if (syncError !== undefined) {
+      throw syncError;
+    }
     return written;
   } catch (e) {
     // Keep what arrived: write it and make it durable, so a resume starts after it.
@@ -394,7 +456,7 @@ async function finish(fh: fs.FileHandle, o: TransferOptions, size: number, hash:
   o.onCheckpoint();
 }
 
-function stopOr(e: unknown, o: TransferOptions, url: string): Error {
+export function stopOr(e: unknown, o: TransferOptions, url: string): Error {
   if (o.signal.aborted) {
     return new TransferStopped();
   }
@@ -417,20 +479,20 @@ export function parseContentRange(v: string | string[] | undefined): { start?: n
   };
 }
 
-function contentLength(h: Record<string, string | string[] | undefined>): number | undefined {
+export function contentLength(h: Record<string, string | string[] | undefined>): number | undefined {
   const v = h['content-length'];
   const s = Array.isArray(v) ? v[0] : v;
   return s !== undefined && /^\d+$/.test(s) ? Number(s) : undefined;
 }
 
 /** Only strong ETags may go into If-Range (RFC 9110 §13.1.5). */
-function strongEtag(v: string | string[] | undefined): string | undefined {
+export function strongEtag(v: string | string[] | undefined): string | undefined {
   const s = Array.isArray(v) ? v[0] : v;
   return s && /^"[^"]*"$/.test(s.trim()) ? s.trim() : undefined;
 }
 
 /** A Last-Modified is strong when the response's Date is at least a second later (RFC 9110 §8.8.2.2). */
-function strongLastModified(h: Record<string, string | string[] | undefined>): string | undefined {
+export function strongLastModified(h: Record<string, string | string[] | undefined>): string | undefined {
   const lm = h['last-modified'];
   const date = h['date'];
   const l = Array.isArray(lm) ? lm[0] : lm;

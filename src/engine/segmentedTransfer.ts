@@ -1,0 +1,533 @@
+// One large file over several connections: each segment is a ranged GET guarded by If-Range (and If-Match when
+// there is an ETag), written at its offset into the one temporary file. Checkpoints fdatasync the file, then
+// record in the journal how far each segment is durable, so a restart fetches only what is missing. A changed
+// entity (200 to If-Range, 412, another ETag, size or Content-Range) is never spliced: the file starts over.
+import { createHash, type Hash } from 'node:crypto';
+import { constants as FS, readFileSync } from 'node:fs';
+import * as fs from 'node:fs/promises';
+import type { Dispatcher } from 'undici';
+import { DownloadError, HRESULTS, httpError, osError, redactUrl } from './errors';
+import type { FileRecord, SegmentRecord } from './records';
+import { FileHasher } from './hashWorker';
+import { parseRetryAfter } from './retryAfter';
+import {
+  parseContentRange,
+  requestFollowingRedirects,
+  stopOr,
+  strongEtag,
+  TransferStopped,
+  type TransferOptions,
+} from './transfer';
+
+export interface SegmentedOptions extends TransferOptions {
+  segmentsPerFile: number;
+  minSegmentBytes: number;
+  /**
+   * How the sha256 is computed: along the contiguous frontier on a worker thread (default), along the frontier
+   * on this thread, or by re-reading the file once at the end (see bench/README.md for the measurements).
+   */
+  hashMode?: 'worker' | 'frontier' | 'end';
+}
+
+const ALIGN = 1024 * 1024;
+/** This boot's id (Linux): page-cache bytes written before a process crash are still there within one boot. */
+const BOOT_ID = readBootId();
+
+function readBootId(): string | undefined {
+  if (process.platform !== 'linux') {
+    return undefined;
+  }
+  try {
+    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}
+const WRITE_BATCH_BYTES = 512 * 1024;
+const HASH_READ_BYTES = 1024 * 1024;
+/** Consecutive failures of one segment without progress before the whole transfer gives up (the engine retries later). */
+const MAX_SEGMENT_RETRIES = 3;
+
+/** Whether a fresh 200 response describes a file worth splitting. */
+export function canSplit(file: FileRecord, headers: Dispatcher.ResponseData['headers'], segments: number, minSegmentBytes: number): boolean {
+  const ranges = String(headers['accept-ranges'] ?? '').toLowerCase();
+  const encoding = headers['content-encoding'];
+  return (
+    segments > 1 &&
+    file.bytesTotal !== undefined &&
+    file.bytesTotal >= 2 * minSegmentBytes &&
+    (file.etag !== undefined || file.lastModified !== undefined) &&
+    ranges.split(',').some((r) => r.trim() === 'bytes') &&
+    (encoding === undefined || encoding === 'identity')
+  );
+}
+
+/** Splits [0, size) into at most `n` segments of at least `minSegmentBytes`, on 1 MiB boundaries. */
+export function planSegments(size: number, n: number, minSegmentBytes: number): SegmentRecord[] {
+  const count = Math.max(1, Math.min(n, Math.floor(size / Math.max(1, minSegmentBytes))));
+  const step = Math.max(ALIGN, Math.ceil(size / count / ALIGN) * ALIGN);
+  const out: SegmentRecord[] = [];
+  for (let start = 0; start < size; start += step) {
+    out.push({ start, end: Math.min(size, start + step), done: 0 });
+  }
+  return out;
+}
+
+/** Bytes from 0 that are contiguous, given how far each segment got (segments tile the file in order). */
+function contiguous(segs: { start: number; end: number }[], reached: (i: number) => number): number {
+  let pos = 0;
+  for (let i = 0; i < segs.length; i++) {
+    if (segs[i].start > pos) {
+      break;
+    }
+    pos = reached(i);
+    if (pos < segs[i].end) {
+      break;
+    }
+  }
+  return pos;
+}
+
+interface Lane {
+  rec: SegmentRecord;
+  /** Absolute offset up to which bytes are written to the file (not necessarily durable). */
+  written: number;
+  failures: number;
+}
+
+/**
+ * Runs (or resumes) the segmented transfer recorded in `file.segments`. Resolves 'done' when the file is
+ * transferred and verified, or 'restart' when the entity changed and the file was reset to fetch anew.
+ */
+export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | 'restart'> {
+  const { file } = o;
+  const size = file.bytesTotal;
+  const validator = file.etag ?? file.lastModified;
+  if (!file.segments || size === undefined || !validator) {
+    resetFile(o, 'the segment plan lost its size or validator');
+    return 'restart';
+  }
+  const segs = file.segments;
+  let fh: fs.FileHandle;
+  try {
+    fh = await fs.open(file.temporaryPath, FS.O_RDWR | (FS.O_NOFOLLOW ?? 0));
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
+      resetFile(o, 'its temporary file is gone');
+      return 'restart';
+    }
+    throw osError(e, `Cannot open the temporary file ${file.temporaryPath}`);
+  }
+  const inner = new AbortController();
+  const onOuterAbort = (): void => inner.abort();
+  o.signal.addEventListener('abort', onOuterAbort, { once: true });
+  if (o.signal.aborted) {
+    inner.abort();
+  }
+  const io = { ...o, signal: inner.signal };
+  const lanes: Lane[] = segs.map((rec) => ({ rec, written: rec.start + rec.done, failures: 0 }));
+  const totalWritten = (): number => lanes.reduce((n, l) => n + (l.written - l.rec.start), 0);
+  let received = totalWritten();
+  let sinceCheckpoint = 0;
+  let lastCheckpointAt = o.now();
+  let checkpointing: Promise<void> | undefined;
+  let failure: unknown;
+  let changed: string | undefined;
+  let hasher: Promise<void> | undefined;
+  let wakeHasher: (() => void) | undefined;
+  let hashed = 0;
+  let hash: Hash | undefined;
+  let worker: FileHasher | undefined;
+  let connected = false;
+
+  try {
+    const st = await fh.stat();
+    if (!st.isFile()) {
+      throw osError(Object.assign(new Error('not a regular file'), { code: 'EISDIR' }), `The temporary file ${file.temporaryPath} is not a file`);
+    }
+    if (st.size !== size) {
+      if (st.size < size && segs.some((s) => s.done > 0)) {
+        o.log(`${file.localPath}: the temporary file is shorter than its segments say; fetching every segment again.`);
+        for (const l of lanes) {
+          l.rec.done = 0;
+          l.written = l.rec.start;
+        }
+        file.durableBytes = 0;
+      }
+      // Sparse: the journal's segments, not the file's size, say which bytes are real.
+      await fh.truncate(size);
+      await fh.datasync();
+    }
+    // The process died, not the machine: what it had written is in the page cache. Make it durable and keep it.
+    const recovered = lanes.filter((l) => (l.rec.written ?? 0) > l.rec.done);
+    if (BOOT_ID !== undefined && file.bootId === BOOT_ID && recovered.length > 0 && st.size === size) {
+      try {
+        await fh.datasync();
+        for (const l of recovered) {
+          l.rec.done = Math.min(l.rec.written!, l.rec.end - l.rec.start);
+          l.written = l.rec.start + l.rec.done;
+        }
+        file.durableBytes = contiguous(segs, (i) => segs[i].start + segs[i].done);
+        o.log(`${file.localPath}: kept ${recovered.length} segment(s) written before the process stopped (same boot, now flushed to disk).`);
+        o.onCheckpoint();
+      } catch {
+        // Not flushable: fall back to what was known durable.
+      }
+    }
+    for (const l of lanes) {
+      l.rec.written = BOOT_ID === undefined ? undefined : l.written - l.rec.start;
+    }
+    file.bootId = BOOT_ID;
+    received = totalWritten();
+    o.onProgress(received);
+
+    const checkpoint = (): Promise<void> => {
+      if (checkpointing) {
+        return checkpointing;
+      }
+      const snapshot = lanes.map((l) => l.written);
+      sinceCheckpoint = 0;
+      lastCheckpointAt = o.now();
+      checkpointing = (async () => {
+        try {
+          await fh.datasync();
+        } catch (e) {
+          throw osError(e, `Cannot flush ${file.temporaryPath} to disk`);
+        }
+        let moved = false;
+        lanes.forEach((l, i) => {
+          const done = snapshot[i] - l.rec.start;
+          if (done > l.rec.done) {
+            l.rec.done = done;
+            moved = true;
+          }
+        });
+        if (moved) {
+          file.durableBytes = contiguous(segs, (i) => segs[i].start + segs[i].done);
+          o.onCheckpoint();
+        }
+      })().finally(() => {
+        checkpointing = undefined;
+      });
+      return checkpointing;
+    };
+    const maybeCheckpoint = (): void => {
+      if (!checkpointing && (sinceCheckpoint >= o.checkpointBytes || o.now() - lastCheckpointAt >= o.checkpointIntervalMs)) {
+        checkpoint().catch((e) => fail(e));
+      }
+    };
+    const fail = (e: unknown): void => {
+      if (failure === undefined && changed === undefined) {
+        failure = e;
+        inner.abort();
+      }
+    };
+    const entityChanged = (why: string): void => {
+      if (changed === undefined && failure === undefined) {
+        changed = why;
+        inner.abort();
+      }
+    };
+
+    // Hash along the contiguous frontier, reading back what the segments wrote (page cache, not the network).
+    if (file.sha256 && (o.hashMode ?? 'worker') === 'worker') {
+      try {
+        worker = new FileHasher(file.temporaryPath);
+      } catch (e) {
+        o.log(`${file.localPath}: no hashing thread (${(e as Error).message}); hashing on the main thread.`);
+      }
+    }
+    if (file.sha256 && !worker) {
+      hash = createHash('sha256');
+      if (o.hashMode !== 'end') {
+        const buf = Buffer.allocUnsafe(HASH_READ_BYTES);
+        hasher = (async () => {
+          for (;;) {
+            const frontier = contiguous(lanes.map((l) => l.rec), (i) => lanes[i].written);
+            if (hashed >= frontier) {
+              if (hashed >= size || inner.signal.aborted) {
+                return;
+              }
+              await new Promise<void>((r) => (wakeHasher = r));
+              wakeHasher = undefined;
+              continue;
+            }
+            const n = Math.min(buf.length, frontier - hashed);
+            const { bytesRead } = await fh.read(buf, 0, n, hashed);
+            if (bytesRead === 0) {
+              throw osError(Object.assign(new Error('short read'), { code: 'EIO' }), `Cannot read back ${file.temporaryPath}`);
+            }
+            hash!.update(buf.subarray(0, bytesRead));
+            hashed += bytesRead;
+          }
+        })();
+        hasher.catch((e) => fail(e));
+      }
+    }
+
+    // Low-speed rule over the whole file, as for one connection.
+    const windowStart = { at: o.now(), received };
+    let stalled = false;
+    const speedTimer = setInterval(() => {
+      const now = o.now();
+      if (now - windowStart.at >= o.timeouts.lowSpeedWindowMs) {
+        const rate = ((received - windowStart.received) * 1000) / (now - windowStart.at);
+        if (rate < o.timeouts.lowSpeedBytesPerSecond) {
+          stalled = true;
+          fail(
+            new DownloadError('STALLED', `The transfer from ${redactUrl(file.remoteUrl)} went slower than ${o.timeouts.lowSpeedBytesPerSecond} bytes/s for ${Math.round(o.timeouts.lowSpeedWindowMs / 1000)} s.`, {
+              hresult: HRESULTS.WINHTTP_TIMEOUT,
+              transient: true,
+              context: 'GENERAL_TRANSPORT',
+            }),
+          );
+        }
+        windowStart.at = now;
+        windowStart.received = received;
+      }
+      maybeCheckpoint();
+    }, Math.min(1000, o.timeouts.lowSpeedWindowMs, Math.max(50, o.checkpointIntervalMs)));
+    speedTimer.unref?.();
+
+    const runLane = async (lane: Lane): Promise<void> => {
+      const end = lane.rec.end;
+      while (lane.written < end && !inner.signal.aborted) {
+        const from = lane.written;
+        const headers: Record<string, string> = { ...o.headers, range: `bytes=${from}-${end - 1}`, 'if-range': validator };
+        if (file.etag) {
+          headers['if-match'] = file.etag;
+        }
+        let res: Dispatcher.ResponseData;
+        try {
+          res = await requestFollowingRedirects(file.remoteUrl, headers, io);
+        } catch (e) {
+          if (!(await retryable(lane, e))) {
+            return;
+          }
+          continue;
+        }
+        const status = res.statusCode;
+        if (status !== 206) {
+          if (status === 200 || status === 412 || status === 416) {
+            res.body.destroy();
+            entityChanged(status === 200 ? 'the server sent the whole file to a segment request (it changed, or no longer takes ranges)' : `the server answered ${status} to a segment request (the file changed)`);
+            return;
+          }
+          await res.body.dump().catch(() => undefined);
+          const err = httpError(status, file.remoteUrl, parseRetryAfter(res.headers['retry-after'], o.now(), o.maxRetryAfterSeconds));
+          if (!err.transient || !(await retryable(lane, err))) {
+            fail(err);
+            return;
+          }
+          continue;
+        }
+        const cr = parseContentRange(res.headers['content-range']);
+        const etag = strongEtag(res.headers['etag']);
+        if (!cr || cr.start !== from || cr.end !== end - 1 || (cr.total !== undefined && cr.total !== size) || (etag && file.etag && etag !== file.etag)) {
+          res.body.destroy();
+          entityChanged(`a segment's 206 answer did not match the request (Content-Range ${String(res.headers['content-range'])}, ETag ${String(etag)})`);
+          return;
+        }
+        if (!connected) {
+          connected = true;
+          o.onConnected();
+        }
+        const before = lane.written;
+        try {
+          await receiveSegment(res.body, lane);
+        } catch (e) {
+          if (lane.written > before) {
+            lane.failures = 0;
+          }
+          if (!(await retryable(lane, e))) {
+            return;
+          }
+          continue;
+        }
+        if (lane.written < end) {
+          // A clean end before the range's last byte: resume the rest of this segment.
+          const e = new DownloadError('ECONNRESET', `A segment of ${redactUrl(file.remoteUrl)} ended early at byte ${lane.written}.`, {
+            hresult: HRESULTS.WINHTTP_CONNECTION_ERROR,
+            transient: true,
+            context: 'GENERAL_TRANSPORT',
+          });
+          if (!(await retryable(lane, e))) {
+            return;
+          }
+        }
+      }
+    };
+
+    /** After a failure of one segment: try it again (only it) unless the run is over or it keeps failing. */
+    const retryable = async (lane: Lane, e: unknown): Promise<boolean> => {
+      if (inner.signal.aborted) {
+        return false;
+      }
+      const err = e instanceof DownloadError || e instanceof TransferStopped ? e : stopOr(e, io, file.remoteUrl);
+      if (err instanceof TransferStopped) {
+        return false;
+      }
+      if (!(err instanceof DownloadError) || !err.transient || ++lane.failures > MAX_SEGMENT_RETRIES) {
+        fail(err);
+        return false;
+      }
+      o.log(`${file.localPath}: segment at ${lane.rec.start} failed at byte ${lane.written} (${err.code}); fetching its rest again.`);
+      await new Promise((r) => setTimeout(r, 100 * lane.failures));
+      return !inner.signal.aborted;
+    };
+
+    const receiveSegment = async (body: Dispatcher.ResponseData['body'], lane: Lane): Promise<void> => {
+      let pending: Buffer[] = [];
+      let pendingBytes = 0;
+      const flush = async (): Promise<void> => {
+        if (pendingBytes === 0) {
+          return;
+        }
+        const bufs = pending;
+        const n = pendingBytes;
+        pending = [];
+        pendingBytes = 0;
+        try {
+          await fh.writev(bufs, lane.written);
+        } catch (e) {
+          const err = osError(e, `Cannot write to ${file.temporaryPath}`);
+          fail(err);
+          throw err;
+        }
+        lane.written += n;
+        sinceCheckpoint += n;
+        if (worker) {
+          worker.advance(contiguous(segs, (i) => lanes[i].written));
+        }
+        if (BOOT_ID !== undefined) {
+          // Journaled with the next save (the store batches): a process crash then loses only the last instants.
+          lane.rec.written = lane.written - lane.rec.start;
+          o.onCheckpoint();
+        }
+        wakeHasher?.();
+        maybeCheckpoint();
+      };
+      try {
+        for await (const chunk of body as AsyncIterable<Buffer>) {
+          if (lane.written + pendingBytes + chunk.length > lane.rec.end) {
+            throw new DownloadError('WINHTTP_INVALID_SERVER_RESPONSE', `A segment of ${redactUrl(file.remoteUrl)} sent more bytes than asked.`, {
+              hresult: HRESULTS.WINHTTP_INVALID_SERVER_RESPONSE,
+              transient: true,
+              context: 'REMOTE_FILE',
+            });
+          }
+          pending.push(chunk);
+          pendingBytes += chunk.length;
+          received += chunk.length;
+          o.onProgress(received);
+          if (pendingBytes >= WRITE_BATCH_BYTES) {
+            await flush();
+          }
+        }
+      } finally {
+        // Keep what arrived, whatever happened: the next checkpoint makes it durable.
+        await flush().catch(() => undefined);
+        if (!body.destroyed) {
+          body.destroy();
+        }
+      }
+    };
+
+    try {
+      await Promise.all(lanes.filter((l) => l.written < l.rec.end).map(runLane));
+    } finally {
+      clearInterval(speedTimer);
+    }
+    await checkpointing?.catch(() => undefined);
+
+    if (changed !== undefined) {
+      wakeHasher?.();
+      await hasher?.catch(() => undefined);
+      await fh.close().catch(() => undefined);
+      resetFile(o, changed);
+      return 'restart';
+    }
+    if (failure !== undefined || o.signal.aborted) {
+      // Make what arrived durable, so a resume starts after it.
+      await checkpoint().catch(() => undefined);
+      wakeHasher?.();
+      await hasher?.catch(() => undefined);
+      if (o.signal.aborted) {
+        throw new TransferStopped();
+      }
+      if (stalled || failure instanceof DownloadError) {
+        throw failure;
+      }
+      throw stopOr(failure, o, file.remoteUrl);
+    }
+
+    // Every byte is written: verify, make it durable, and mark it transferred.
+    if (worker && file.sha256) {
+      const w = worker;
+      worker = undefined;
+      await verify(await w.digest(size));
+    } else if (hash && file.sha256) {
+      if (hasher) {
+        wakeHasher?.();
+        await hasher;
+      } else {
+        const buf = Buffer.allocUnsafe(HASH_READ_BYTES);
+        for (let pos = 0; pos < size; ) {
+          const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, size - pos), pos);
+          if (bytesRead === 0) {
+            break;
+          }
+          hash.update(buf.subarray(0, bytesRead));
+          pos += bytesRead;
+        }
+      }
+      await verify(hash.digest('hex'));
+    }
+    async function verify(actual: string): Promise<void> {
+      if (actual !== file.sha256) {
+        await fh.close().catch(() => undefined);
+        await fs.unlink(file.temporaryPath).catch(() => undefined);
+        resetFile(o, undefined);
+        file.restarts--; // a validation failure is not a restart
+        throw new DownloadError('BG_E_VALIDATION_FAILED', `The sha256 of ${file.localPath} is ${actual}, not the expected ${file.sha256}; the downloaded bytes were deleted.`, {
+          context: 'REMOTE_FILE',
+        });
+      }
+    }
+    try {
+      await fh.sync();
+    } catch (e) {
+      throw osError(e, `Cannot flush ${file.temporaryPath} to disk`);
+    }
+    file.segments = undefined;
+    file.bootId = undefined;
+    file.durableBytes = size;
+    file.transferred = true;
+    o.onProgress(size);
+    o.onCheckpoint();
+    return 'done';
+  } finally {
+    worker?.close();
+    o.signal.removeEventListener('abort', onOuterAbort);
+    inner.abort();
+    wakeHasher?.();
+    await fh.close().catch(() => undefined);
+  }
+}
+
+/** Forgets the segments and validators: the next request starts the file from byte 0. */
+function resetFile(o: TransferOptions, why: string | undefined): void {
+  const { file } = o;
+  if (why) {
+    o.log(`${file.localPath}: restarting from byte 0 because ${why}.`);
+  }
+  file.restarts++;
+  file.segments = undefined;
+  file.bootId = undefined;
+  file.durableBytes = 0;
+  file.bytesTotal = undefined;
+  file.etag = undefined;
+  file.lastModified = undefined;
+  o.onProgress(0);
+  o.onCheckpoint();
+}
