@@ -28,6 +28,34 @@ export interface FailureContext {
   retry?: () => unknown;
 }
 
+/** The engine's "Cannot complete job 'x': it is CANCELLED" in the user's language, from the error's details. */
+function localizedInvalidState(e: unknown): string | undefined {
+  const err = e as { code?: unknown; hresult?: unknown; details?: Record<string, string> };
+  const d = err?.details;
+  if (err?.code !== 'DO_E_INVALID_STATE' || !d || d.why !== undefined || typeof err.hresult !== 'number') {
+    return undefined;
+  }
+  const verbs: Record<string, string> = {
+    complete: vscode.l10n.t('complete'),
+    cancel: vscode.l10n.t('cancel'),
+    resume: vscode.l10n.t('resume'),
+    suspend: vscode.l10n.t('suspend'),
+    'add files to': vscode.l10n.t('add files to'),
+    'set the priority of': vscode.l10n.t('set the priority of'),
+    rename: vscode.l10n.t('rename'),
+    'set the retry delay of': vscode.l10n.t('set the retry delay of'),
+    'set the no-progress timeout of': vscode.l10n.t('set the no-progress timeout of'),
+    'set the HTTP headers of': vscode.l10n.t('set the HTTP headers of'),
+    change: vscode.l10n.t('change'),
+    remove: vscode.l10n.t('remove'),
+  };
+  const verb = verbs[d.verb];
+  if (!verb) {
+    return undefined;
+  }
+  return vscode.l10n.t("Cannot {0} job '{1}': it is {2} ({3}, {4}).", verb, d.jobName, d.state, 'DO_E_INVALID_STATE', formatHresult(err.hresult));
+}
+
 /** Codes a proxy or network setting can fix. */
 function isNetworkProblem(code: string, hresult: number): boolean {
   const winhttp = hresult >>> 16 === 0x8007 && (hresult & 0xf000) === 0x2000;
@@ -125,7 +153,7 @@ export class Notifier extends Disposable {
       actions.push(this.openSettingsAction('managedDownloads.downloadFolder'));
     }
     actions.push(this.showLogAction());
-    return this.show('error', describeError(err), actions, ctx.job?.id);
+    return this.show('error', localizedInvalidState(e) ?? describeError(err), actions, ctx.job?.id);
   }
 
   /** A job entered ERROR: said once per entry, never per transient retry. */

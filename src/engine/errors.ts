@@ -48,11 +48,13 @@ export class DownloadError extends Error {
   readonly context: ErrorContext;
   /** Seconds the server asked us to wait (Retry-After), already bounded. */
   readonly retryAfterSeconds?: number;
+  /** The facts behind the sentence, so a UI can say it in the user's language (e.g. verb, job, state). */
+  readonly details?: Readonly<Record<string, string>>;
 
   constructor(
     code: string,
     message: string,
-    o: { hresult?: number; transient?: boolean; context?: ErrorContext; retryAfterSeconds?: number; cause?: unknown } = {},
+    o: { hresult?: number; transient?: boolean; context?: ErrorContext; retryAfterSeconds?: number; cause?: unknown; details?: Record<string, string> } = {},
   ) {
     super(message, o.cause === undefined ? undefined : { cause: o.cause });
     this.name = 'DownloadError';
@@ -61,6 +63,7 @@ export class DownloadError extends Error {
     this.transient = o.transient ?? false;
     this.context = o.context ?? 'NONE';
     this.retryAfterSeconds = o.retryAfterSeconds;
+    this.details = o.details;
   }
 
   /** "DO_E_INVALID_STATE, 0x80D02013": the form notifications and logs show. */

@@ -242,7 +242,7 @@ export class JobImpl implements Job {
     return new DownloadError(
       'DO_E_INVALID_STATE',
       `Cannot ${verb} job '${this.displayName}': it is ${this.state}${why ? ` (${why})` : ''} (DO_E_INVALID_STATE, ${formatHresult(HRESULTS.DO_E_INVALID_STATE)}).`,
-      { context: 'GENERAL_QUEUE_MANAGER' },
+      { context: 'GENERAL_QUEUE_MANAGER', details: { verb, jobName: this.displayName, state: this.state, ...(why ? { why } : {}) } },
     );
   }
 }

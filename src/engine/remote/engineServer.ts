@@ -98,7 +98,7 @@ async function guard<T>(fn: () => Promise<T>): Promise<T> {
     return await fn();
   } catch (err) {
     const e = err instanceof DownloadError ? err : new DownloadError((err as NodeJS.ErrnoException)?.code ?? 'E_FAIL', (err as Error)?.message ?? String(err));
-    const data: WireError = { code: e.code, hresult: e.hresult, message: e.message, context: e.context };
+    const data: WireError = { code: e.code, hresult: e.hresult, message: e.message, context: e.context, details: e.details ? { ...e.details } : undefined };
     throw new ResponseError(1, e.message, data);
   }
 }

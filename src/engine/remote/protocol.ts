@@ -23,6 +23,7 @@ export interface WireError {
   hresult: number;
   message: string;
   context: ErrorContext;
+  details?: Record<string, string>;
 }
 
 /** Job methods a client may call through the owner (anything else is refused). */

@@ -252,7 +252,7 @@ export class RemoteEngine implements JobService {
     } catch (e) {
       if (e instanceof ResponseError && e.data && typeof (e.data as WireError).code === 'string') {
         const w = e.data as WireError;
-        throw new DownloadError(w.code, w.message, { hresult: w.hresult, context: w.context });
+        throw new DownloadError(w.code, w.message, { hresult: w.hresult, context: w.context, details: w.details });
       }
       throw new DownloadError('E_FAIL', `The job engine in another window did not answer: ${(e as Error).message}`);
     }
