@@ -16,6 +16,8 @@ export class SharedEngine {
   private claim: StoreClaim | undefined;
   private server: EngineServer | undefined;
   private disposed = false;
+  /** A take-over in progress; dispose() waits for it so nothing it opens is left running. */
+  private pending: Promise<void> | undefined;
   private readonly _onDidChangeService = new Emitter<JobService>();
   /** A new service replaced the old one (this window took over, or reconnected to a new owner). */
   readonly onDidChangeService = this._onDidChangeService.event;
@@ -47,6 +49,9 @@ export class SharedEngine {
 
   private async connectOrOwn(): Promise<void> {
     for (let attempt = 0; ; attempt++) {
+      if (this.disposed && attempt > 0) {
+        return;
+      }
       const claim = await claimStore(this.opts.storeDir);
       if (claim) {
         let engine: DownloadEngine;
@@ -65,7 +70,9 @@ export class SharedEngine {
       }
       try {
         const remote = await RemoteEngine.connect(socketPathFor(this.opts.storeDir));
-        remote.onDidDisconnect(() => void this.takeOver(remote));
+        remote.onDidDisconnect(() => {
+          this.pending = this.takeOver(remote).finally(() => (this.pending = undefined));
+        });
         this._service = remote;
         this._role = 'client';
         this.log('Another window runs the job engine; this one shows its jobs and acts through it.');
@@ -92,6 +99,9 @@ export class SharedEngine {
     }
     try {
       await this.connectOrOwn();
+      if (this.disposed) {
+        return; // dispose() is waiting for us and closes what we just opened
+      }
       this._onDidChangeService.fire(this._service);
     } catch (e) {
       this.opts.log?.('error', `Could not take over the job engine: ${(e as Error).message}`);
@@ -104,6 +114,7 @@ export class SharedEngine {
       return;
     }
     this.disposed = true;
+    await this.pending;
     this.server?.dispose();
     await this._service?.dispose();
     await this.claim?.release();

@@ -71,7 +71,14 @@ export async function claimStore(storeDir: string): Promise<StoreClaim | undefin
         socketPath,
         server,
         release: async () => {
-          await new Promise<void>((r) => server.close(() => r()));
+          // Client connections are destroyed by the engine server; don't wait on stragglers forever.
+          await new Promise<void>((r) => {
+            const t = setTimeout(r, 2_000);
+            server.close(() => {
+              clearTimeout(t);
+              r();
+            });
+          });
           if (process.platform !== 'win32') {
             await fs.unlink(socketPath).catch(() => undefined);
           }
