@@ -307,12 +307,12 @@ async function get(a: Args): Promise<number> {
       ...(a.segments !== undefined ? { segmentsPerFile: a.segments } : a.concurrency > 1 ? { segmentsPerFile: 1 } : {}),
       ...(a.minSegmentBytes !== undefined ? { minSegmentBytes: a.minSegmentBytes } : {}),
       retryDelayFloorSeconds: 0,
-      // Frequent checkpoints (they run beside the transfer) and, for a few files, a journal written within
-      // milliseconds of each: what a crash makes us fetch again is about the bytes of the last few milliseconds.
+      // Frequent checkpoints (they run beside the transfer) and, for a few files, a journal written every 50 ms
+      // (5 ms measured 10–25 % slower on a 1 GiB file): a crash fetches again about the last 50 ms of bytes.
       // Thousands of files make the journal large: it is then written at most 4 times a second.
       checkpointIntervalMs: 250,
       checkpointBytes: 4 * 1024 * 1024,
-      storeBatchMs: Number(process.env.MD_CLI_STORE_BATCH_MS) || (a.urls.length <= 64 ? 5 : 250),
+      storeBatchMs: a.urls.length <= 64 ? 50 : 250,
       log: a.verbose ? (level, m) => process.stderr.write(`[${level}] ${m}\n`) : undefined,
     });
     const key = runKey(a);

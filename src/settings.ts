@@ -90,8 +90,14 @@ export function networkSettings(): NetworkSettings {
 }
 
 /** Options the engine takes live (engine.updateOptions). */
-export function liveEngineOptions(): Pick<EngineOptions, 'maxConcurrentJobs' | 'retentionDays' | 'allowInsecureRedirects' | 'network'> {
+/** Connections per large file (segmented download); 1 turns splitting off. */
+export function segmentsPerFile(): number {
+  return clampInt(config().get('segmentsPerFile'), 1, 16, 2);
+}
+
+export function liveEngineOptions(): Pick<EngineOptions, 'maxConcurrentJobs' | 'retentionDays' | 'allowInsecureRedirects' | 'network' | 'segmentsPerFile'> {
   return {
+    segmentsPerFile: segmentsPerFile(),
     maxConcurrentJobs: maxConcurrentJobs(),
     retentionDays: retentionDays(),
     allowInsecureRedirects: allowInsecureRedirects(),
@@ -105,6 +111,7 @@ export function affectsEngine(e: vscode.ConfigurationChangeEvent): { engine: boo
     network ||
     e.affectsConfiguration(`${SECTION}.maxConcurrentJobs`) ||
     e.affectsConfiguration(`${SECTION}.retentionDays`) ||
-    e.affectsConfiguration(`${SECTION}.allowInsecureRedirects`);
+    e.affectsConfiguration(`${SECTION}.allowInsecureRedirects`) ||
+    e.affectsConfiguration(`${SECTION}.segmentsPerFile`);
   return { engine, network };
 }

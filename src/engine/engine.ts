@@ -273,7 +273,7 @@ export class DownloadEngine implements JobHost {
   }
 
   /** Settings that may change while running (VS Code configuration). */
-  updateOptions(o: Pick<EngineOptions, 'maxConcurrentJobs' | 'retentionDays' | 'allowInsecureRedirects' | 'network'>): void {
+  updateOptions(o: Pick<EngineOptions, 'maxConcurrentJobs' | 'retentionDays' | 'allowInsecureRedirects' | 'network' | 'segmentsPerFile'>): void {
     if (o.network !== undefined && this.ownsDispatcher) {
       const old = this.dispatcher;
       this.dispatcher = createDispatcher(o.network);
