@@ -231,7 +231,7 @@ describe('segmented transfers', function () {
 
   it('SIGKILL mid-transfer, then again: only the missing ranges are fetched (server byte count)', async function () {
     if (!fs.existsSync(CLI)) {
-      this.skip();
+      this.skip(); // reason: dist/cli.js is built by `npm run build`, which `npm test` runs before this suite
     }
     const big = randomBody(16 * MiB, 85);
     server.route('/k.bin', { body: big, throttleBytesPerSec: 1.5 * MiB });

@@ -186,7 +186,7 @@ describe('tree view', () => {
 
   it('speaks French when VS Code does (run with --locale fr)', async function () {
     if (vscode.env.language !== 'fr') {
-      this.skip();
+      this.skip(); // reason: only meaningful in a French window (run-vscode-tests.js --locale fr); the e2e French run covers the UI
     }
     const j = await job('tâche vide');
     assert.equal(item(j.id).item.description, 'Suspendue · aucun fichier');
