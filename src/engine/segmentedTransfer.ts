@@ -16,6 +16,7 @@ import {
   stopOr,
   strongEtag,
   TransferStopped,
+  writeFully,
   type TransferOptions,
 } from './transfer';
 
@@ -384,18 +385,18 @@ export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | '
           return;
         }
         const bufs = pending;
-        const n = pendingBytes;
         pending = [];
         pendingBytes = 0;
         try {
-          await fh.writev(bufs, lane.written);
+          await writeFully(fh, bufs, lane.written, (k) => {
+            lane.written += k;
+            sinceCheckpoint += k;
+          });
         } catch (e) {
           const err = osError(e, `Cannot write to ${file.temporaryPath}`);
           fail(err);
           throw err;
         }
-        lane.written += n;
-        sinceCheckpoint += n;
         if (worker) {
           worker.advance(contiguous(segs, (i) => lanes[i].written));
         }

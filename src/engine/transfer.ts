@@ -281,6 +281,25 @@ function redirectError(message: string, code = 'REDIRECT_FAILED'): DownloadError
 }
 
 /** Reads the body into the file at `offset`, hashing and counting as it goes; returns the new end. */
+/**
+ * Writes all of `bufs` at `position`, reporting each count actually written. A short write is not an error
+ * (a file system filling up writes what fits and says so): the rest is written again, which then fails
+ * with the real error (ENOSPC). Counting the whole batch would leave a hole of zeros that a later
+ * checkpoint declares durable.
+ */
+export async function writeFully(fh: fs.FileHandle, bufs: Buffer[], position: number, advance: (bytes: number) => void): Promise<void> {
+  const total = bufs.reduce((n, b) => n + b.length, 0);
+  let done = 0;
+  while (done < total) {
+    const { bytesWritten } = await fh.writev(done === 0 ? bufs : [Buffer.concat(bufs).subarray(done)], position + done);
+    if (bytesWritten <= 0) {
+      throw Object.assign(new Error('the file system accepted no bytes'), { code: 'EIO' });
+    }
+    done += bytesWritten;
+    advance(bytesWritten);
+  }
+}
+
 async function receiveBody(body: Dispatcher.ResponseData['body'], fh: fs.FileHandle, offset: number, hash: Hash | undefined, o: TransferOptions): Promise<number> {
   const { file } = o;
   let written = offset;
@@ -293,22 +312,10 @@ async function receiveBody(body: Dispatcher.ResponseData['body'], fh: fs.FileHan
       return;
     }
     const bufs = pending;
-    const n = pendingBytes;
     pending = [];
     pendingBytes = 0;
-    // A short write is not an error (a file system filling up writes what fits and says so): count only what
-    // was written and write the rest again, which then fails with the real error (ENOSPC). Counting `n` would
-    // leave a hole of zeros that a later checkpoint declares durable.
-    let done = 0;
     try {
-      while (done < n) {
-        const { bytesWritten } = await fh.writev(done === 0 ? bufs : [Buffer.concat(bufs).subarray(done)], written);
-        if (bytesWritten <= 0) {
-          throw Object.assign(new Error('the file system accepted no bytes'), { code: 'EIO' });
-        }
-        written += bytesWritten;
-        done += bytesWritten;
-      }
+      await writeFully(fh, bufs, written, (k) => (written += k));
     } catch (e) {
       throw osError(e, `Cannot write to ${file.temporaryPath}`);
     }
