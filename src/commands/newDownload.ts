@@ -148,7 +148,7 @@ export function registerNewDownloadCommands(ctx: CommandContext): vscode.Disposa
         const priority = await vscode.window.showQuickPick(
           // NORMAL first: Enter takes the usual choice (picked has no effect on a single-choice pick).
           (['NORMAL', ...JOB_PRIORITIES.filter((p) => p !== 'NORMAL')] as JobPriority[]).map((p) => ({ label: p })),
-          { title: vscode.l10n.t('Priority of the new job') },
+          { title: vscode.l10n.t('Priority of the new job'), ignoreFocusOut: true },
         );
         if (!priority) {
           return undefined;
