@@ -1,9 +1,12 @@
 // The job engine: owns the store, the scheduler, the transfers and the events. No vscode import.
 import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+import { constants as fsConstants } from 'node:fs';
 import type { Dispatcher } from 'undici';
 import { createDispatcher, type NetworkSettings } from './dispatcher';
 import { Emitter } from './emitter';
+import { BOOT_ID } from './bootId';
 import { DownloadError, HRESULTS, invalidArg, osError } from './errors';
 import { FileHeaderVault, type HeaderVault } from './headerVault';
 import { parseSha256 } from './integrity';
@@ -146,6 +149,7 @@ export class DownloadEngine implements JobHost {
       }
       await this.reconcile(job);
     }
+    await this.sweepMarks();
     await this.runRetention();
     this.retentionTimer = setInterval(() => void this.runRetention(), HOUR);
     this.retentionTimer.unref?.();
@@ -199,8 +203,10 @@ export class DownloadEngine implements JobHost {
         }
       } else if (!f.transferred && !f.segments && size !== undefined && size > f.durableBytes) {
         // (A segmented file is sparse and as long as the entity: its segments say which bytes are real.)
-        // Bytes past the last checkpoint may be garbage after a power cut.
-        await fs.truncate(f.temporaryPath, f.durableBytes).catch(() => undefined);
+        if (!(await this.keepWrittenBytes(f, size))) {
+          // Bytes past the last checkpoint may be garbage after a power cut.
+          await fs.truncate(f.temporaryPath, f.durableBytes).catch(() => undefined);
+        }
       } else if (!f.transferred && f.durableBytes > 0 && (size === undefined || size < f.durableBytes)) {
         f.durableBytes = 0;
       }
@@ -654,6 +660,7 @@ export class DownloadEngine implements JobHost {
             this.store.scheduleSave();
           },
           persistNow: () => this.store.save(),
+          marksPath: this.marksPath(job, i),
         });
         if (sig.aborted) {
           throw new TransferStopped();
@@ -873,11 +880,55 @@ export class DownloadEngine implements JobHost {
   }
 
   private async deleteTemporaries(job: JobImpl): Promise<void> {
-    for (const f of job.record.files) {
+    for (const [i, f] of job.record.files.entries()) {
       if (!f.completed) {
         await removeQuietly(f.temporaryPath);
       }
+      await fs.rm(this.marksPath(job, i), { force: true });
     }
+  }
+
+  /** Where a file's segmented transfer notes its written offsets (writeMarks.ts). */
+  private marksPath(job: JobImpl, index: number): string {
+    return path.join(this.opts.storeDir, 'marks', `${job.id}.${index}`);
+  }
+
+  /** Deletes the marks no unfinished segmented transfer will read (left by a crash, a cancel, an older run). */
+  private async sweepMarks(): Promise<void> {
+    const dir = path.join(this.opts.storeDir, 'marks');
+    const names = await fs.readdir(dir).catch(() => [] as string[]);
+    const wanted = new Set<string>();
+    for (const job of this.jobs.values()) {
+      job.record.files.forEach((f, i) => {
+        if (!job.isFinal && f.segments && !f.transferred) {
+          wanted.add(path.basename(this.marksPath(job, i)));
+        }
+      });
+    }
+    await Promise.all(names.filter((n) => !wanted.has(n)).map((n) => fs.rm(path.join(dir, n), { force: true })));
+  }
+
+  /**
+   * One connection writes a file in order, so after a crash of the process within the same boot every byte up
+   * to the file's size is what the server sent for the journaled entity: flush it and keep it.
+   */
+  private async keepWrittenBytes(f: FileRecord, size: number): Promise<boolean> {
+    if (BOOT_ID === undefined || f.bootId !== BOOT_ID || !(f.etag ?? f.lastModified) || (f.bytesTotal !== undefined && size > f.bytesTotal)) {
+      return false;
+    }
+    try {
+      const fh = await fs.open(f.temporaryPath, fsConstants.O_RDWR | (fsConstants.O_NOFOLLOW ?? 0));
+      try {
+        await fh.datasync();
+      } finally {
+        await fh.close();
+      }
+    } catch {
+      return false;
+    }
+    this.log('info', `${f.localPath}: kept ${size - f.durableBytes} bytes written before the process stopped (same boot, now flushed to disk).`);
+    f.durableBytes = size;
+    return true;
   }
 
   private activeDestinations(): string[] {

@@ -1,7 +1,8 @@
 // Fetches one file: over one connection (transferFile), or over several when it is large, the server takes
-// ranges and the entity has a strong validator (segmentedTransfer). The first response decides: a plain GET
-// whose 200 shows a large, rangeable, validated entity is dropped right after its headers and the file is
-// fetched in segments from then on (a restart continues with the recorded segments).
+// ranges and the entity has a strong validator (segmentedTransfer). The first response decides: when a plain
+// GET's 200 shows a large, rangeable, validated entity, the file is fetched in segments from then on, that
+// body read as the first one (a restart continues with the recorded segments).
+import type { Dispatcher } from 'undici';
 import { DownloadError, redactUrl } from './errors';
 import { canSplit, planSegments, segmentedTransfer } from './segmentedTransfer';
 import { transferFile, type TransferOptions } from './transfer';
@@ -16,10 +17,12 @@ export interface FetchOptions extends TransferOptions {
   segmentsPerFile: number;
   minSegmentBytes: number;
   hashMode?: 'worker' | 'frontier' | 'end';
+  marksPath?: string;
 }
 
 export async function fetchFile(o: FetchOptions): Promise<void> {
   const { file } = o;
+  let firstBody: Dispatcher.ResponseData['body'] | undefined;
   for (let round = 0; ; round++) {
     if (round > MAX_RESTARTS_PER_CALL) {
       throw new DownloadError('DO_E_INSUFFICIENT_RANGE_SUPPORT', `The file at ${redactUrl(file.remoteUrl)} keeps changing while it is fetched in segments.`, {
@@ -29,7 +32,9 @@ export async function fetchFile(o: FetchOptions): Promise<void> {
     }
     if (file.segments && !file.transferred) {
       // Segments on disk are finished as planned, even if segmenting was turned off since.
-      if ((await segmentedTransfer(o)) === 'done') {
+      const body = firstBody;
+      firstBody = undefined;
+      if ((await segmentedTransfer({ ...o, firstBody: body })) === 'done') {
         return;
       }
       // The segments are forgotten: journal that before the next attempt recreates the temporary file.
@@ -38,9 +43,10 @@ export async function fetchFile(o: FetchOptions): Promise<void> {
     }
     const split = o.segmentsPerFile > 1 ? (h: Parameters<NonNullable<TransferOptions['splitLargeFile']>>[0]) => canSplit(file, h, o.segmentsPerFile, o.minSegmentBytes) : undefined;
     const r = await transferFile({ ...o, splitLargeFile: split });
-    if (r !== 'split') {
+    if (r === undefined) {
       return;
     }
+    firstBody = r.split;
     file.segments = planSegments(file.bytesTotal!, o.segmentsPerFile, o.minSegmentBytes);
     o.log(`${file.localPath}: ${file.bytesTotal} bytes in ${file.segments.length} segments.`);
     o.onCheckpoint();

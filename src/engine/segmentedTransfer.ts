@@ -3,11 +3,12 @@
 // record in the journal how far each segment is durable, so a restart fetches only what is missing. A changed
 // entity (200 to If-Range, 412, another ETag, size or Content-Range) is never spliced: the file starts over.
 import { createHash, type Hash } from 'node:crypto';
-import { constants as FS, readFileSync } from 'node:fs';
+import { constants as FS } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import type { Dispatcher } from 'undici';
 import { DownloadError, HRESULTS, httpError, osError, redactUrl } from './errors';
 import type { FileRecord, SegmentRecord } from './records';
+import { BOOT_ID } from './bootId';
 import { FileHasher } from './hashWorker';
 import { parseRetryAfter } from './retryAfter';
 import {
@@ -19,6 +20,7 @@ import {
   writeFully,
   type TransferOptions,
 } from './transfer';
+import { WriteMarks, type MarksKey } from './writeMarks';
 
 export interface SegmentedOptions extends TransferOptions {
   segmentsPerFile: number;
@@ -28,22 +30,16 @@ export interface SegmentedOptions extends TransferOptions {
    * on this thread, or by re-reading the file once at the end (see bench/README.md for the measurements).
    */
   hashMode?: 'worker' | 'frontier' | 'end';
+  /**
+   * The body of the plain GET that revealed the file (a 200 from byte 0): the first segment reads it instead
+   * of asking again, and cuts it at its end. Nothing the server sent before the split is thrown away.
+   */
+  firstBody?: Dispatcher.ResponseData['body'];
+  /** Where to note written offsets after every write (see writeMarks.ts); none: only the journal's. */
+  marksPath?: string;
 }
 
 const ALIGN = 1024 * 1024;
-/** This boot's id (Linux): page-cache bytes written before a process crash are still there within one boot. */
-const BOOT_ID = readBootId();
-
-function readBootId(): string | undefined {
-  if (process.platform !== 'linux') {
-    return undefined;
-  }
-  try {
-    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim() || undefined;
-  } catch {
-    return undefined;
-  }
-}
 const WRITE_BATCH_BYTES = 512 * 1024;
 const HASH_READ_BYTES = 1024 * 1024;
 /** Consecutive failures of one segment without progress before the whole transfer gives up (the engine retries later). */
@@ -140,6 +136,9 @@ export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | '
   let hash: Hash | undefined;
   let worker: FileHasher | undefined;
   let connected = false;
+  const marksKey: MarksKey = { temporaryPath: file.temporaryPath, size, validator, starts: segs.map((x) => x.start) };
+  let marks: WriteMarks | undefined;
+  let firstBody = o.firstBody;
 
   try {
     const st = await fh.stat();
@@ -160,12 +159,15 @@ export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | '
       await fh.datasync();
     }
     // The process died, not the machine: what it had written is in the page cache. Make it durable and keep it.
-    const recovered = lanes.filter((l) => (l.rec.written ?? 0) > l.rec.done);
-    if (BOOT_ID !== undefined && file.bootId === BOOT_ID && recovered.length > 0 && st.size === size) {
+    // The journal's `written` is as old as its last save; the marks are as recent as the last write.
+    const noted = st.size === size ? WriteMarks.read(o.marksPath, marksKey) : undefined;
+    const wrote = (l: Lane, i: number): number => Math.max(file.bootId === BOOT_ID ? (l.rec.written ?? 0) : 0, noted?.[i] ?? 0);
+    const recovered = lanes.filter((l, i) => wrote(l, i) > l.rec.done);
+    if (BOOT_ID !== undefined && recovered.length > 0 && st.size === size) {
       try {
         await fh.datasync();
         for (const l of recovered) {
-          l.rec.done = Math.min(l.rec.written!, l.rec.end - l.rec.start);
+          l.rec.done = Math.min(wrote(l, lanes.indexOf(l)), l.rec.end - l.rec.start);
           l.written = l.rec.start + l.rec.done;
         }
         file.durableBytes = contiguous(segs, (i) => segs[i].start + segs[i].done);
@@ -181,6 +183,9 @@ export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | '
     file.bootId = BOOT_ID;
     received = totalWritten();
     o.onProgress(received);
+    marks = WriteMarks.open(o.marksPath, marksKey);
+    const noteWritten = (): void => marks?.note(lanes.map((l) => l.written - l.rec.start));
+    noteWritten();
 
     const checkpoint = (): Promise<void> => {
       if (checkpointing) {
@@ -294,6 +299,23 @@ export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | '
       const end = lane.rec.end;
       while (lane.written < end && !inner.signal.aborted) {
         const from = lane.written;
+        if (firstBody && from === 0) {
+          // The response that revealed the file is this segment's first request: read it up to the segment's end.
+          const body = firstBody;
+          firstBody = undefined;
+          if (!connected) {
+            connected = true;
+            o.onConnected();
+          }
+          try {
+            await receiveSegment(body, lane, true);
+          } catch (e) {
+            if (!(await retryable(lane, e))) {
+              return;
+            }
+          }
+          continue;
+        }
         const headers: Record<string, string> = { ...o.headers, range: `bytes=${from}-${end - 1}`, 'if-range': validator };
         if (file.etag) {
           headers['if-match'] = file.etag;
@@ -377,7 +399,8 @@ export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | '
       return !inner.signal.aborted;
     };
 
-    const receiveSegment = async (body: Dispatcher.ResponseData['body'], lane: Lane): Promise<void> => {
+    /** `cut`: the body runs past the segment (a whole-file 200); stop at the segment's end instead of failing. */
+    const receiveSegment = async (body: Dispatcher.ResponseData['body'], lane: Lane, cut = false): Promise<void> => {
       let pending: Buffer[] = [];
       let pendingBytes = 0;
       const flush = async (): Promise<void> => {
@@ -400,8 +423,9 @@ export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | '
         if (worker) {
           worker.advance(contiguous(segs, (i) => lanes[i].written));
         }
+        noteWritten();
         if (BOOT_ID !== undefined) {
-          // Journaled with the next save (the store batches): a process crash then loses only the last instants.
+          // Also journaled with the next save (the store batches), for a store without marks.
           lane.rec.written = lane.written - lane.rec.start;
           o.onCheckpoint();
         }
@@ -411,6 +435,14 @@ export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | '
       try {
         for await (const chunk of body as AsyncIterable<Buffer>) {
           if (lane.written + pendingBytes + chunk.length > lane.rec.end) {
+            if (cut) {
+              const keep = lane.rec.end - lane.written - pendingBytes;
+              pending.push(chunk.subarray(0, keep));
+              pendingBytes += keep;
+              received += keep;
+              o.onProgress(received);
+              break;
+            }
             throw new DownloadError('WINHTTP_INVALID_SERVER_RESPONSE', `A segment of ${redactUrl(file.remoteUrl)} sent more bytes than asked.`, {
               hresult: HRESULTS.WINHTTP_INVALID_SERVER_RESPONSE,
               transient: true,
@@ -445,6 +477,7 @@ export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | '
       wakeHasher?.();
       await hasher?.catch(() => undefined);
       await fh.close().catch(() => undefined);
+      marks?.close();
       resetFile(o, changed);
       return 'restart';
     }
@@ -500,6 +533,8 @@ export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | '
     } catch (e) {
       throw osError(e, `Cannot flush ${file.temporaryPath} to disk`);
     }
+    marks?.close();
+    WriteMarks.remove(o.marksPath);
     file.segments = undefined;
     file.bootId = undefined;
     file.durableBytes = size;
@@ -508,6 +543,8 @@ export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | '
     o.onCheckpoint();
     return 'done';
   } finally {
+    marks?.close();
+    firstBody?.destroy();
     worker?.close();
     o.signal.removeEventListener('abort', onOuterAbort);
     inner.abort();
@@ -517,8 +554,9 @@ export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | '
 }
 
 /** Forgets the segments and validators: the next request starts the file from byte 0. */
-function resetFile(o: TransferOptions, why: string | undefined): void {
+function resetFile(o: SegmentedOptions, why: string | undefined): void {
   const { file } = o;
+  WriteMarks.remove(o.marksPath);
   if (why) {
     o.log(`${file.localPath}: restarting from byte 0 because ${why}.`);
   }

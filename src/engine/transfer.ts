@@ -5,6 +5,7 @@ import * as fs from 'node:fs/promises';
 import { constants as FS } from 'node:fs';
 import type { Dispatcher } from 'undici';
 import { request } from 'undici';
+import { BOOT_ID } from './bootId';
 import { DownloadError, HRESULTS, httpError, networkError, osError, redactUrl } from './errors';
 import { hashPrefix } from './integrity';
 import type { FileRecord } from './records';
@@ -42,7 +43,8 @@ export interface TransferOptions {
   onCheckpoint: () => void;
   /**
    * Asked after a 200 to a fresh request, once size and validators are recorded: true stops here (the body
-   * is discarded unread, transferFile resolves 'split') so the caller can fetch the file in segments.
+   * is left unread: transferFile resolves `{ split: body }`) so the caller can fetch the file in segments,
+   * reading that body as the first segment.
    */
   splitLargeFile?: (headers: Dispatcher.ResponseData['headers']) => boolean;
   /** Writes the journal durably now: called after forgetting durable bytes and before destroying them. */
@@ -62,9 +64,11 @@ const WRITE_BATCH_BYTES = 512 * 1024;
 /** Times one transfer call may start over from byte 0 before giving up (a server that never keeps its word). */
 const MAX_RESTARTS_PER_CALL = 3;
 
-export async function transferFile(o: TransferOptions): Promise<void | 'split'> {
+export async function transferFile(o: TransferOptions): Promise<void | { split: Dispatcher.ResponseData['body'] }> {
   const { file } = o;
   const fh = await openTemporary(o);
+  // Bytes this boot writes survive a crash of the process (engine.ts keeps them on the next start).
+  file.bootId = BOOT_ID;
   try {
     let offset = file.durableBytes;
     let hash: Hash | undefined;
@@ -129,9 +133,8 @@ export async function transferFile(o: TransferOptions): Promise<void | 'split'> 
         file.lastModified = file.etag ? undefined : strongLastModified(res.headers);
         o.onCheckpoint();
         if (o.splitLargeFile?.(res.headers)) {
-          // Hand over to a segmented transfer before reading the body: only what the socket buffered is lost.
-          res.body.destroy();
-          return 'split';
+          // Hand over to a segmented transfer, body unread: it becomes the first segment.
+          return { split: res.body };
         }
       } else if (status === 416 && offset > 0) {
         const cr = parseContentRange(res.headers['content-range']);
@@ -458,6 +461,7 @@ async function finish(fh: fs.FileHandle, o: TransferOptions, size: number, hash:
   await assertStillLinked(fh, file.temporaryPath);
   file.bytesTotal = size;
   file.durableBytes = size;
+  file.bootId = undefined;
   file.transferred = true;
   o.onProgress(size);
   o.onCheckpoint();

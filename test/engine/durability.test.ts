@@ -90,8 +90,12 @@ describe('durability', () => {
     const durable = job.record.files[0].durableBytes;
     assert.ok(durable > 0);
     await engine.dispose();
-    // Garbage past the checkpoint, as a power cut could leave it.
+    // Garbage past the checkpoint, as a power cut could leave it: and a power cut means another boot.
     fs.appendFileSync(job.record.files[0].temporaryPath, Buffer.alloc(12345, 0xee));
+    const journal = JSON.parse(fs.readFileSync(path.join(store, 'jobs.json'), 'utf8'));
+    assert.equal(typeof journal.jobs[0].files[0].bootId, 'string', 'the journal says which boot wrote the bytes');
+    journal.jobs[0].files[0].bootId = 'an-earlier-boot';
+    fs.writeFileSync(path.join(store, 'jobs.json'), JSON.stringify(journal));
     engine = await openEngine(store);
     try {
       assert.equal(fs.statSync(job.record.files[0].temporaryPath).size, durable);
@@ -101,6 +105,38 @@ describe('durability', () => {
       await waitForState(engine, again, 'TRANSFERRED');
       await again.complete();
       assert.equal(sha256Hex(fs.readFileSync(path.join(dir, 'r.bin'))), sha256Hex(big));
+    } finally {
+      await engine.dispose();
+    }
+  });
+
+  it(matrix('process', 'bytes written past the last checkpoint, then the process killed (same boot)', 'kept (flushed at start-up); the resume asks only for the rest; right sha256'), async () => {
+    server.route('/big', { body: big, throttleBytesPerSec: 4_000_000 });
+    const store = path.join(dir, 'store');
+    let engine = await openEngine(store);
+    const job = await engine.createJob({ displayName: 'kept' });
+    await job.addFile(server.url('/big'), path.join(dir, 'k.bin'), { sha256: sha256Hex(big) });
+    await job.resume();
+    await waitForState(engine, job, 'TRANSFERRING');
+    await new Promise((r) => setTimeout(r, 300));
+    await job.suspend();
+    const durable = job.record.files[0].durableBytes;
+    assert.ok(durable > 0 && durable + 100_000 < big.length);
+    await engine.dispose();
+    // What a killed process had handed to write() after its last checkpoint: the next bytes of the same entity,
+    // still in the page cache because the machine did not go down.
+    fs.appendFileSync(job.record.files[0].temporaryPath, big.subarray(durable, durable + 100_000));
+    const before = server.requests.length;
+    engine = await openEngine(store);
+    try {
+      const again = engine.getJob(job.id);
+      assert.equal(again.record.files[0].durableBytes, durable + 100_000, 'the written bytes count as durable now');
+      server.route('/big', { body: big });
+      await again.resume();
+      await waitForState(engine, again, 'TRANSFERRED');
+      assert.equal(server.requests[before].range, `bytes=${durable + 100_000}-`, 'the resume starts after them');
+      await again.complete();
+      assert.equal(sha256Hex(fs.readFileSync(path.join(dir, 'k.bin'))), sha256Hex(big));
     } finally {
       await engine.dispose();
     }
