@@ -19,6 +19,17 @@ const problemMatcherPlugin = {
   },
 };
 
+/**
+ * undici goes into its own file, dist/undici.js, which the engine requires on first use (src/engine/undici.ts):
+ * bundled into extension.js it would be parsed at every activation even when not run.
+ */
+const undiciApartPlugin = {
+  name: 'undici-apart',
+  setup(build) {
+    build.onResolve({ filter: /^undici$/ }, () => ({ path: './undici.js', external: true }));
+  },
+};
+
 async function main() {
   const common = {
     bundle: true,
@@ -32,7 +43,14 @@ async function main() {
     plugins: [problemMatcherPlugin],
   };
   const contexts = await Promise.all([
-    esbuild.context({ ...common, entryPoints: ['src/extension.ts'], outfile: 'dist/extension.js', external: ['vscode'] }),
+    esbuild.context({
+      ...common,
+      entryPoints: ['src/extension.ts'],
+      outfile: 'dist/extension.js',
+      external: ['vscode'],
+      plugins: [...common.plugins, undiciApartPlugin],
+    }),
+    esbuild.context({ ...common, entryPoints: [require.resolve('undici')], outfile: 'dist/undici.js' }),
     esbuild.context({ ...common, entryPoints: ['src/cli.ts'], outfile: 'dist/cli.js' }),
   ]);
   if (watch) {

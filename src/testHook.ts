@@ -10,6 +10,8 @@ import type { JobsView } from './views/jobsView';
 export interface TestHook {
   /** How long activate() took, in milliseconds. */
   readonly activationMs: number;
+  /** How long the bundle's modules took to run (after V8 compiled it; before VS Code called activate()). */
+  readonly codeLoadMs: number;
   readonly storeDir: string;
   readonly host: EngineHost;
   readonly engine: JobService;

@@ -1,6 +1,7 @@
 // The engine's own undici dispatcher. Never the global one: the extension host is shared with other extensions,
 // and VS Code's proxy patching does not reach a bundled undici, so proxies are resolved here.
-import { Agent, EnvHttpProxyAgent, type Dispatcher } from 'undici';
+import type { Dispatcher, EnvHttpProxyAgent } from 'undici';
+import { undici } from './undici';
 
 export interface NetworkSettings {
   /** Proxy URL (VS Code's http.proxy); empty means: use the environment's HTTP(S)_PROXY, if any. */
@@ -17,6 +18,7 @@ export interface NetworkSettings {
 }
 
 export function createDispatcher(s: NetworkSettings = {}, env: NodeJS.ProcessEnv = process.env): Dispatcher {
+  const { Agent, EnvHttpProxyAgent } = undici();
   const connect = {
     timeout: s.connectTimeoutMs ?? 15_000,
     rejectUnauthorized: s.strictSSL ?? true,

@@ -84,8 +84,8 @@ export class DownloadEngine implements JobHost {
   private readonly store: JobStore;
   private readonly vault: HeaderVault;
   private readonly headers = new Map<string, Record<string, string>>();
-  private dispatcher: Dispatcher;
-  private ownsDispatcher: boolean;
+  private ownDispatcher: Dispatcher | undefined;
+  private readonly givenDispatcher: Dispatcher | undefined;
   private wakeTimer: NodeJS.Timeout | undefined;
   private retentionTimer: NodeJS.Timeout | undefined;
   private disposed = false;
@@ -113,8 +113,7 @@ export class DownloadEngine implements JobHost {
     this.store = new JobStore(opts.storeDir, () => [...this.jobs.values()].map((j) => j.record), opts.storeBatchMs ?? 250);
     this.store.onSaveError = (e) => this.log('error', `Saving the job store failed: ${(e as Error).message}`);
     this.vault = opts.headerVault ?? new FileHeaderVault(opts.storeDir);
-    this.ownsDispatcher = !opts.dispatcher;
-    this.dispatcher = opts.dispatcher ?? createDispatcher(opts.network);
+    this.givenDispatcher = opts.dispatcher;
   }
 
   /** Loads the store, reconciles temporaries with it, applies retention and starts scheduling. */
@@ -122,6 +121,11 @@ export class DownloadEngine implements JobHost {
     const engine = new DownloadEngine(opts);
     await engine.load();
     return engine;
+  }
+
+  /** Built on first use: loading the HTTP stack waits until something is downloaded. */
+  private get dispatcher(): Dispatcher {
+    return this.givenDispatcher ?? (this.ownDispatcher ??= createDispatcher(this.opts.network));
   }
 
   get retryDelayFloorSeconds(): number {
@@ -280,9 +284,9 @@ export class DownloadEngine implements JobHost {
 
   /** Settings that may change while running (VS Code configuration). */
   updateOptions(o: Pick<EngineOptions, 'maxConcurrentJobs' | 'retentionDays' | 'allowInsecureRedirects' | 'network' | 'segmentsPerFile'>): void {
-    if (o.network !== undefined && this.ownsDispatcher) {
-      const old = this.dispatcher;
-      this.dispatcher = createDispatcher(o.network);
+    if (o.network !== undefined && this.ownDispatcher) {
+      const old = this.ownDispatcher;
+      this.ownDispatcher = undefined; // the next transfer builds one with the new settings
       // Running transfers keep the old one until they finish.
       setTimeout(() => void old.close().catch(() => undefined), 60_000).unref?.();
     }
@@ -302,9 +306,7 @@ export class DownloadEngine implements JobHost {
       clearTimeout(j.rt.changeTimer);
     }
     await this.store.close();
-    if (this.ownsDispatcher) {
-      await this.dispatcher.close().catch(() => undefined);
-    }
+    await this.ownDispatcher?.close().catch(() => undefined);
     for (const e of [this._onDidChangeJob, this._onDidTransferJob, this._onDidFailJob, this._onDidTransferFile, this._onDidRemoveJob, this._onDidAddJob]) {
       e.dispose();
     }

@@ -4,12 +4,12 @@ import { createHash, type Hash } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import { constants as FS } from 'node:fs';
 import type { Dispatcher } from 'undici';
-import { request } from 'undici';
 import { BOOT_ID } from './bootId';
 import { DownloadError, HRESULTS, httpError, networkError, osError, redactUrl } from './errors';
 import { hashPrefix } from './integrity';
 import type { FileRecord } from './records';
 import { parseRetryAfter } from './retryAfter';
+import { undici } from './undici';
 
 export interface TransferTimeouts {
   /** Longest wait for the response headers. */
@@ -236,7 +236,7 @@ export async function requestFollowingRedirects(originalUrl: string, headers: Re
   for (let hops = 0; ; hops++) {
     let res: Dispatcher.ResponseData;
     try {
-      res = await request(url, {
+      res = await undici().request(url, {
         method: 'GET',
         headers: hdrs,
         dispatcher: o.dispatcher,

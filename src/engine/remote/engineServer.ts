@@ -1,6 +1,7 @@
 // The owner's side: serves its DownloadEngine to the other windows over the store's socket.
 import type * as net from 'node:net';
-import { createMessageConnection, ResponseError, SocketMessageReader, SocketMessageWriter, type MessageConnection } from 'vscode-jsonrpc/node';
+import type { MessageConnection } from 'vscode-jsonrpc/node';
+import { connectionOver, jsonRpc } from './jsonRpc';
 import type { DownloadEngine } from '../engine';
 import { DownloadError, invalidArg } from '../errors';
 import type { JobImpl } from '../job';
@@ -28,7 +29,7 @@ export class EngineServer {
   }
 
   private serve(socket: net.Socket): void {
-    const conn = createMessageConnection(new SocketMessageReader(socket), new SocketMessageWriter(socket));
+    const conn = connectionOver(socket);
     const e = this.engine;
     // A client that went away must not disturb the engine: notifications to it are dropped.
     const notify = (method: string, params: unknown): void => {
@@ -99,6 +100,6 @@ async function guard<T>(fn: () => Promise<T>): Promise<T> {
   } catch (err) {
     const e = err instanceof DownloadError ? err : new DownloadError((err as NodeJS.ErrnoException)?.code ?? 'E_FAIL', (err as Error)?.message ?? String(err));
     const data: WireError = { code: e.code, hresult: e.hresult, message: e.message, context: e.context, details: e.details ? { ...e.details } : undefined };
-    throw new ResponseError(1, e.message, data);
+    throw new (jsonRpc().ResponseError)(1, e.message, data);
   }
 }

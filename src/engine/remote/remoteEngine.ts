@@ -1,6 +1,7 @@
 // A window that does not own the store: mirrors the owner's jobs and acts on them through it.
 import * as net from 'node:net';
-import { createMessageConnection, ResponseError, SocketMessageReader, SocketMessageWriter, type MessageConnection } from 'vscode-jsonrpc/node';
+import type { MessageConnection } from 'vscode-jsonrpc/node';
+import { connectionOver, jsonRpc } from './jsonRpc';
 import { Emitter } from '../emitter';
 import { DownloadError } from '../errors';
 import {
@@ -144,7 +145,7 @@ export class RemoteEngine implements JobService {
         reject(e);
       });
       socket.once('connect', () => {
-        const conn = createMessageConnection(new SocketMessageReader(socket), new SocketMessageWriter(socket));
+        const conn = connectionOver(socket);
         const engine = new RemoteEngine(conn, socket);
         engine.listen();
         conn
@@ -250,7 +251,7 @@ export class RemoteEngine implements JobService {
     try {
       return await this.conn.sendRequest<T>(method, params);
     } catch (e) {
-      if (e instanceof ResponseError && e.data && typeof (e.data as WireError).code === 'string') {
+      if (e instanceof jsonRpc().ResponseError && e.data && typeof (e.data as WireError).code === 'string') {
         const w = e.data as WireError;
         throw new DownloadError(w.code, w.message, { hresult: w.hresult, context: w.context, details: w.details });
       }
