@@ -8,10 +8,6 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { DownloadEngine, DownloadError, formatHresult, type JobImpl } from './engine';
 
-// Files in flight each open, write, fdatasync and close through libuv's thread pool: its default 4 threads
-// would queue them all behind a few slow fdatasyncs. Only this process is ours to size (not the extension host).
-process.env.UV_THREADPOOL_SIZE ??= '16';
-
 const USAGE = `Usage: managed-downloads get <url>... [options]
 
 Downloads each URL into a file, durably: bytes are flushed to disk before they count, a rerun of the

@@ -165,6 +165,24 @@ describe('fault matrix', function () {
       assert.equal(sha256File(path.join(sub, 'd.bin')), sha256Hex(body));
     });
 
+    it(matrix('disk', 'destination folder deleted while a small file is in flight (before any checkpoint)', 'ERROR ENOENT, 0x80070002, LOCAL_FILE when the file finishes, never TRANSFERRED'), async () => {
+      const sub = path.join(dir, 'small');
+      fs.mkdirSync(sub);
+      // 60 kB over about 0.4 s: finished well within a second of opening its temporary (the one-call check).
+      const small = body.subarray(0, 60_000);
+      server.route('/small', { body: small, throttleBytesPerSec: 150_000 });
+      const job = await start(server.url('/small'), path.join(sub, 's.bin'));
+      await waitUntil(() => fs.existsSync(job.getFiles()[0].temporaryPath), 5_000, 'the temporary file');
+      fs.rmSync(sub, { recursive: true, force: true });
+      await waitForState(engine, job, 'ERROR');
+      const err = job.getError()!;
+      assert.equal(err.code, 'ENOENT', err.message);
+      assert.equal(err.hresult, 0x80070002);
+      assert.equal(err.context, 'LOCAL_FILE');
+      assert.match(err.message, /deleted or replaced/);
+      assert.equal(job.record.files[0].transferred, false);
+    });
+
     it(matrix('disk', 'folder turned read-only mid-transfer (between two tries)', 'the retry fails: ERROR EROFS, 0x80070013, LOCAL_FILE; the durable prefix is kept; writable again, Resume continues with Range; right sha256'), async () => {
       const ro = mountOrNote('ro', 16 * 1024 * 1024, 'read-only folder');
       const folder = ro?.dir ?? path.join(dir, 'ro');
