@@ -16,6 +16,7 @@ const fs = require('fs');
 const os = require('os');
 const path = require('path');
 const cs = require('./lib/code-server');
+const { trackRun } = require('./lib/run-cleanup');
 
 const INFRA_FAILURE = 101;
 const repoRoot = cs.repoRoot;
@@ -90,80 +91,17 @@ const say = (msg) => console.error(`[e2e ${elapsed()}] ${msg}`);
 class InfraError extends Error {}
 
 // ---- everything we start, for cleanup ----------------------------------------------------------------
-const state = {
-  server: undefined, // code-server { proc, pid }
-  browser: undefined,
-  e2eServer: undefined,
-  tmp: undefined,
-  cleaning: undefined,
-  interrupted: false,
-};
-
-/** Our own child processes that are still alive (Chromium, code-server and what they started). */
-function ourDescendants() {
-  return cs.descendants(process.pid);
-}
-
-async function cleanup() {
-  if (state.cleaning) {
-    return state.cleaning;
-  }
-  state.cleaning = (async () => {
-    if (state.browser) {
-      const b = state.browser;
-      state.browser = undefined;
-      await Promise.race([b.close().catch(() => undefined), cs.sleep(5000)]);
-    }
-    if (state.server) {
-      const pid = state.server.pid;
-      state.server = undefined;
-      await cs.stopProcessTree(pid);
-    }
-    if (state.e2eServer) {
-      const s = state.e2eServer;
-      state.e2eServer = undefined;
+const { state, cleanup } = trackRun({
+  say,
+  infraFailureCode: INFRA_FAILURE,
+  keepTmp: opts.keepTmp,
+  stopExtra: async (st) => {
+    if (st.e2eServer) {
+      const s = st.e2eServer;
+      st.e2eServer = undefined;
       await Promise.race([s.close().catch(() => undefined), cs.sleep(3000)]);
     }
-    // Anything left that we started (a Chromium helper that outlived close(), …), by PID.
-    for (const pid of ourDescendants()) {
-      await cs.stopProcessTree(pid, 2000);
-    }
-    if (state.tmp) {
-      if (opts.keepTmp) {
-        say(`--keep-tmp: temporary files kept in ${state.tmp}`);
-      } else {
-        fs.rmSync(state.tmp, { recursive: true, force: true });
-      }
-    }
-  })();
-  return state.cleaning;
-}
-
-process.on('exit', () => {
-  // Last resort if we exit without the async cleanup having run.
-  if (state.server) {
-    cs.killProcessTreeSync(state.server.pid);
-  }
-  for (const pid of ourDescendants()) {
-    cs.killProcessTreeSync(pid);
-  }
-});
-for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143], ['SIGHUP', 129]]) {
-  process.on(sig, () => {
-    if (state.interrupted) {
-      return;
-    }
-    state.interrupted = true;
-    say(`${sig}: stopping`);
-    void cleanup().finally(() => process.exit(code));
-  });
-}
-cs.watchParent(() => {
-  if (!state.interrupted) {
-    state.interrupted = true;
-    say('parent process went away: stopping');
-    void cleanup().finally(() => process.exit(INFRA_FAILURE));
-  }
+  },
 });
 
 function tail(file, n = 40) {

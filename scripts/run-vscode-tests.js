@@ -18,6 +18,7 @@ const fs = require('fs');
 const os = require('os');
 const path = require('path');
 const cs = require('./lib/code-server');
+const { trackRun } = require('./lib/run-cleanup');
 
 const INFRA_FAILURE = 101;
 const repoRoot = cs.repoRoot;
@@ -90,54 +91,7 @@ const say = (msg) => console.error(`[vscode-tests ${elapsed()}] ${msg}`);
 class InfraError extends Error {}
 
 // ---- everything we start, for cleanup ------------------------------------------------------
-const state = { server: undefined, browser: undefined, tmp: undefined, cleaning: undefined, interrupted: false };
-
-async function cleanup() {
-  if (state.cleaning) {
-    return state.cleaning;
-  }
-  state.cleaning = (async () => {
-    if (state.browser) {
-      const b = state.browser;
-      state.browser = undefined;
-      await Promise.race([b.close().catch(() => undefined), cs.sleep(5000)]);
-    }
-    if (state.server) {
-      const pid = state.server.pid;
-      state.server = undefined;
-      await cs.stopProcessTree(pid);
-    }
-    if (state.tmp) {
-      fs.rmSync(state.tmp, { recursive: true, force: true });
-    }
-  })();
-  return state.cleaning;
-}
-
-process.on('exit', () => {
-  // Last resort if we exit without the async cleanup having run.
-  if (state.server) {
-    cs.killProcessTreeSync(state.server.pid);
-  }
-});
-for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143], ['SIGHUP', 129]]) {
-  process.on(sig, () => {
-    if (state.interrupted) {
-      return;
-    }
-    state.interrupted = true;
-    say(`${sig}: stopping`);
-    void cleanup().finally(() => process.exit(code));
-  });
-}
-
-cs.watchParent(() => {
-  if (!state.interrupted) {
-    state.interrupted = true;
-    say('parent process went away: stopping');
-    void cleanup().finally(() => process.exit(INFRA_FAILURE));
-  }
-});
+const { state, cleanup } = trackRun({ say, infraFailureCode: INFRA_FAILURE });
 
 // ---- result file ------------------------------------------------------------------------------
 /** Incrementally reads JSON lines appended to `file`. */
