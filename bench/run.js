@@ -438,11 +438,18 @@ async function killAndResume(label, argv, again, progress, file, ctx) {
     bytesFetched: bytes,
     bytesFetchedTwice: wasted,
     wastePercent: (wasted / file.size) * 100,
-    resumeValidated: lines.slice(1).every((l) => l.ifRange !== '-' && l.ifRange !== ''),
+    // Every ranged request (segments of the first run, resumes of the second) carried If-Range. (Log lines come
+    // in the order responses ended, so the first run's plain GET is not necessarily the first line.)
+    resumeValidated: lines.some(isRanged) && lines.filter(isRanged).every((l) => l.ifRange !== '-' && l.ifRange !== ''),
     requests: lines.length,
+    ranges: lines.map((l) => `${l.status} ${l.range} ${l.body}`),
     ok: !bad,
     ...(bad ? { error: bad } : {}),
   };
+}
+
+function isRanged(l) {
+  return Boolean(l.range) && l.range !== '-';
 }
 
 /** Bytes the CLI has in its temporary file (sparse for segments: count allocated blocks). */
