@@ -9,6 +9,7 @@ import * as http from 'node:http';
 import type * as net from 'node:net';
 import * as path from 'node:path';
 import { DownloadEngine, type DownloadError, type JobImpl, type JobPriority } from '../../src/engine';
+import type { JobErrorInfo } from '../../src/engine/types';
 import { openEngine, tempDir, waitForState, waitUntil } from '../support/engineHarness';
 import { injectWriteError, isTmpfs, prng, sha256File, tryMountTmpfs, type Tmpfs } from '../support/faults';
 import { matrix, matrixNote, matrixNotCovered } from '../support/matrix';
@@ -138,20 +139,26 @@ describe('fault matrix', function () {
   });
 
   describe('disk', () => {
+    /** Deletes the folder of a file in flight: the job must stop in ERROR ENOENT naming the vanished temporary. */
+    async function removeFolderAndExpectError(folder: string, job: JobImpl): Promise<JobErrorInfo> {
+      fs.rmSync(folder, { recursive: true, force: true });
+      await waitForState(engine, job, 'ERROR');
+      const err = job.getError()!;
+      assert.equal(err.code, 'ENOENT', err.message);
+      assert.equal(err.hresult, 0x80070002);
+      assert.equal(err.context, 'LOCAL_FILE');
+      assert.match(err.message, /deleted or replaced/);
+      return err;
+    }
+
     it(matrix('disk', 'destination folder deleted mid-transfer', 'ERROR ENOENT, 0x80070002, context LOCAL_FILE at the next checkpoint; nothing re-created; after the folder is back, Resume restarts and the sha256 is right'), async () => {
       const sub = path.join(dir, 'sub');
       fs.mkdirSync(sub);
       server.route('/d', { body, throttleBytesPerSec: 1_000_000 });
       const job = await start(server.url('/d'), path.join(sub, 'd.bin'));
       await waitUntil(() => job.record.files[0].durableBytes > 100_000, 15_000, 'a first checkpoint');
-      fs.rmSync(sub, { recursive: true, force: true });
-      await waitForState(engine, job, 'ERROR');
-      const err = job.getError()!;
-      assert.equal(err.code, 'ENOENT', err.message);
-      assert.equal(err.hresult, 0x80070002);
-      assert.equal(err.context, 'LOCAL_FILE');
+      const err = await removeFolderAndExpectError(sub, job);
       assert.equal(err.file?.localPath, path.join(sub, 'd.bin'));
-      assert.match(err.message, /deleted or replaced/);
       await new Promise((r) => setTimeout(r, 300));
       assert.ok(!fs.existsSync(sub), 'the engine does not re-create a folder the user deleted');
       assert.equal(server.requestsFor('/d').length, 1, 'ERROR is not retried');
@@ -173,13 +180,7 @@ describe('fault matrix', function () {
       server.route('/small', { body: small, throttleBytesPerSec: 150_000 });
       const job = await start(server.url('/small'), path.join(sub, 's.bin'));
       await waitUntil(() => fs.existsSync(job.getFiles()[0].temporaryPath), 5_000, 'the temporary file');
-      fs.rmSync(sub, { recursive: true, force: true });
-      await waitForState(engine, job, 'ERROR');
-      const err = job.getError()!;
-      assert.equal(err.code, 'ENOENT', err.message);
-      assert.equal(err.hresult, 0x80070002);
-      assert.equal(err.context, 'LOCAL_FILE');
-      assert.match(err.message, /deleted or replaced/);
+      await removeFolderAndExpectError(sub, job);
       assert.equal(job.record.files[0].transferred, false);
     });
 
