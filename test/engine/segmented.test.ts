@@ -218,6 +218,22 @@ describe('segmented transfers', function () {
     assert.equal(job.record.files[0].restarts, 1);
   });
 
+  it('write marks: noted while segments run, deleted on cancel, and stale ones swept when the engine starts', async () => {
+    server.route('/big', { body, throttleBytesPerSec: 2 * MiB });
+    const job = await start(server.url('/big'));
+    const marksDir = path.join(dir, 'store', 'marks');
+    const marksFile = path.join(marksDir, `${job.id}.0`);
+    await waitUntil(() => fs.existsSync(marksFile) && JSON.parse(fs.readFileSync(marksFile, 'utf8')).w.some((n: number) => n > 0), 10_000, 'marks with progress');
+    const noted = JSON.parse(fs.readFileSync(marksFile, 'utf8')).w as number[];
+    assert.equal(noted.length, job.record.files[0].segments!.length, 'one offset per segment');
+    await job.cancel();
+    assert.deepEqual(fs.readdirSync(marksDir), [], 'cancel deletes the marks with the temporaries');
+    fs.writeFileSync(path.join(marksDir, 'no-such-job.0'), '{}');
+    await engine.dispose();
+    engine = await openEngine(path.join(dir, 'store'), { segmentsPerFile: 4, minSegmentBytes: MiB });
+    assert.deepEqual(fs.readdirSync(marksDir), [], 'marks of no unfinished segmented file are swept at start');
+  });
+
   it('small files, files without a strong validator and servers without ranges are never split', async () => {
     const small = randomBody(2 * MiB - 1, 84);
     server.route('/small', { body: small });
