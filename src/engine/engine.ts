@@ -886,7 +886,7 @@ export class DownloadEngine implements JobHost {
       if (!f.completed) {
         await removeQuietly(f.temporaryPath);
       }
-      await fs.rm(this.marksPath(job, i), { force: true });
+      await fs.rm(this.marksPath(job, i), { force: true }).catch(() => undefined); // else swept at the next start
     }
   }
 
@@ -907,15 +907,18 @@ export class DownloadEngine implements JobHost {
         }
       });
     }
-    await Promise.all(names.filter((n) => !wanted.has(n)).map((n) => fs.rm(path.join(dir, n), { force: true })));
+    await Promise.all(names.filter((n) => !wanted.has(n)).map((n) => fs.rm(path.join(dir, n), { force: true }).catch(() => undefined)));
   }
 
   /**
    * One connection writes a file in order, so after a crash of the process within the same boot every byte up
-   * to the file's size is what the server sent for the journaled entity: flush it and keep it.
+   * to the file's size is what the server sent for the journaled entity: flush it and keep it. Only past a
+   * checkpoint: before the first one the journal may still name the validator of an earlier attempt (a new
+   * 200 is journaled with the next batched save), while a restart from a checkpoint is journaled before the
+   * bytes go.
    */
   private async keepWrittenBytes(f: FileRecord, size: number): Promise<boolean> {
-    if (BOOT_ID === undefined || f.bootId !== BOOT_ID || !(f.etag ?? f.lastModified) || (f.bytesTotal !== undefined && size > f.bytesTotal)) {
+    if (BOOT_ID === undefined || f.bootId !== BOOT_ID || f.durableBytes === 0 || !(f.etag ?? f.lastModified) || (f.bytesTotal !== undefined && size > f.bytesTotal)) {
       return false;
     }
     try {

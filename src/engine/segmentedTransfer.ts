@@ -101,6 +101,7 @@ export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | '
   const size = file.bytesTotal;
   const validator = file.etag ?? file.lastModified;
   if (!file.segments || size === undefined || !validator) {
+    o.firstBody?.destroy();
     resetFile(o, 'the segment plan lost its size or validator');
     return 'restart';
   }
@@ -109,6 +110,7 @@ export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | '
   try {
     fh = await fs.open(file.temporaryPath, FS.O_RDWR | (FS.O_NOFOLLOW ?? 0));
   } catch (e) {
+    o.firstBody?.destroy();
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
       resetFile(o, 'its temporary file is gone');
       return 'restart';
@@ -150,11 +152,16 @@ export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | '
         o.log(`${file.localPath}: the temporary file is shorter than its segments say; fetching every segment again.`);
         for (const l of lanes) {
           l.rec.done = 0;
+          l.rec.written = undefined;
           l.written = l.rec.start;
         }
         file.durableBytes = 0;
+        WriteMarks.remove(o.marksPath); // they describe bytes that are gone
       }
-      // Sparse: the journal's segments, not the file's size, say which bytes are real.
+      // Sparse: the journal's segments, not the file's size, say which bytes are real. The journal must say
+      // so (list the segments) before the holes exist: a crash in between would otherwise leave a file of the
+      // entity's size that a restart could take for written bytes.
+      await o.persistNow?.();
       await fh.truncate(size);
       await fh.datasync();
     }
@@ -301,18 +308,26 @@ export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | '
         const from = lane.written;
         if (firstBody && from === 0) {
           // The response that revealed the file is this segment's first request: read it up to the segment's end.
+          // It was asked under the caller's signal, not this transfer's: stop it too when the transfer stops.
           const body = firstBody;
           firstBody = undefined;
+          const stop = (): void => void body.destroy();
+          inner.signal.addEventListener('abort', stop, { once: true });
           if (!connected) {
             connected = true;
             o.onConnected();
           }
           try {
+            if (inner.signal.aborted) {
+              stop();
+            }
             await receiveSegment(body, lane, true);
           } catch (e) {
             if (!(await retryable(lane, e))) {
               return;
             }
+          } finally {
+            inner.signal.removeEventListener('abort', stop);
           }
           continue;
         }

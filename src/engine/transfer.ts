@@ -136,7 +136,9 @@ export async function transferFile(o: TransferOptions): Promise<void | { split: 
         file.lastModified = file.etag ? undefined : strongLastModified(res.headers);
         o.onCheckpoint();
         if (o.splitLargeFile?.(res.headers)) {
-          // Hand over to a segmented transfer, body unread: it becomes the first segment.
+          // Hand over to a segmented transfer, body unread: it becomes the first segment. (Its boot id goes with
+          // the segment plan: until that is journaled, nothing here may pass for bytes written in this boot.)
+          file.bootId = undefined;
           return { split: res.body };
         }
       } else if (status === 416 && offset > 0) {

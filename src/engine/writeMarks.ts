@@ -92,7 +92,11 @@ export class WriteMarks {
   /** Closes and deletes the marks (the transfer finished, or its bytes were forgotten). */
   static remove(file: string | undefined): void {
     if (file) {
-      fsSync.rmSync(file, { force: true });
+      try {
+        fsSync.rmSync(file, { force: true });
+      } catch {
+        // Left behind, it is swept at the next start; its key no longer matches a transfer that started over.
+      }
     }
   }
 }

@@ -142,6 +142,37 @@ describe('durability', () => {
     }
   });
 
+  it(matrix('process', 'bytes written before the first checkpoint, then the process killed (same boot)', 'not kept: the journal may still name an earlier attempt\'s validator; truncated, fetched again; right sha256'), async () => {
+    server.route('/big', { body: big, throttleBytesPerSec: 4_000_000 });
+    const store = path.join(dir, 'store');
+    let engine = await openEngine(store);
+    const job = await engine.createJob({ displayName: 'early' });
+    await job.addFile(server.url('/big'), path.join(dir, 'e.bin'), { sha256: sha256Hex(big) });
+    await job.resume();
+    await waitForState(engine, job, 'TRANSFERRING');
+    await new Promise((r) => setTimeout(r, 300));
+    await job.suspend();
+    await engine.dispose();
+    // As if the process had died before its first checkpoint: the journal counts no byte as durable.
+    const journal = JSON.parse(fs.readFileSync(path.join(store, 'jobs.json'), 'utf8'));
+    journal.jobs[0].files[0].durableBytes = 0;
+    fs.writeFileSync(path.join(store, 'jobs.json'), JSON.stringify(journal));
+    assert.ok(fs.statSync(job.record.files[0].temporaryPath).size > 0);
+    engine = await openEngine(store);
+    try {
+      const again = engine.getJob(job.id);
+      assert.equal(again.record.files[0].durableBytes, 0);
+      assert.equal(fs.statSync(job.record.files[0].temporaryPath).size, 0, 'the unvouched bytes are dropped at start-up');
+      server.route('/big', { body: big });
+      await again.resume();
+      await waitForState(engine, again, 'TRANSFERRED');
+      await again.complete();
+      assert.equal(sha256Hex(fs.readFileSync(path.join(dir, 'e.bin'))), sha256Hex(big));
+    } finally {
+      await engine.dispose();
+    }
+  });
+
   it(matrix('disk', 'a transferred temporary file deleted by someone else', 'fetched again after restart; Complete S_OK'), async () => {
     server.route('/s', { body: big.subarray(0, 100_000) });
     const store = path.join(dir, 'store');

@@ -160,6 +160,58 @@ describe('segmented transfers', function () {
     });
   }
 
+  it('the journal lists the segments durably before the temporary file becomes sparse (a crash between must not leave holes that look written)', async () => {
+    server.route('/big', { body });
+    const dispatcher = new Agent({ allowH2: false });
+    const file: FileRecord = {
+      remoteUrl: server.url('/big'),
+      localPath: path.join(dir, 'j.bin'),
+      temporaryPath: path.join(dir, '.j.bin.mdpart'),
+      durableBytes: 0,
+      transferred: false,
+      completed: false,
+      restarts: 0,
+    };
+    // What durable journal writes (persistNow) held; batched saves (onCheckpoint) may come too late.
+    type Seen = { segments: boolean; done: boolean; bootId?: string; size: number };
+    const seen = (): Seen => ({
+      segments: file.segments !== undefined,
+      done: file.transferred,
+      bootId: file.bootId,
+      size: fs.existsSync(file.temporaryPath) ? fs.statSync(file.temporaryPath).size : -1,
+    });
+    const durable: Seen[] = [];
+    try {
+      await fetchFile({
+        file,
+        headers: {},
+        dispatcher,
+        signal: new AbortController().signal,
+        allowInsecureRedirects: false,
+        maxRedirects: 5,
+        timeouts: { headersMs: 5_000, bodyIdleMs: 5_000, lowSpeedBytesPerSecond: 1, lowSpeedWindowMs: 60_000 },
+        checkpointIntervalMs: 50,
+        checkpointBytes: 256 * 1024,
+        maxRetryAfterSeconds: 60,
+        segmentsPerFile: 3,
+        minSegmentBytes: MiB,
+        now: Date.now,
+        log: () => undefined,
+        onProgress: () => undefined,
+        onConnected: () => undefined,
+        onCheckpoint: () => undefined,
+        persistNow: async () => void durable.push(seen()),
+      });
+    } finally {
+      await dispatcher.close();
+    }
+    assert.equal(file.transferred, true);
+    assert.ok(
+      durable.some((x) => x.segments && x.size >= 0 && x.size < body.length),
+      `a durable journal write listed the segments while the file was not yet full-size (sparse): ${JSON.stringify(durable)}`,
+    );
+  });
+
   it('a segment reset mid-way: only that segment is fetched again, from where it stopped', async () => {
     // The first (plain) response, which is the first segment, and the next one reset after 700000 bytes.
     server.route('/big', { body, resetAfterBytes: 700_000, resetTimes: 2, throttleBytesPerSec: 20 * MiB });
@@ -192,6 +244,18 @@ describe('segmented transfers', function () {
     assert.equal(job.record.files[0].restarts, 1);
     const statuses = server.requestsFor('/big').map((r) => r.status);
     assert.ok(statuses.includes(200), 'the old If-Range got the full 200 (dropped), then a fresh start');
+  });
+
+  it('the first response, read as the first segment, stops as soon as another segment finds the entity changed', async () => {
+    // Every answer has another ETag: the ranged requests get 412 at once, while the plain GET trickles.
+    server.route('/big', { body, changeEtagEachRequest: true, throttleBytesPerSec: MiB });
+    const job = await start(server.url('/big'));
+    await waitUntil(() => server.requestsFor('/big').filter((r) => !r.range).length >= 2, 15_000, 'a restart after the change');
+    await job.suspend();
+    const plan = planSegments(body.length, 4, MiB);
+    const first = server.requestsFor('/big')[0];
+    assert.equal(first.range, undefined);
+    assert.ok(first.bytesSent < plan[0].end / 2, `the first response was stopped with the transfer (${first.bytesSent} of its ${plan[0].end} bytes sent)`);
   });
 
   it('a 412 to If-Match is an entity change too (restart, never a splice)', async () => {
