@@ -328,10 +328,28 @@ export class Workbench {
   /** Opens the view container from the activity bar (a click on the tab of an open container would close it). */
   async openJobsView(): Promise<void> {
     const tab = this.activityTab();
-    if ((await tab.getAttribute('aria-selected')) !== 'true' || !(await this.viewContainer().isVisible())) {
+    const container = this.viewContainer();
+    for (let attempt = 0; attempt < 3; attempt++) {
+      if (await container.isVisible()) {
+        return;
+      }
+      if ((await tab.getAttribute('aria-selected')) === 'true') {
+        // Selected but not shown yet (the workbench is still restoring it after a reload): a click now would
+        // toggle the side bar closed. Give it a moment; only a side bar that stays closed gets the click.
+        const shown = await container.waitFor({ state: 'visible', timeout: 3_000 }).then(
+          () => true,
+          () => false,
+        );
+        if (shown) {
+          return;
+        }
+      }
       await tab.click();
+      if (await container.waitFor({ state: 'visible', timeout: 5_000 }).then(() => true, () => false)) {
+        return;
+      }
     }
-    await this.viewContainer().waitFor({ state: 'visible', timeout: 10_000 });
+    await container.waitFor({ state: 'visible', timeout: 10_000 });
   }
 
   jobRow(displayName: string): Locator {
