@@ -17,7 +17,7 @@ import {
   stopOr,
   strongEtag,
   TransferStopped,
-  writeFully,
+  WriteBatch,
   type TransferOptions,
 } from './transfer';
 import { WriteMarks, type MarksKey } from './writeMarks';
@@ -40,7 +40,6 @@ export interface SegmentedOptions extends TransferOptions {
 }
 
 const ALIGN = 1024 * 1024;
-const WRITE_BATCH_BYTES = 512 * 1024;
 const HASH_READ_BYTES = 1024 * 1024;
 /** Consecutive failures of one segment without progress before the whole transfer gives up (the engine retries later). */
 const MAX_SEGMENT_RETRIES = 3;
@@ -416,24 +415,19 @@ export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | '
 
     /** `cut`: the body runs past the segment (a whole-file 200); stop at the segment's end instead of failing. */
     const receiveSegment = async (body: Dispatcher.ResponseData['body'], lane: Lane, cut = false): Promise<void> => {
-      let pending: Buffer[] = [];
-      let pendingBytes = 0;
+      const batch = new WriteBatch();
       const flush = async (): Promise<void> => {
-        if (pendingBytes === 0) {
+        if (batch.bytes === 0) {
           return;
         }
-        const bufs = pending;
-        pending = [];
-        pendingBytes = 0;
         try {
-          await writeFully(fh, bufs, lane.written, (k) => {
+          await batch.writeTo(fh, lane.written, file.temporaryPath, (k) => {
             lane.written += k;
             sinceCheckpoint += k;
           });
         } catch (e) {
-          const err = osError(e, `Cannot write to ${file.temporaryPath}`);
-          fail(err);
-          throw err;
+          fail(e);
+          throw e;
         }
         if (worker) {
           worker.advance(contiguous(segs, (i) => lanes[i].written));
@@ -449,11 +443,10 @@ export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | '
       };
       try {
         for await (const chunk of body as AsyncIterable<Buffer>) {
-          if (lane.written + pendingBytes + chunk.length > lane.rec.end) {
+          if (lane.written + batch.bytes + chunk.length > lane.rec.end) {
             if (cut) {
-              const keep = lane.rec.end - lane.written - pendingBytes;
-              pending.push(chunk.subarray(0, keep));
-              pendingBytes += keep;
+              const keep = lane.rec.end - lane.written - batch.bytes;
+              batch.add(chunk.subarray(0, keep));
               received += keep;
               o.onProgress(received);
               break;
@@ -464,11 +457,10 @@ export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | '
               context: 'REMOTE_FILE',
             });
           }
-          pending.push(chunk);
-          pendingBytes += chunk.length;
+          batch.add(chunk);
           received += chunk.length;
           o.onProgress(received);
-          if (pendingBytes >= WRITE_BATCH_BYTES) {
+          if (batch.full) {
             await flush();
           }
         }

@@ -102,18 +102,9 @@ export class JobStore {
    * loop (under sustained change, e.g. thousands of small files, that rewrote the whole journal back to back).
    */
   private async saveBatched(): Promise<void> {
-    while (this.saving) {
-      await this.saving.catch(() => undefined);
-    }
-    if (!this.dirty) {
-      return;
-    }
-    this.dirty = false;
-    this.saving = this.write();
     try {
-      await this.saving;
+      await this.writeIfDirty();
     } finally {
-      this.saving = undefined;
       if (this.dirty) {
         this.scheduleSave();
       }
@@ -123,23 +114,28 @@ export class JobStore {
   /** Writes now (after any save in progress) and resolves once the journal is durable. */
   async save(): Promise<void> {
     this.dirty = true;
-    for (;;) {
-      // Another caller's write may carry our change: wait for it, then write only if still dirty.
-      if (this.saving) {
-        await this.saving.catch(() => undefined);
-        continue;
-      }
-      if (!this.dirty) {
-        return;
-      }
-      this.dirty = false;
-      this.saving = this.write();
-      try {
-        await this.saving;
-      } finally {
-        this.saving = undefined;
-      }
+    // Another caller's write may carry our change: writeIfDirty waits for it, then writes only if still dirty.
+    while (await this.writeIfDirty()) {
+      // Changed again while writing: write again.
     }
+  }
+
+  /** After any write in progress, one write if there are unsaved changes; true if it wrote. */
+  private async writeIfDirty(): Promise<boolean> {
+    while (this.saving) {
+      await this.saving.catch(() => undefined);
+    }
+    if (!this.dirty) {
+      return false;
+    }
+    this.dirty = false;
+    this.saving = this.write();
+    try {
+      await this.saving;
+    } finally {
+      this.saving = undefined;
+    }
+    return true;
   }
 
   async close(): Promise<void> {

@@ -308,26 +308,44 @@ export async function writeFully(fh: fs.FileHandle, bufs: Buffer[], position: nu
   }
 }
 
+/** Body chunks gathered into one writev of about WRITE_BATCH_BYTES (both the single and the segmented path). */
+export class WriteBatch {
+  private bufs: Buffer[] = [];
+  /** Bytes gathered and not yet written. */
+  bytes = 0;
+
+  add(chunk: Buffer): void {
+    this.bufs.push(chunk);
+    this.bytes += chunk.length;
+  }
+
+  get full(): boolean {
+    return this.bytes >= WRITE_BATCH_BYTES;
+  }
+
+  /** Writes what was gathered at `position` (writeFully), as an OS error naming `path` if it fails. */
+  async writeTo(fh: fs.FileHandle, position: number, path: string, advance: (bytes: number) => void): Promise<void> {
+    if (this.bytes === 0) {
+      return;
+    }
+    const bufs = this.bufs;
+    this.bufs = [];
+    this.bytes = 0;
+    try {
+      await writeFully(fh, bufs, position, advance);
+    } catch (e) {
+      throw osError(e, `Cannot write to ${path}`);
+    }
+  }
+}
+
 async function receiveBody(body: Dispatcher.ResponseData['body'], fh: fs.FileHandle, offset: number, hash: Hash | undefined, o: TransferOptions): Promise<number> {
   const { file } = o;
   let written = offset;
-  let pending: Buffer[] = [];
-  let pendingBytes = 0;
+  const batch = new WriteBatch();
   let lastCheckpoint = o.now();
   let received = 0;
-  const flush = async (): Promise<void> => {
-    if (pendingBytes === 0) {
-      return;
-    }
-    const bufs = pending;
-    pending = [];
-    pendingBytes = 0;
-    try {
-      await writeFully(fh, bufs, written, (k) => (written += k));
-    } catch (e) {
-      throw osError(e, `Cannot write to ${file.temporaryPath}`);
-    }
-  };
+  const flush = (): Promise<void> => batch.writeTo(fh, written, file.temporaryPath, (k) => (written += k));
   /** fdatasync, then record as durable the bytes that were written when it started. */
   const syncUpTo = async (target: number): Promise<void> => {
     try {
@@ -384,11 +402,10 @@ async function receiveBody(body: Dispatcher.ResponseData['body'], fh: fs.FileHan
   try {
     for await (const chunk of body as AsyncIterable<Buffer>) {
       hash?.update(chunk);
-      pending.push(chunk);
-      pendingBytes += chunk.length;
+      batch.add(chunk);
       received += chunk.length;
-      o.onProgress(written + pendingBytes);
-      if (pendingBytes >= WRITE_BATCH_BYTES) {
+      o.onProgress(written + batch.bytes);
+      if (batch.full) {
         await flush();
         if (syncError !== undefined) {
           throw syncError;

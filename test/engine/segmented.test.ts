@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Agent } from 'undici';
-import { fetchFile } from '../../src/engine/fetchFile';
+import { fetchFile, type FetchOptions } from '../../src/engine/fetchFile';
 import type { FileRecord } from '../../src/engine/records';
 import { canSplit, planSegments } from '../../src/engine/segmentedTransfer';
 import type { DownloadEngine, DownloadError, JobImpl } from '../../src/engine';
@@ -50,6 +50,29 @@ describe('segmented transfers', function () {
     await waitForState(engine, job, 'TRANSFERRED');
     assert.equal(await job.complete(), 'S_OK');
     return fs.readFileSync(job.getFiles()[0].localPath);
+  }
+
+  /** fetchFile's options for a call without an engine: 3 segments of at least 1 MiB, callbacks that do nothing. */
+  function directOptions(file: FileRecord, dispatcher: Agent): FetchOptions {
+    return {
+      file,
+      headers: {},
+      dispatcher,
+      signal: new AbortController().signal,
+      allowInsecureRedirects: false,
+      maxRedirects: 5,
+      timeouts: { headersMs: 5_000, bodyIdleMs: 5_000, lowSpeedBytesPerSecond: 1, lowSpeedWindowMs: 60_000 },
+      checkpointIntervalMs: 50,
+      checkpointBytes: 256 * 1024,
+      maxRetryAfterSeconds: 60,
+      segmentsPerFile: 3,
+      minSegmentBytes: MiB,
+      now: Date.now,
+      log: () => undefined,
+      onProgress: () => undefined,
+      onConnected: () => undefined,
+      onCheckpoint: () => undefined,
+    };
   }
 
   /** The ranged requests of a path, as [from, to] pairs. */
@@ -123,26 +146,7 @@ describe('segmented transfers', function () {
           completed: false,
           restarts: 0,
         };
-        await fetchFile({
-          file,
-          headers: {},
-          dispatcher,
-          signal: new AbortController().signal,
-          allowInsecureRedirects: false,
-          maxRedirects: 5,
-          timeouts: { headersMs: 5_000, bodyIdleMs: 5_000, lowSpeedBytesPerSecond: 1, lowSpeedWindowMs: 60_000 },
-          checkpointIntervalMs: 50,
-          checkpointBytes: 256 * 1024,
-          maxRetryAfterSeconds: 60,
-          segmentsPerFile: 3,
-          minSegmentBytes: MiB,
-          hashMode,
-          now: Date.now,
-          log: () => undefined,
-          onProgress: () => undefined,
-          onConnected: () => undefined,
-          onCheckpoint: () => undefined,
-        });
+        await fetchFile({ ...directOptions(file, dispatcher), hashMode });
         return file;
       };
       try {
@@ -182,26 +186,7 @@ describe('segmented transfers', function () {
     });
     const durable: Seen[] = [];
     try {
-      await fetchFile({
-        file,
-        headers: {},
-        dispatcher,
-        signal: new AbortController().signal,
-        allowInsecureRedirects: false,
-        maxRedirects: 5,
-        timeouts: { headersMs: 5_000, bodyIdleMs: 5_000, lowSpeedBytesPerSecond: 1, lowSpeedWindowMs: 60_000 },
-        checkpointIntervalMs: 50,
-        checkpointBytes: 256 * 1024,
-        maxRetryAfterSeconds: 60,
-        segmentsPerFile: 3,
-        minSegmentBytes: MiB,
-        now: Date.now,
-        log: () => undefined,
-        onProgress: () => undefined,
-        onConnected: () => undefined,
-        onCheckpoint: () => undefined,
-        persistNow: async () => void durable.push(seen()),
-      });
+      await fetchFile({ ...directOptions(file, dispatcher), persistNow: async () => void durable.push(seen()) });
     } finally {
       await dispatcher.close();
     }
