@@ -58,6 +58,19 @@ function renderMarkdown(r) {
     }
     out.push('');
   }
+  const split = overheadSplit(r);
+  if (split.length) {
+    out.push('## Engine or runtime? The CLI against the bare Node floor');
+    out.push('');
+    out.push('`node floor` is `bench/nodeFloor.js`: the same undici and fs/promises calls with no engine (no journal, validation, resume, hashing or events). CLI ÷ floor is what the engine costs; floor ÷ curl is what Node costs.');
+    out.push('');
+    out.push('| case | CLI ÷ node floor | node floor ÷ (curl + fsync) | CLI ÷ (curl + fsync) |');
+    out.push('|---|---:|---:|---:|');
+    for (const x of split) {
+      out.push(`| ${x.case} | ${fmt(x.engine)}× | ${fmt(x.runtime)}× | ${fmt(x.total)}× |`);
+    }
+    out.push('');
+  }
   if (r.targets?.length) {
     out.push('## Targets');
     out.push('');
@@ -69,6 +82,20 @@ function renderMarkdown(r) {
     out.push('');
   }
   return out.join('\n');
+}
+
+/** Per case: CLI over the bare-runtime floor, the floor over curl + fsync, and their product. */
+function overheadSplit(r) {
+  const rows = [];
+  const pick = { A: ['cli', 'node floor', 'curl + fsync'], B: ['cli --concurrency 16', 'node floor --parallel 16', 'curl --parallel-max 16 + fsync'], C: ['cli --concurrency 16', 'node floor --parallel 16', 'curl --parallel-max 16 + fsync'] };
+  for (const [k, [cli, floor, curl]] of Object.entries(pick)) {
+    const c = r.cases[k];
+    if (!c?.[cli] || !c[floor] || !c[curl]) {
+      continue;
+    }
+    rows.push({ case: k, engine: c[cli].wall.median / c[floor].wall.median, runtime: c[floor].wall.median / c[curl].wall.median, total: c[cli].wall.median / c[curl].wall.median });
+  }
+  return rows;
 }
 
 function esc(s) {

@@ -18,6 +18,7 @@ const { renderMarkdown, renderSvg } = require('./report');
 
 const ROOT = path.resolve(__dirname, '..');
 const CLI = path.join(ROOT, 'dist', 'cli.js');
+const FLOOR = path.join(__dirname, 'nodeFloor.js');
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
 
@@ -325,6 +326,7 @@ function singleFileTools(origin, file, ctx) {
     cli: (d) => ({ argv: ['node', CLI, 'get', url, '-o', d, '--store', path.join(ctx.work, 'store-' + path.basename(d))], eventLoop: true }),
     'cli --sha256': (d) => ({ argv: ['node', CLI, 'get', url, '-o', d, '--store', path.join(ctx.work, 'store-' + path.basename(d)), '--sha256', file.sha256], eventLoop: true }),
     'cli --segments 1': (d) => ({ argv: ['node', CLI, 'get', url, '-o', d, '--segments', '1', '--store', path.join(ctx.work, 'store-' + path.basename(d))], eventLoop: true }),
+    'node floor': (d) => ({ argv: ['node', FLOOR, '-o', d, url] }),
     curl: (d) => ({ argv: ['curl', '-s', '-o', out(d), url] }),
     'curl + fsync': (d) => ({ argv: ['sh', '-c', `curl -s -o ${shq(out(d))} ${shq(url)} && ${fsyncCmd(d)}`] }),
     wget: (d) => ({ argv: ['wget', '-q', '-O', out(d), url] }),
@@ -338,6 +340,7 @@ function manyFileTools(origin, files, ctx, tag) {
   const aria = (d, extra) => ['aria2c', '-q', '--file-allocation=none', '--allow-overwrite=true', '--auto-file-renaming=false', '--console-log-level=error', ...extra, '-d', d, '-i', list];
   return {
     'cli --concurrency 16': (d) => ({ argv: ['node', CLI, 'get', '-i', list, '-o', d, '--concurrency', '16', '--store', path.join(ctx.work, 'store-' + path.basename(d))], eventLoop: true }),
+    'node floor --parallel 16': (d) => ({ argv: ['node', FLOOR, '-o', d, '--parallel', '16', '-i', list] }),
     curl: (d) => ({ argv: ['curl', '-s', '-K', curlConfig(ctx.work, origin, files, d, tag)] }),
     'curl + fsync': (d) => ({ argv: ['sh', '-c', `curl -s -K ${shq(curlConfig(ctx.work, origin, files, d, tag))} && ${fsyncCmd(d)}`] }),
     'curl --parallel-max 16': (d) => ({ argv: ['curl', '-s', '-Z', '--parallel-max', '16', '-K', curlConfig(ctx.work, origin, files, d, tag)] }),
