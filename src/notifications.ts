@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { describeError, toErrorLike } from './common/format';
 import { Disposable } from './common/lifecycle';
-import { formatHresult, HRESULTS, type EngineJob } from './engine';
+import { formatHresult, HRESULTS, type AutoCompleteError, type EngineJob } from './engine';
 import type { EngineHost } from './engineHost';
 
 export type Severity = 'error' | 'warning' | 'info';
@@ -76,6 +76,8 @@ export class Notifier extends Disposable {
   private readonly failedAnnounced = new Set<string>();
   /** Auto-completing jobs already announced as downloaded (or finished before we started). */
   private readonly downloadedAnnounced = new Set<string>();
+  /** Auto-completing jobs whose failure to complete themselves was announced (until complete() is tried again). */
+  private readonly placeFailureAnnounced = new Set<string>();
 
   constructor(
     private readonly host: EngineHost,
@@ -94,6 +96,12 @@ export class Notifier extends Disposable {
           this.downloadedAnnounced.add(job.id);
           this.downloaded(job);
         }
+        if (!job.autoCompleteError) {
+          this.placeFailureAnnounced.delete(job.id);
+        } else if (job.state === 'TRANSFERRED' && !this.placeFailureAnnounced.has(job.id)) {
+          this.placeFailureAnnounced.add(job.id);
+          this.couldNotPlace(job, job.autoCompleteError);
+        }
       }),
     );
   }
@@ -105,6 +113,9 @@ export class Notifier extends Disposable {
       }
       if (job.state === 'ERROR') {
         this.failedAnnounced.add(job.id);
+      }
+      if (job.autoCompleteError) {
+        this.placeFailureAnnounced.add(job.id); // said in the window that saw it; the tree still says it
       }
     }
   }
@@ -196,6 +207,24 @@ export class Notifier extends Disposable {
         { title: vscode.l10n.t('Open'), run: () => vscode.commands.executeCommand('managedDownloads.openFile', job.id) },
         { title: vscode.l10n.t('Reveal'), run: () => vscode.commands.executeCommand('managedDownloads.revealFile', job.id) },
       ],
+      job.id,
+    );
+  }
+
+  /** A New Download finished transferring but could not complete itself (e.g. its destination appeared meanwhile). */
+  couldNotPlace(job: EngineJob, err: AutoCompleteError): NotificationRecord {
+    const actions: NotificationAction[] = [
+      { title: vscode.l10n.t('Complete'), run: () => vscode.commands.executeCommand('managedDownloads.complete', job.id) },
+      this.showJobAction(job),
+    ];
+    if (isFolderProblem(err.code)) {
+      actions.push(this.openSettingsAction('managedDownloads.downloadFolder'));
+    }
+    actions.push(this.showLogAction());
+    return this.show(
+      'error',
+      vscode.l10n.t("Job '{0}' finished downloading but could not complete itself: {1}", job.displayName, describeError(err)),
+      actions,
       job.id,
     );
   }

@@ -408,6 +408,7 @@ export class DownloadEngine implements JobHost {
       if (job.type === 'upload') {
         return await this.completeUpload(job);
       }
+      r.autoCompleteError = undefined;
       // Only files fully transferred (and verified) before this call are kept.
       const keep = new Set(r.files.filter((f) => f.transferred || f.completed));
       job.rt.closing = true;
@@ -714,7 +715,7 @@ export class DownloadEngine implements JobHost {
       if (r.autoComplete && !signal.aborted) {
         // Let the run finish first: complete() waits for it.
         setImmediate(() => {
-          job.complete().catch((e) => this.log('error', `Job '${job.displayName}' could not complete itself: ${(e as Error).message}`));
+          job.complete().catch((e) => this.autoCompleteFailed(job, e));
         });
       }
     } catch (e) {
@@ -812,6 +813,17 @@ export class DownloadEngine implements JobHost {
       rt.speedSample = { at: t, bytes };
     }
     this.changed(job);
+  }
+
+  /** complete() on the job's own behalf failed: the job stays TRANSFERRED and says why, for the UI to show. */
+  private autoCompleteFailed(job: JobImpl, e: unknown): void {
+    const err = e instanceof DownloadError ? e : osError(e, 'Unexpected failure');
+    this.log('warn', `Job '${job.displayName}' could not complete itself: ${err.message} (${err.codeAndHresult})`);
+    if (job.state !== 'TRANSFERRED') {
+      return; // cancelled or completed meanwhile: nothing left to say
+    }
+    job.record.autoCompleteError = { code: err.code, hresult: err.hresult, message: err.message, context: err.context };
+    this.changed(job, { immediate: true, persist: true });
   }
 
   /** A failed run: fatal errors go to ERROR, transient ones wait for a retry unless progress has stopped too long. */

@@ -5,6 +5,7 @@ import { MINIMUM_RETRY_DELAY_FLOOR_SECONDS } from './records';
 import {
   FINAL_STATES,
   JOB_PRIORITIES,
+  type AutoCompleteError,
   type CompleteResult,
   type Job,
   type JobErrorInfo,
@@ -78,6 +79,8 @@ export class JobImpl implements Job {
   get retryAt(): Date | undefined { return this.record.retryAt === undefined ? undefined : new Date(this.record.retryAt); }
   /** Whether the engine completes the job on its own once transferred (jobs started from New Download). */
   get autoComplete() { return this.record.autoComplete === true; }
+  /** Why the job could not complete itself (it stays TRANSFERRED), until complete() is called again. */
+  get autoCompleteError(): AutoCompleteError | undefined { return this.record.autoCompleteError && { ...this.record.autoCompleteError }; }
 
   getFiles(): JobFile[] {
     return this.record.files.map((f, i) => this.fileView(f, i));

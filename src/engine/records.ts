@@ -84,6 +84,11 @@ export interface JobRecord {
   noProgressSince?: number;
   /** Whether the job should complete itself once transferred (New Download from the UI). */
   autoComplete?: boolean;
+  /**
+   * Why completing itself failed (e.g. EEXIST: someone else's file took the destination meanwhile). The job
+   * stays TRANSFERRED; cleared when complete() is called again.
+   */
+  autoCompleteError?: Omit<ErrorRecord, 'fileIndex'>;
   /** Files of this job that may transfer at once (default 1: one at a time, in order). */
   filesInFlight?: number;
   files: FileRecord[];

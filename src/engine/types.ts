@@ -112,11 +112,19 @@ export interface ManagedDownloadsApi {
   readonly onDidTransferFile: Event<{ job: Job; file: JobFile }>;
 }
 
+export interface AutoCompleteError {
+  readonly code: string;
+  readonly hresult: number;
+  readonly message: string;
+}
+
 /** A job as the engine's clients see it: the contract's Job plus what the UI shows. */
 export interface EngineJob extends Job {
   readonly isFinal: boolean;
   readonly retryAt: Date | undefined;
   readonly autoComplete: boolean;
+  /** Why an autoComplete job could not complete itself (it stays TRANSFERRED); cleared by complete(). */
+  readonly autoCompleteError: AutoCompleteError | undefined;
   readonly headerNames: readonly string[];
   readonly minimumRetryDelaySeconds: number;
   readonly noProgressTimeoutSeconds: number;

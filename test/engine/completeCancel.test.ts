@@ -99,6 +99,31 @@ describe('complete() and cancel()', () => {
     assert.equal(sha256Hex(fs.readFileSync(dest(3))), sha256Hex(bodies[2]));
   });
 
+  it('a job that completes itself and finds its destination taken stays TRANSFERRED, says why (kept across a restart) and completes once it is free', async () => {
+    server.route('/f1', { body: bodies[0], throttleBytesPerSec: 400_000 });
+    const job = await engine.createJob({ displayName: 'self' });
+    await job.addFile(server.url('/f1'), dest(1));
+    await job.setAutoComplete(true);
+    await job.resume();
+    await waitUntil(() => job.getFiles()[0].bytesTransferred > 0, 10_000, 'the transfer under way');
+    fs.writeFileSync(dest(1), 'precious'); // someone else's file takes the name meanwhile
+    await waitUntil(() => job.autoCompleteError !== undefined, 10_000, 'the failure to complete itself');
+    assert.equal(job.state, 'TRANSFERRED');
+    assert.equal(job.autoCompleteError?.code, 'EEXIST');
+    assert.equal(job.autoCompleteError?.hresult, 0x800700b7);
+    assert.match(job.autoCompleteError?.message ?? '', /file1\.bin/);
+    assert.equal(fs.readFileSync(dest(1), 'utf8'), 'precious', 'the other file is untouched');
+    assert.ok(fs.existsSync(job.getFiles()[0].temporaryPath), 'the downloaded bytes are kept for a later Complete');
+    await engine.dispose();
+    engine = await openEngine(path.join(dir, 'store'));
+    const again = engine.getJob(job.id);
+    assert.equal(again.autoCompleteError?.code, 'EEXIST', 'the reason survives a restart');
+    fs.rmSync(dest(1));
+    assert.equal(await again.complete(), 'S_OK');
+    assert.equal(again.autoCompleteError, undefined);
+    assert.equal(sha256Hex(fs.readFileSync(dest(1))), sha256Hex(bodies[0]));
+  });
+
   it(matrix('disk', 'destination unrenamable on Complete (read-only folder; as root, a folder in the way)', 'Complete rejects with the OS error, job stays TRANSFERRED; Cancel keeps the files already in place'), async function () {
     if (process.getuid?.() === 0) {
       // root ignores folder permissions; use a destination that is a folder instead (EISDIR / EEXIST).

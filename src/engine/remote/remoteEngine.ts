@@ -6,6 +6,7 @@ import { Emitter } from '../emitter';
 import { DownloadError } from '../errors';
 import {
   FINAL_STATES,
+  type AutoCompleteError,
   type CompleteResult,
   type CreateJobOptions,
   type EngineJob,
@@ -43,6 +44,7 @@ export class RemoteJob implements EngineJob {
   get isFinal() { return FINAL_STATES.has(this.r.state); }
   get retryAt() { return this.r.retryAt === undefined ? undefined : new Date(this.r.retryAt); }
   get autoComplete() { return this.r.autoComplete === true; }
+  get autoCompleteError(): AutoCompleteError | undefined { return this.r.autoCompleteError && { ...this.r.autoCompleteError }; }
   get headerNames(): readonly string[] { return this.r.headerNames; }
   get minimumRetryDelaySeconds() { return this.r.minimumRetryDelaySeconds; }
   get noProgressTimeoutSeconds() { return this.r.noProgressTimeoutSeconds; }

@@ -49,6 +49,8 @@ export function describeJob(job: EngineJob): string {
     parts.push(seconds === undefined ? stateLabel(job.state) : vscode.l10n.t('{0}, retry in {1}', stateLabel(job.state), formatDuration(seconds)));
   } else if (job.state === 'ERROR' && error) {
     parts.push(`${stateLabel(job.state)}: ${error.code}`);
+  } else if (job.state === 'TRANSFERRED' && job.autoCompleteError) {
+    parts.push(vscode.l10n.t('{0}, not completed: {1}', stateLabel(job.state), job.autoCompleteError.code));
   } else {
     parts.push(stateLabel(job.state));
   }
@@ -126,7 +128,10 @@ export function jobIcon(job: EngineJob): vscode.ThemeIcon {
     case 'TRANSFERRING': return new vscode.ThemeIcon('loading~spin');
     case 'TRANSIENT_ERROR': return new vscode.ThemeIcon('warning', new vscode.ThemeColor('list.warningForeground'));
     case 'ERROR': return new vscode.ThemeIcon('error', new vscode.ThemeColor('list.errorForeground'));
-    case 'TRANSFERRED': return new vscode.ThemeIcon(job.type === 'upload' ? 'cloud-upload' : 'check');
+    case 'TRANSFERRED':
+      return job.autoCompleteError
+        ? new vscode.ThemeIcon('warning', new vscode.ThemeColor('list.warningForeground'))
+        : new vscode.ThemeIcon(job.type === 'upload' ? 'cloud-upload' : 'check');
     case 'ACKNOWLEDGED': return new vscode.ThemeIcon('pass', new vscode.ThemeColor('testing.iconPassed'));
     case 'CANCELLED': return new vscode.ThemeIcon('circle-slash');
   }
@@ -160,6 +165,9 @@ export function jobTooltip(job: EngineJob): vscode.MarkdownString {
   if (error) {
     line(vscode.l10n.t('Error'), describeError(error));
     line(vscode.l10n.t('Error context'), error.context + (error.file ? ` — ${error.file.localPath}` : ''));
+  }
+  if (job.autoCompleteError) {
+    line(vscode.l10n.t('Could not complete itself'), describeError(job.autoCompleteError));
   }
   if (job.state === 'TRANSIENT_ERROR' && job.retryAt) {
     line(vscode.l10n.t('Next retry'), formatDate(job.retryAt));

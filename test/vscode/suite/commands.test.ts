@@ -20,6 +20,7 @@ describe('commands', () => {
     server.route('/small.txt', { body: Buffer.from('small file\n') });
     server.route('/medium.bin', { body: randomBody(200_000, 5) });
     server.route('/slow.bin', { body: randomBody(4_000_000, 6), throttleBytesPerSec: 150_000 });
+    server.route('/taken.bin', { body: randomBody(300_000, 7), throttleBytesPerSec: 300_000 });
   });
   after(async () => {
     await setSetting('showFinishedJobs', undefined);
@@ -53,6 +54,35 @@ describe('commands', () => {
     assert.equal(shown.severity, 'info');
     assert.match(shown.message, /medium\.bin/);
     assert.deepEqual(shown.actions, ['Open', 'Reveal']);
+  });
+
+  it('newDownload whose destination is taken meanwhile says so with the code, marks the job in the tree and completes once freed', async () => {
+    const before = api._test.notifier.history.length;
+    const dest = path.join(dir, 'taken.bin');
+    const id = await run<string>('newDownload', server.url('/taken.bin'), dest);
+    created.add(id);
+    await waitFor(() => api.getJob(id).getFiles()[0].bytesTransferred > 0, 'the transfer under way');
+    fs.writeFileSync(dest, 'someone else'); // e.g. a build wrote it while we downloaded
+    const shown = await waitFor(() => notificationsSince(api, before).find((n) => n.jobId === id), 'the could-not-complete notification');
+    assert.equal(shown.severity, 'error');
+    assert.match(shown.message, /could not complete itself/);
+    assert.match(shown.message, /EEXIST, 0x800700B7/);
+    assert.match(shown.message, /taken\.bin/);
+    assert.deepEqual(shown.actions, ['Complete', 'Show Job', 'Show Log']);
+    assert.equal(api.getJob(id).state, 'TRANSFERRED');
+    assert.equal(fs.readFileSync(dest, 'utf8'), 'someone else', 'the other file is untouched');
+    const provider = api._test.provider;
+    provider.flushNow();
+    const node = provider.getChildren().find((n) => n.id === id);
+    assert.ok(node, 'the job is in the tree');
+    const item = provider.getTreeItem(node);
+    assert.match(String(item.description), /not completed: EEXIST/);
+    assert.equal((item.iconPath as vscode.ThemeIcon).id, 'warning');
+    assert.match((item.tooltip as vscode.MarkdownString).value, /Could not complete itself/);
+    fs.rmSync(dest);
+    assert.equal(await run('complete', id), 'S_OK');
+    assert.equal(api.getJob(id).state, 'ACKNOWLEDGED');
+    assert.equal(fs.statSync(dest).size, 300_000);
   });
 
   it('newDownload refuses a non-http URL with E_INVALIDARG and creates no job', async () => {
