@@ -1,11 +1,15 @@
 // checkLocalPathOnDisk for many files at once (addFileSet with thousands of files): each folder is checked
-// once, the files' own checks run in parallel, and the error reported is the one of the earliest file.
+// once, the files' own checks run in parallel, and the error reported is the one of the earliest file. A
+// folder receiving many files is listed once (readdir) instead of an lstat per file.
+import type { Dirent } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { invalidArg } from './errors';
 import { checkLocalPathOnDisk } from './validation';
 
 const PARALLEL = 64;
+/** From this many files into one folder, one listing of it is cheaper than an lstat each. */
+const LIST_FOLDER_FROM = 256;
 
 export async function checkLocalPathsOnDisk(paths: readonly string[], allowedRoots?: readonly string[]): Promise<void> {
   if (paths.length <= 1) {
@@ -17,20 +21,45 @@ export async function checkLocalPathsOnDisk(paths: readonly string[], allowedRoo
   // The full check (folder, permissions, allowed roots) for the first file of each folder: a base name cannot
   // leave its folder, so the others only need their own lstat.
   const firstOfDir = new Map<string, number>();
+  const perDir = new Map<string, number>();
   paths.forEach((p, i) => {
     const d = path.dirname(p);
     if (!firstOfDir.has(d)) {
       firstOfDir.set(d, i);
     }
+    perDir.set(d, (perDir.get(d) ?? 0) + 1);
   });
+  const listings = new Map<string, Promise<Map<string, Dirent> | undefined>>();
+  const listing = (d: string): Promise<Map<string, Dirent> | undefined> | undefined => {
+    // Linux only: elsewhere names in a folder may match without being equal (case, Unicode normalisation).
+    if (process.platform !== 'linux' || (perDir.get(d) ?? 0) < LIST_FOLDER_FROM) {
+      return undefined;
+    }
+    let l = listings.get(d);
+    if (!l) {
+      // undefined when it cannot be listed (then each file is checked on its own, as below).
+      l = fs.readdir(d, { withFileTypes: true }).then((entries) => new Map(entries.map((e) => [e.name, e])), () => undefined);
+      listings.set(d, l);
+    }
+    return l;
+  };
   const errors: unknown[] = new Array(paths.length);
   let next = 0;
   const lane = async (): Promise<void> => {
     for (let i = next++; i < paths.length; i = next++) {
       const p = paths[i];
       try {
-        if (firstOfDir.get(path.dirname(p)) === i) {
+        const d = path.dirname(p);
+        if (firstOfDir.get(d) === i) {
           await checkLocalPathOnDisk(p, allowedRoots);
+          continue;
+        }
+        const entries = await listing(d);
+        if (entries) {
+          const entry = entries.get(path.basename(p));
+          if (entry) {
+            checkKind(p, entry);
+          }
         } else {
           await checkFileItself(p);
         }
@@ -54,10 +83,14 @@ async function checkFileItself(p: string): Promise<void> {
   } catch {
     return;
   }
-  if (st.isDirectory()) {
+  checkKind(p, st);
+}
+
+function checkKind(p: string, what: { isDirectory(): boolean; isSymbolicLink(): boolean }): void {
+  if (what.isDirectory()) {
     throw invalidArg(`The local path '${p}' is an existing folder.`);
   }
-  if (st.isSymbolicLink()) {
+  if (what.isSymbolicLink()) {
     throw invalidArg(`The local path '${p}' is a symbolic link; the engine will not write through it.`);
   }
 }

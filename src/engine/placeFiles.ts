@@ -1,12 +1,18 @@
-// complete() for many files: the destinations are hard-linked in order, then one journal save marks a whole
-// batch completed, then the temporary names go. A crash in between leaves destination and temporary as one
-// inode, which the start-up reconcile recognises as completed; so a journal write per batch (not per file, each
-// one rewriting the whole journal) keeps the same guarantees. Everything else (replacing a destination, file
-// systems without hard links, Windows' busy files) goes through renameIntoPlace one file at a time.
+// complete() for many files: the destinations of a batch are hard-linked (several at once), then one journal
+// save marks the batch completed, then the temporary names go. A crash in between leaves destination and
+// temporary as one inode, which the start-up reconcile recognises as completed; so a journal write per batch
+// (not per file, each one rewriting the whole journal) keeps the same guarantees. The links overlap (each is a
+// thread-pool round trip), but the outcome is the one of linking in order: when a file cannot be linked, the
+// files after it that were linked meanwhile are unlinked again, so what is in place is a prefix. (A crash in
+// the middle of a batch can leave a later file linked and an earlier one not; the reconcile then counts that
+// file completed, and the next complete() places the rest.)
+// Everything else (replacing a destination, file systems without hard links, Windows' busy files) goes
+// through renameIntoPlace one file at a time.
 import * as fs from 'node:fs/promises';
 import type { FileRecord } from './records';
 
-const BATCH = 256;
+const BATCH = 2048;
+const LINKS_IN_FLIGHT = 16;
 
 export interface PlaceOptions {
   /** The original one-file path (renameIntoPlace with its own journaling and error handling). */
@@ -19,6 +25,45 @@ export interface PlaceOptions {
   failed: (f: FileRecord, e: unknown) => Promise<never>;
 }
 
+/** Why a hard link failed: no hard links on this file system, or a real failure. */
+function linkFailure(f: FileRecord, e: unknown): { fallback: true } | { fallback: false; error: unknown } {
+  const code = (e as NodeJS.ErrnoException).code;
+  if (code === 'EPERM' || code === 'ENOTSUP' || code === 'EOPNOTSUPP' || code === 'ENOSYS' || code === 'EXDEV') {
+    return { fallback: true }; // the one-file path checks, then renames
+  }
+  if (code === 'EEXIST') {
+    return { fallback: false, error: Object.assign(new Error(`'${f.localPath}' already exists (created by someone else); it was not replaced`), { code: 'EEXIST' }) };
+  }
+  return { fallback: false, error: e };
+}
+
+/** Links `files[i]` for every i, LINKS_IN_FLIGHT at a time; the error of each file that failed (undefined: linked). */
+async function linkAll(files: FileRecord[]): Promise<unknown[]> {
+  const errors: unknown[] = new Array(files.length);
+  let next = 0;
+  let stop = files.length;
+  const lane = async (): Promise<void> => {
+    for (let i = next++; i < stop; i = next++) {
+      try {
+        await fs.link(files[i].temporaryPath, files[i].localPath);
+      } catch (e) {
+        errors[i] = e ?? new Error('link failed');
+        stop = Math.min(stop, i + 1); // no new links past the first failure
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(LINKS_IN_FLIGHT, files.length) }, lane));
+  return errors;
+}
+
+/** Removes a destination we linked ourselves (checked: still the temporary's inode), to undo it. */
+async function unlinkOurs(f: FileRecord): Promise<void> {
+  const [t, d] = await Promise.all([fs.lstat(f.temporaryPath).catch(() => undefined), fs.lstat(f.localPath).catch(() => undefined)]);
+  if (t && d && t.ino === d.ino && t.dev === d.dev) {
+    await fs.unlink(f.localPath).catch(() => undefined);
+  }
+}
+
 export async function placeInOrder(files: FileRecord[], o: PlaceOptions): Promise<void> {
   const batchable = (f: FileRecord): boolean => process.platform !== 'win32' && f.replaceExisting !== true;
   for (let i = 0; i < files.length; ) {
@@ -27,29 +72,22 @@ export async function placeInOrder(files: FileRecord[], o: PlaceOptions): Promis
       i++;
       continue;
     }
-    const linked: FileRecord[] = [];
-    let failure: [FileRecord, unknown] | undefined;
-    let fallback = false;
-    while (i < files.length && linked.length < BATCH && batchable(files[i])) {
-      const f = files[i];
-      try {
-        await fs.link(f.temporaryPath, f.localPath);
-      } catch (e) {
-        const code = (e as NodeJS.ErrnoException).code;
-        if (code === 'EPERM' || code === 'ENOTSUP' || code === 'EOPNOTSUPP' || code === 'ENOSYS' || code === 'EXDEV') {
-          fallback = true; // no hard links here: the one-file path checks, then renames
-        } else if (code === 'EEXIST') {
-          failure = [f, Object.assign(new Error(`'${f.localPath}' already exists (created by someone else); it was not replaced`), { code: 'EEXIST' })];
-        } else {
-          failure = [f, e];
-        }
-        break;
-      }
-      f.completed = true;
-      linked.push(f);
-      i++;
+    let end = i;
+    while (end < files.length && end - i < BATCH && batchable(files[end])) {
+      end++;
+    }
+    const batch = files.slice(i, end);
+    const errors = await linkAll(batch);
+    const firstFailure = errors.findIndex((e) => e !== undefined);
+    const linked = firstFailure < 0 ? batch : batch.slice(0, firstFailure);
+    if (firstFailure >= 0) {
+      // Linked while an earlier file failed: undone, so that only files before the failure are in place.
+      await Promise.all(batch.slice(firstFailure + 1).map((f, k) => (errors[firstFailure + 1 + k] === undefined ? unlinkOurs(f) : undefined)));
     }
     if (linked.length > 0) {
+      for (const f of linked) {
+        f.completed = true;
+      }
       // Journaled before any temporary name goes.
       await o.save();
       await Promise.all(linked.map((f) => fs.unlink(f.temporaryPath).catch(() => undefined)));
@@ -57,10 +95,12 @@ export async function placeInOrder(files: FileRecord[], o: PlaceOptions): Promis
         o.placed(f);
       }
     }
-    if (failure) {
-      await o.failed(failure[0], failure[1]);
-    }
-    if (fallback) {
+    i += linked.length;
+    if (firstFailure >= 0) {
+      const failure = linkFailure(files[i], errors[firstFailure]);
+      if (!failure.fallback) {
+        await o.failed(files[i], failure.error);
+      }
       await o.placeOne(files[i]);
       i++;
     }

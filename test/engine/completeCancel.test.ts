@@ -124,6 +124,37 @@ describe('complete() and cancel()', () => {
     assert.equal(sha256Hex(fs.readFileSync(dest(1))), sha256Hex(bodies[0]));
   });
 
+  it('Complete of many files whose 10th destination is taken: files 1–9 in place, none after it (links made ahead are undone), temporaries kept', async () => {
+    const small = Array.from({ length: 40 }, (_, i) => randomBody(1000 + i, 500 + i));
+    small.forEach((b, i) => server.route(`/s${i}`, { body: b }));
+    const many = (i: number): string => path.join(dir, `many${i}.bin`);
+    const job = await engine.createJob({ displayName: 'many' });
+    await job.addFileSet(small.map((_, i) => ({ remoteUrl: server.url(`/s${i}`), localPath: many(i) })));
+    await job.setFilesInFlight(8);
+    await job.resume();
+    await waitForState(engine, job, 'TRANSFERRED');
+    fs.writeFileSync(many(9), 'precious');
+    const err = (await job.complete().then(() => assert.fail('should reject'), (e: unknown) => e)) as DownloadError;
+    assert.equal(err.code, 'EEXIST');
+    assert.match(err.message, /many9\.bin/);
+    assert.equal(job.state, 'TRANSFERRED');
+    assert.deepEqual(job.getFiles().map((f) => f.completed), small.map((_, i) => i < 9));
+    for (let i = 0; i < 40; i++) {
+      if (i < 9) {
+        assert.equal(sha256Hex(fs.readFileSync(many(i))), sha256Hex(small[i]), `file ${i} in place`);
+      } else if (i > 9) {
+        assert.ok(!fs.existsSync(many(i)), `file ${i} is not in place`);
+        assert.ok(fs.existsSync(job.getFiles()[i].temporaryPath), `file ${i} keeps its temporary`);
+      }
+    }
+    assert.equal(fs.readFileSync(many(9), 'utf8'), 'precious');
+    fs.rmSync(many(9));
+    assert.equal(await job.complete(), 'S_OK');
+    for (let i = 0; i < 40; i++) {
+      assert.equal(sha256Hex(fs.readFileSync(many(i))), sha256Hex(small[i]), `file ${i} in place at last`);
+    }
+  });
+
   it(matrix('disk', 'destination unrenamable on Complete (read-only folder; as root, a folder in the way)', 'Complete rejects with the OS error, job stays TRANSFERRED; Cancel keeps the files already in place'), async function () {
     if (process.getuid?.() === 0) {
       // root ignores folder permissions; use a destination that is a folder instead (EISDIR / EEXIST).
@@ -222,6 +253,24 @@ describe('complete() and cancel()', () => {
       await refused(path.join(dir, 'no-such-folder', 'f.bin'), url, /does not exist/, 'ENOENT');
       fs.symlinkSync('/etc/hostname', path.join(dir, 'link'));
       await refused(path.join(dir, 'link'), url, /symbolic link/);
+    });
+
+    it('a set of 300 files into one folder (checked from one listing of it) still refuses a folder or a symlink among the destinations, naming the first', async () => {
+      fs.mkdirSync(path.join(dir, 'f150.bin'));
+      fs.symlinkSync('/etc/hostname', path.join(dir, 'f200.bin'));
+      fs.writeFileSync(path.join(dir, 'f100.bin'), 'an existing file is not refused at add time');
+      const set = (from: number): { remoteUrl: string; localPath: string }[] =>
+        Array.from({ length: 300 }, (_, i) => ({ remoteUrl: server.url('/f1'), localPath: path.join(dir, `f${from + i}.bin`) }));
+      const job = await engine.createJob({ displayName: 'set' });
+      await assert.rejects(job.addFileSet(set(0)), (e: DownloadError) => {
+        assert.equal(e.code, 'E_INVALIDARG');
+        assert.match(e.message, /f150\.bin' is an existing folder/);
+        return true;
+      });
+      await assert.rejects(job.addFileSet(set(151)), /f200\.bin' is a symbolic link/);
+      assert.equal(job.getFiles().length, 0);
+      await job.addFileSet(set(201));
+      assert.equal(job.getFiles().length, 300);
     });
 
     it(matrix('hostile input', 'symlink pointing outside the chosen folder', 'refused (outside the allowed folders); a path inside is accepted'), async () => {
