@@ -20,13 +20,14 @@ const problemMatcherPlugin = {
 };
 
 /**
- * undici goes into its own file, dist/undici.js, which the engine requires on first use (src/engine/undici.ts):
+ * undici (the part the engine uses: src/engine/undiciCore.ts) goes into its own file, dist/undici.js, which the
+ * engine requires on first use (src/engine/undici.ts):
  * bundled into extension.js it would be parsed at every activation even when not run.
  */
 const undiciApartPlugin = {
   name: 'undici-apart',
   setup(build) {
-    build.onResolve({ filter: /^undici$/ }, () => ({ path: './undici.js', external: true }));
+    build.onResolve({ filter: /^\.\/undiciCore$/ }, () => ({ path: './undici.js', external: true }));
   },
 };
 
@@ -50,7 +51,7 @@ async function main() {
       external: ['vscode'],
       plugins: [...common.plugins, undiciApartPlugin],
     }),
-    esbuild.context({ ...common, entryPoints: [require.resolve('undici')], outfile: 'dist/undici.js' }),
+    esbuild.context({ ...common, entryPoints: ['src/engine/undiciCore.ts'], outfile: 'dist/undici.js' }),
     esbuild.context({ ...common, entryPoints: ['src/cli.ts'], outfile: 'dist/cli.js' }),
   ]);
   if (watch) {

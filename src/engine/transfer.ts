@@ -9,7 +9,6 @@ import { DownloadError, HRESULTS, httpError, networkError, osError, redactUrl } 
 import { hashPrefix } from './integrity';
 import type { FileRecord } from './records';
 import { parseRetryAfter } from './retryAfter';
-import { undici } from './undici';
 
 export interface TransferTimeouts {
   /** Longest wait for the response headers. */
@@ -241,10 +240,11 @@ export async function requestFollowingRedirects(originalUrl: string, headers: Re
   for (let hops = 0; ; hops++) {
     let res: Dispatcher.ResponseData;
     try {
-      res = await undici().request(url, {
+      res = await o.dispatcher.request({
+        origin: url.origin,
+        path: url.pathname + url.search,
         method: 'GET',
         headers: hdrs,
-        dispatcher: o.dispatcher,
         signal: o.signal,
         headersTimeout: o.timeouts.headersMs,
         bodyTimeout: o.timeouts.bodyIdleMs,
