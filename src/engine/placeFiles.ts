@@ -37,23 +37,27 @@ function linkFailure(f: FileRecord, e: unknown): { fallback: true } | { fallback
   return { fallback: false, error: e };
 }
 
-/** Links `files[i]` for every i, LINKS_IN_FLIGHT at a time; the error of each file that failed (undefined: linked). */
-async function linkAll(files: FileRecord[]): Promise<unknown[]> {
-  const errors: unknown[] = new Array(files.length);
+/** What became of each file of a batch: linked, the error of its link, or not tried (after a failure). */
+type LinkOutcome = { linked: true } | { linked: false; error: unknown } | undefined;
+
+/** Links the files' destinations, LINKS_IN_FLIGHT at a time, starting none after the first failure. */
+async function linkAll(files: FileRecord[]): Promise<LinkOutcome[]> {
+  const outcomes: LinkOutcome[] = new Array(files.length);
   let next = 0;
   let stop = files.length;
   const lane = async (): Promise<void> => {
     for (let i = next++; i < stop; i = next++) {
       try {
         await fs.link(files[i].temporaryPath, files[i].localPath);
-      } catch (e) {
-        errors[i] = e ?? new Error('link failed');
-        stop = Math.min(stop, i + 1); // no new links past the first failure
+        outcomes[i] = { linked: true };
+      } catch (error) {
+        outcomes[i] = { linked: false, error };
+        stop = Math.min(stop, i + 1);
       }
     }
   };
   await Promise.all(Array.from({ length: Math.min(LINKS_IN_FLIGHT, files.length) }, lane));
-  return errors;
+  return outcomes;
 }
 
 /** Removes a destination we linked ourselves (checked: still the temporary's inode), to undo it. */
@@ -77,12 +81,12 @@ export async function placeInOrder(files: FileRecord[], o: PlaceOptions): Promis
       end++;
     }
     const batch = files.slice(i, end);
-    const errors = await linkAll(batch);
-    const firstFailure = errors.findIndex((e) => e !== undefined);
+    const outcomes = await linkAll(batch);
+    const firstFailure = outcomes.findIndex((r) => r?.linked === false);
     const linked = firstFailure < 0 ? batch : batch.slice(0, firstFailure);
     if (firstFailure >= 0) {
       // Linked while an earlier file failed: undone, so that only files before the failure are in place.
-      await Promise.all(batch.slice(firstFailure + 1).map((f, k) => (errors[firstFailure + 1 + k] === undefined ? unlinkOurs(f) : undefined)));
+      await Promise.all(batch.map((f, k) => (k > firstFailure && outcomes[k]?.linked ? unlinkOurs(f) : undefined)));
     }
     if (linked.length > 0) {
       for (const f of linked) {
@@ -96,8 +100,9 @@ export async function placeInOrder(files: FileRecord[], o: PlaceOptions): Promis
       }
     }
     i += linked.length;
-    if (firstFailure >= 0) {
-      const failure = linkFailure(files[i], errors[firstFailure]);
+    const failed = firstFailure >= 0 ? outcomes[firstFailure] : undefined;
+    if (failed && !failed.linked) {
+      const failure = linkFailure(files[i], failed.error);
       if (!failure.fallback) {
         await o.failed(files[i], failure.error);
       }
