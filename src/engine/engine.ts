@@ -204,6 +204,7 @@ export class DownloadEngine implements JobHost {
         f.restarts++;
         if (r.state === 'TRANSFERRED') {
           r.state = 'QUEUED';
+          r.autoCompleteError = undefined;
         }
       } else if (!f.transferred && !f.segments && size !== undefined && size > f.durableBytes) {
         // (A segmented file is sparse and as long as the entity: its segments say which bytes are real.)
@@ -408,7 +409,10 @@ export class DownloadEngine implements JobHost {
       if (job.type === 'upload') {
         return await this.completeUpload(job);
       }
-      r.autoCompleteError = undefined;
+      if (r.autoCompleteError) {
+        r.autoCompleteError = undefined;
+        this.changed(job, { immediate: true });
+      }
       // Only files fully transferred (and verified) before this call are kept.
       const keep = new Set(r.files.filter((f) => f.transferred || f.completed));
       job.rt.closing = true;
@@ -543,6 +547,9 @@ export class DownloadEngine implements JobHost {
     }
     job.record.state = state;
     job.record.modified = this.now();
+    if (state !== 'TRANSFERRED') {
+      job.record.autoCompleteError = undefined; // it was about completing this transfer
+    }
     this.store.scheduleSave();
     this.changed(job, { immediate: true });
   }

@@ -51,6 +51,11 @@ async function linkAll(files: FileRecord[]): Promise<LinkOutcome[]> {
         await fs.link(files[i].temporaryPath, files[i].localPath);
         outcomes[i] = { linked: true };
       } catch (error) {
+        // EEXIST on our own link (an undo that could not remove it) is a link made.
+        if ((error as NodeJS.ErrnoException).code === 'EEXIST' && (await isOurLink(files[i]))) {
+          outcomes[i] = { linked: true };
+          continue;
+        }
         outcomes[i] = { linked: false, error };
         stop = Math.min(stop, i + 1);
       }
@@ -60,16 +65,23 @@ async function linkAll(files: FileRecord[]): Promise<LinkOutcome[]> {
   return outcomes;
 }
 
+/** Whether the destination is a hard link to the file's temporary (made by us). */
+async function isOurLink(f: FileRecord): Promise<boolean> {
+  const [t, d] = await Promise.all([fs.lstat(f.temporaryPath).catch(() => undefined), fs.lstat(f.localPath).catch(() => undefined)]);
+  return t !== undefined && d !== undefined && t.isFile() && t.ino === d.ino && t.dev === d.dev;
+}
+
 /** Removes a destination we linked ourselves (checked: still the temporary's inode), to undo it. */
 async function unlinkOurs(f: FileRecord): Promise<void> {
-  const [t, d] = await Promise.all([fs.lstat(f.temporaryPath).catch(() => undefined), fs.lstat(f.localPath).catch(() => undefined)]);
-  if (t && d && t.ino === d.ino && t.dev === d.dev) {
+  if (await isOurLink(f)) {
     await fs.unlink(f.localPath).catch(() => undefined);
   }
 }
 
 export async function placeInOrder(files: FileRecord[], o: PlaceOptions): Promise<void> {
-  const batchable = (f: FileRecord): boolean => process.platform !== 'win32' && f.replaceExisting !== true;
+  // Once a link says this file system has none, the rest go one by one without trying again.
+  let noHardLinks = process.platform === 'win32';
+  const batchable = (f: FileRecord): boolean => !noHardLinks && f.replaceExisting !== true;
   for (let i = 0; i < files.length; ) {
     if (!batchable(files[i])) {
       await o.placeOne(files[i]);
@@ -106,6 +118,7 @@ export async function placeInOrder(files: FileRecord[], o: PlaceOptions): Promis
       if (!failure.fallback) {
         await o.failed(files[i], failure.error);
       }
+      noHardLinks = true;
       await o.placeOne(files[i]);
       i++;
     }

@@ -124,6 +124,40 @@ describe('complete() and cancel()', () => {
     assert.equal(sha256Hex(fs.readFileSync(dest(1))), sha256Hex(bodies[0]));
   });
 
+  it('the reason a job could not complete itself is forgotten when it downloads again, and said again if it fails again', async () => {
+    const job = await engine.createJob({ displayName: 'again' });
+    await job.addFile(server.url('/f1'), dest(1));
+    await job.setAutoComplete(true);
+    fs.writeFileSync(dest(1), 'precious');
+    await job.resume();
+    await waitUntil(() => job.autoCompleteError !== undefined, 10_000, 'the first failure to complete itself');
+    const temp = job.getFiles()[0].temporaryPath;
+    await engine.dispose();
+    fs.rmSync(temp); // the downloaded bytes are lost: the restart fetches the file again
+    engine = await openEngine(path.join(dir, 'store'));
+    const again = engine.getJob(job.id);
+    assert.notEqual(again.state, 'TRANSFERRED');
+    assert.equal(again.autoCompleteError, undefined, 'no stale reason while it downloads again');
+    await waitUntil(() => again.autoCompleteError !== undefined, 10_000, 'the second failure to complete itself');
+    assert.equal(again.state, 'TRANSFERRED');
+    assert.equal(fs.readFileSync(dest(1), 'utf8'), 'precious');
+    await again.cancel();
+    assert.equal(again.autoCompleteError, undefined, 'nothing to complete any more');
+  });
+
+  it('a destination that already is a hard link to its own temporary (an undo that could not remove it) counts as placed', async () => {
+    const job = await engine.createJob({ displayName: 'own link' });
+    await job.addFileSet([1, 2, 3].map((i) => ({ remoteUrl: server.url(`/f${i}`), localPath: dest(i) })));
+    await job.resume();
+    await waitForState(engine, job, 'TRANSFERRED');
+    fs.linkSync(job.getFiles()[1].temporaryPath, dest(2));
+    assert.equal(await job.complete(), 'S_OK');
+    for (const i of [1, 2, 3]) {
+      assert.equal(sha256Hex(fs.readFileSync(dest(i))), sha256Hex(bodies[i - 1]), `file ${i} in place`);
+    }
+    assert.ok(!fs.existsSync(job.getFiles()[1].temporaryPath));
+  });
+
   it('Complete of many files whose 10th destination is taken: files 1–9 in place, none after it (links made ahead are undone), temporaries kept', async () => {
     const small = Array.from({ length: 40 }, (_, i) => randomBody(1000 + i, 500 + i));
     small.forEach((b, i) => server.route(`/s${i}`, { body: b }));

@@ -166,7 +166,7 @@ export function jobTooltip(job: EngineJob): vscode.MarkdownString {
     line(vscode.l10n.t('Error'), describeError(error));
     line(vscode.l10n.t('Error context'), error.context + (error.file ? ` — ${error.file.localPath}` : ''));
   }
-  if (job.autoCompleteError) {
+  if (job.state === 'TRANSFERRED' && job.autoCompleteError) {
     line(vscode.l10n.t('Could not complete itself'), describeError(job.autoCompleteError));
   }
   if (job.state === 'TRANSIENT_ERROR' && job.retryAt) {

@@ -70,6 +70,10 @@ describe('commands', () => {
     assert.match(shown.message, /taken\.bin/);
     assert.deepEqual(shown.actions, ['Complete', 'Show Job', 'Show Log']);
     assert.equal(api.getJob(id).state, 'TRANSFERRED');
+    // Said once, not at every later change of the job.
+    await api.getJob(id).setPriority('HIGH');
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(notificationsSince(api, before).filter((n) => n.jobId === id && /could not complete itself/.test(n.message)).length, 1);
     assert.equal(fs.readFileSync(dest, 'utf8'), 'someone else', 'the other file is untouched');
     const provider = api._test.provider;
     provider.flushNow();
