@@ -905,7 +905,10 @@ export class DownloadEngine implements JobHost {
       if (!f.completed) {
         await removeQuietly(f.temporaryPath);
       }
-      await fs.rm(this.marksPath(job, i), { force: true }).catch(() => undefined); // else swept at the next start
+      if (f.segments) {
+        // Only a segmented transfer notes marks (a finished or reset one has deleted them); else swept at the next start.
+        await fs.rm(this.marksPath(job, i), { force: true }).catch(() => undefined);
+      }
     }
   }
 

@@ -167,13 +167,14 @@ export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | '
     // The process died, not the machine: what it had written is in the page cache. Make it durable and keep it.
     // The journal's `written` is as old as its last save; the marks are as recent as the last write.
     const noted = st.size === size ? WriteMarks.read(o.marksPath, marksKey) : undefined;
-    const wrote = (l: Lane, i: number): number => Math.max(file.bootId === BOOT_ID ? (l.rec.written ?? 0) : 0, noted?.[i] ?? 0);
-    const recovered = lanes.filter((l, i) => wrote(l, i) > l.rec.done);
+    const wrote = lanes.map((l, i) => Math.max(file.bootId === BOOT_ID ? (l.rec.written ?? 0) : 0, noted?.[i] ?? 0));
+    const recovered = lanes.flatMap((l, i) => (wrote[i] > l.rec.done ? [i] : []));
     if (BOOT_ID !== undefined && recovered.length > 0 && st.size === size) {
       try {
         await fh.datasync();
-        for (const l of recovered) {
-          l.rec.done = Math.min(wrote(l, lanes.indexOf(l)), l.rec.end - l.rec.start);
+        for (const i of recovered) {
+          const l = lanes[i];
+          l.rec.done = Math.min(wrote[i], l.rec.end - l.rec.start);
           l.written = l.rec.start + l.rec.done;
         }
         file.durableBytes = contiguous(segs, (i) => segs[i].start + segs[i].done);

@@ -288,7 +288,6 @@ function redirectError(message: string, code = 'REDIRECT_FAILED'): DownloadError
   return new DownloadError(code, message, { hresult: HRESULTS.WINHTTP_REDIRECT_FAILED, context: 'REMOTE_FILE' });
 }
 
-/** Reads the body into the file at `offset`, hashing and counting as it goes; returns the new end. */
 /**
  * Writes all of `bufs` at `position`, reporting each count actually written. A short write is not an error
  * (a file system filling up writes what fits and says so): the rest is written again, which then fails
@@ -339,6 +338,7 @@ export class WriteBatch {
   }
 }
 
+/** Reads the body into the file at `offset`, hashing and counting as it goes; returns the new end. */
 async function receiveBody(body: Dispatcher.ResponseData['body'], fh: fs.FileHandle, offset: number, hash: Hash | undefined, o: TransferOptions): Promise<number> {
   const { file } = o;
   let written = offset;

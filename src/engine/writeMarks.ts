@@ -89,7 +89,7 @@ export class WriteMarks {
     }
   }
 
-  /** Closes and deletes the marks (the transfer finished, or its bytes were forgotten). */
+  /** Deletes the marks (the transfer finished, or its bytes were forgotten); close() the writer first. */
   static remove(file: string | undefined): void {
     if (file) {
       try {

@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
-import { DownloadEngine, type DownloadError } from '../../src/engine';
+import { DownloadEngine, type DownloadError, type JobImpl } from '../../src/engine';
 import { openEngine, tempDir, waitForState } from '../support/engineHarness';
 import { matrix } from '../support/matrix';
 import { randomBody, sha256Hex, TestServer } from '../support/testServer';
@@ -49,6 +49,21 @@ describe('durability', () => {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
+  /** A job of `big` started, suspended part way and its engine closed: the store and the job, for a restart. */
+  async function stoppedPartWay(displayName: string, file: string, o?: { sha256: string }): Promise<{ store: string; job: JobImpl }> {
+    server.route('/big', { body: big, throttleBytesPerSec: 4_000_000 });
+    const store = path.join(dir, 'store');
+    const engine = await openEngine(store);
+    const job = await engine.createJob({ displayName });
+    await job.addFile(server.url('/big'), path.join(dir, file), o);
+    await job.resume();
+    await waitForState(engine, job, 'TRANSFERRING');
+    await new Promise((r) => setTimeout(r, 300));
+    await job.suspend();
+    await engine.dispose();
+    return { store, job };
+  }
+
   it(matrix('process', 'SIGKILL half way through a file, then restart', 'resumes from the durable offset with If-Range, re-fetches < 2 MB; right sha256'), async () => {
     server.route('/big', { body: big, throttleBytesPerSec: 8_000_000 });
     const store = path.join(dir, 'store');
@@ -78,25 +93,16 @@ describe('durability', () => {
   });
 
   it(matrix('process', 'bytes past the last checkpoint (as after a power cut)', 'truncated to the durable offset at start-up; right sha256'), async () => {
-    server.route('/big', { body: big, throttleBytesPerSec: 4_000_000 });
-    const store = path.join(dir, 'store');
-    let engine = await openEngine(store);
-    const job = await engine.createJob({ displayName: 'reconcile' });
-    await job.addFile(server.url('/big'), path.join(dir, 'r.bin'));
-    await job.resume();
-    await waitForState(engine, job, 'TRANSFERRING');
-    await new Promise((r) => setTimeout(r, 300));
-    await job.suspend();
+    const { store, job } = await stoppedPartWay('reconcile', 'r.bin');
     const durable = job.record.files[0].durableBytes;
     assert.ok(durable > 0);
-    await engine.dispose();
     // Garbage past the checkpoint, as a power cut could leave it: and a power cut means another boot.
     fs.appendFileSync(job.record.files[0].temporaryPath, Buffer.alloc(12345, 0xee));
     const journal = JSON.parse(fs.readFileSync(path.join(store, 'jobs.json'), 'utf8'));
     assert.equal(typeof journal.jobs[0].files[0].bootId, 'string', 'the journal says which boot wrote the bytes');
     journal.jobs[0].files[0].bootId = 'an-earlier-boot';
     fs.writeFileSync(path.join(store, 'jobs.json'), JSON.stringify(journal));
-    engine = await openEngine(store);
+    const engine = await openEngine(store);
     try {
       assert.equal(fs.statSync(job.record.files[0].temporaryPath).size, durable);
       const again = engine.getJob(job.id);
@@ -111,23 +117,14 @@ describe('durability', () => {
   });
 
   it(matrix('process', 'bytes written past the last checkpoint, then the process killed (same boot)', 'kept (flushed at start-up); the resume asks only for the rest; right sha256'), async () => {
-    server.route('/big', { body: big, throttleBytesPerSec: 4_000_000 });
-    const store = path.join(dir, 'store');
-    let engine = await openEngine(store);
-    const job = await engine.createJob({ displayName: 'kept' });
-    await job.addFile(server.url('/big'), path.join(dir, 'k.bin'), { sha256: sha256Hex(big) });
-    await job.resume();
-    await waitForState(engine, job, 'TRANSFERRING');
-    await new Promise((r) => setTimeout(r, 300));
-    await job.suspend();
+    const { store, job } = await stoppedPartWay('kept', 'k.bin', { sha256: sha256Hex(big) });
     const durable = job.record.files[0].durableBytes;
     assert.ok(durable > 0 && durable + 100_000 < big.length);
-    await engine.dispose();
     // What a killed process had handed to write() after its last checkpoint: the next bytes of the same entity,
     // still in the page cache because the machine did not go down.
     fs.appendFileSync(job.record.files[0].temporaryPath, big.subarray(durable, durable + 100_000));
     const before = server.requests.length;
-    engine = await openEngine(store);
+    const engine = await openEngine(store);
     try {
       const again = engine.getJob(job.id);
       assert.equal(again.record.files[0].durableBytes, durable + 100_000, 'the written bytes count as durable now');
@@ -143,22 +140,13 @@ describe('durability', () => {
   });
 
   it(matrix('process', 'bytes written before the first checkpoint, then the process killed (same boot)', 'not kept: the journal may still name an earlier attempt\'s validator; truncated, fetched again; right sha256'), async () => {
-    server.route('/big', { body: big, throttleBytesPerSec: 4_000_000 });
-    const store = path.join(dir, 'store');
-    let engine = await openEngine(store);
-    const job = await engine.createJob({ displayName: 'early' });
-    await job.addFile(server.url('/big'), path.join(dir, 'e.bin'), { sha256: sha256Hex(big) });
-    await job.resume();
-    await waitForState(engine, job, 'TRANSFERRING');
-    await new Promise((r) => setTimeout(r, 300));
-    await job.suspend();
-    await engine.dispose();
+    const { store, job } = await stoppedPartWay('early', 'e.bin', { sha256: sha256Hex(big) });
     // As if the process had died before its first checkpoint: the journal counts no byte as durable.
     const journal = JSON.parse(fs.readFileSync(path.join(store, 'jobs.json'), 'utf8'));
     journal.jobs[0].files[0].durableBytes = 0;
     fs.writeFileSync(path.join(store, 'jobs.json'), JSON.stringify(journal));
     assert.ok(fs.statSync(job.record.files[0].temporaryPath).size > 0);
-    engine = await openEngine(store);
+    const engine = await openEngine(store);
     try {
       const again = engine.getJob(job.id);
       assert.equal(again.record.files[0].durableBytes, 0);
