@@ -17,6 +17,22 @@ export default tseslint.config(
     },
   },
   {
+    // The engine runs without VS Code (CLI, tests, benchmarks), and reaches the disk only through io.ts so the
+    // power-loss test can stand in for it.
+    files: ['src/engine/**/*.ts'],
+    ignores: ['src/engine/io.ts'],
+    rules: {
+      'no-restricted-imports': ['error', {
+        paths: [
+          { name: 'vscode', message: 'src/engine must run without VS Code.' },
+          { name: 'fs', message: "Use './io' (the power-loss test stands in for it).", allowTypeImports: true },
+          { name: 'node:fs', message: "Use './io' (the power-loss test stands in for it).", allowTypeImports: true },
+          { name: 'node:fs/promises', message: "Use './io' (the power-loss test stands in for it).", allowTypeImports: true },
+        ],
+      }],
+    },
+  },
+  {
     // Plain CommonJS Node scripts (run without a build step).
     files: ['scripts/**/*.js', 'bench/**/*.js'],
     languageOptions: { sourceType: 'commonjs' },

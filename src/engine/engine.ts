@@ -1,12 +1,12 @@
 // The job engine: owns the store, the scheduler, the transfers and the events. No vscode import.
 import { randomUUID } from 'node:crypto';
-import * as fs from 'node:fs/promises';
+import * as fs from './io';
 import * as path from 'node:path';
-import { constants as fsConstants } from 'node:fs';
+import { constants as fsConstants } from './io';
 import type { Dispatcher } from 'undici';
 import { createDispatcher, type NetworkSettings } from './dispatcher';
 import { Emitter } from './emitter';
-import { BOOT_ID } from './bootId';
+import { bootId } from './io';
 import { DownloadError, HRESULTS, invalidArg, osError } from './errors';
 import { FileHeaderVault, type HeaderVault } from './headerVault';
 import { parseSha256 } from './integrity';
@@ -940,7 +940,7 @@ export class DownloadEngine implements JobHost {
    * bytes go.
    */
   private async keepWrittenBytes(f: FileRecord, size: number): Promise<boolean> {
-    if (BOOT_ID === undefined || f.bootId !== BOOT_ID || f.durableBytes === 0 || !(f.etag ?? f.lastModified) || (f.bytesTotal !== undefined && size > f.bytesTotal)) {
+    if (bootId() === undefined || f.bootId !== bootId() || f.durableBytes === 0 || !(f.etag ?? f.lastModified) || (f.bytesTotal !== undefined && size > f.bytesTotal)) {
       return false;
     }
     try {

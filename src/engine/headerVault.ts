@@ -1,6 +1,6 @@
 // Where a job's custom HTTP headers live. They may carry credentials, so they stay out of the job journal:
 // the extension keeps them in VS Code's SecretStorage; plain Node (CLI, tests) uses a private file.
-import * as fs from 'node:fs/promises';
+import * as fs from './io';
 import * as path from 'node:path';
 
 export interface HeaderVault {

@@ -1,6 +1,6 @@
 // Checksums: accept hex or SRI ("sha256-<base64>"), keep lower-case hex; re-hash a prefix after a restart.
 import { createHash, type Hash } from 'node:crypto';
-import * as fs from 'node:fs/promises';
+import * as fs from './io';
 import { invalidArg } from './errors';
 
 /** Normalises a sha256 given as 64 hex digits or an SRI string (the strongest sha256 entry is used). */

@@ -2,7 +2,7 @@
 // once, the files' own checks run in parallel, and the error reported is the one of the earliest file. A
 // folder receiving many files is listed once (readdir) instead of an lstat per file.
 import type { Dirent } from 'node:fs';
-import * as fs from 'node:fs/promises';
+import * as fs from './io';
 import * as path from 'node:path';
 import { invalidArg } from './errors';
 import { checkLocalPathOnDisk } from './validation';

@@ -8,7 +8,7 @@
 // file completed, and the next complete() places the rest.)
 // Everything else (replacing a destination, file systems without hard links, Windows' busy files) goes
 // through renameIntoPlace one file at a time.
-import * as fs from 'node:fs/promises';
+import * as fs from './io';
 import type { FileRecord } from './records';
 
 const BATCH = 2048;

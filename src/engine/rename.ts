@@ -1,5 +1,5 @@
 // Puts a finished temporary file in place without silently replacing someone else's file.
-import * as fs from 'node:fs/promises';
+import * as fs from './io';
 
 /** 'linked': `dest` now names the finished file (and so does `tmp`, until it is unlinked); 'renaming': about to rename. */
 export type PlacePhase = 'linked' | 'renaming';

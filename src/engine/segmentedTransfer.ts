@@ -3,12 +3,12 @@
 // record in the journal how far each segment is durable, so a restart fetches only what is missing. A changed
 // entity (200 to If-Range, 412, another ETag, size or Content-Range) is never spliced: the file starts over.
 import { createHash, type Hash } from 'node:crypto';
-import { constants as FS } from 'node:fs';
-import * as fs from 'node:fs/promises';
+import { constants as FS } from './io';
+import * as fs from './io';
 import type { Dispatcher } from 'undici';
 import { DownloadError, HRESULTS, httpError, osError, redactUrl } from './errors';
 import type { FileRecord, SegmentRecord } from './records';
-import { BOOT_ID } from './bootId';
+import { bootId } from './io';
 import { FileHasher } from './hashWorker';
 import { parseRetryAfter } from './retryAfter';
 import {
@@ -167,9 +167,9 @@ export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | '
     // The process died, not the machine: what it had written is in the page cache. Make it durable and keep it.
     // The journal's `written` is as old as its last save; the marks are as recent as the last write.
     const noted = st.size === size ? WriteMarks.read(o.marksPath, marksKey) : undefined;
-    const wrote = lanes.map((l, i) => Math.max(file.bootId === BOOT_ID ? (l.rec.written ?? 0) : 0, noted?.[i] ?? 0));
+    const wrote = lanes.map((l, i) => Math.max(file.bootId === bootId() ? (l.rec.written ?? 0) : 0, noted?.[i] ?? 0));
     const recovered = lanes.flatMap((l, i) => (wrote[i] > l.rec.done ? [i] : []));
-    if (BOOT_ID !== undefined && recovered.length > 0 && st.size === size) {
+    if (bootId() !== undefined && recovered.length > 0 && st.size === size) {
       try {
         await fh.datasync();
         for (const i of recovered) {
@@ -185,9 +185,9 @@ export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | '
       }
     }
     for (const l of lanes) {
-      l.rec.written = BOOT_ID === undefined ? undefined : l.written - l.rec.start;
+      l.rec.written = bootId() === undefined ? undefined : l.written - l.rec.start;
     }
-    file.bootId = BOOT_ID;
+    file.bootId = bootId();
     received = totalWritten();
     o.onProgress(received);
     marks = WriteMarks.open(o.marksPath, marksKey);
@@ -434,7 +434,7 @@ export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | '
           worker.advance(contiguous(segs, (i) => lanes[i].written));
         }
         noteWritten();
-        if (BOOT_ID !== undefined) {
+        if (bootId() !== undefined) {
           // Also journaled with the next save (the store batches), for a store without marks.
           lane.rec.written = lane.written - lane.rec.start;
           o.onCheckpoint();

@@ -1,5 +1,5 @@
 // The durable job store: one JSON journal replaced atomically (temp file, fsync, rename, fsync of the folder).
-import * as fs from 'node:fs/promises';
+import * as fs from './io';
 import * as path from 'node:path';
 import { DownloadError, HRESULTS } from './errors';
 import { JOB_PRIORITIES, JOB_STATES } from './types';

@@ -1,10 +1,10 @@
 // Downloads one file into its temporary file: resume behind If-Range, follow redirects ourselves,
 // hash while writing, checkpoint durably, and turn every failure into a DownloadError.
 import { createHash, type Hash } from 'node:crypto';
-import * as fs from 'node:fs/promises';
-import { constants as FS } from 'node:fs';
+import * as fs from './io';
+import { constants as FS } from './io';
 import type { Dispatcher } from 'undici';
-import { BOOT_ID } from './bootId';
+import { bootId } from './io';
 import { DownloadError, HRESULTS, httpError, networkError, osError, redactUrl } from './errors';
 import { hashPrefix } from './integrity';
 import type { FileRecord } from './records';
@@ -70,7 +70,7 @@ export async function transferFile(o: TransferOptions): Promise<void | { split: 
   const fh = await openTemporary(o);
   const openedAt = performance.now();
   // Bytes this boot writes survive a crash of the process (engine.ts keeps them on the next start).
-  file.bootId = BOOT_ID;
+  file.bootId = bootId();
   try {
     let offset = file.durableBytes;
     let hash: Hash | undefined;

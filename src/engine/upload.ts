@@ -16,8 +16,8 @@
 // POST/PUT/PATCH/... (client-h1 writeH1, `expectsPayload`), which is every BITS packet except Fragment, and it closes
 // the connection after each Fragment. node:http sends the header we give it and keeps the connection. Proxy and TLS
 // settings follow the same rules as dispatcher.ts (NetworkSettings, then HTTP(S)_PROXY / NO_PROXY).
-import * as fs from 'node:fs/promises';
-import { constants as FS } from 'node:fs';
+import * as fs from './io';
+import { constants as FS } from './io';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import * as net from 'node:net';

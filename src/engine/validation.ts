@@ -1,5 +1,5 @@
 // Checks on everything a caller hands the engine, so bad input is refused up front with a message naming it.
-import * as fs from 'node:fs/promises';
+import * as fs from './io';
 import * as path from 'node:path';
 import { DownloadError, invalidArg, osError } from './errors';
 

@@ -3,9 +3,9 @@
 // milliseconds: megabytes at full speed); these marks are current to the last write, so after a crash of
 // the process within the same boot a resume keeps every byte it wrote. Never trusted across a reboot.
 import { createHash } from 'node:crypto';
-import * as fsSync from 'node:fs';
+import * as fsSync from './io';
 import * as path from 'node:path';
-import { BOOT_ID } from './bootId';
+import { bootId } from './io';
 
 /** What the marks belong to: any difference (another entity, another plan, another boot) voids them. */
 export interface MarksKey {
@@ -18,7 +18,7 @@ export interface MarksKey {
 const RECORD_BYTES = 2048;
 
 function keyDigest(key: MarksKey): string {
-  return createHash('sha256').update(JSON.stringify({ boot: BOOT_ID, ...key })).digest('hex');
+  return createHash('sha256').update(JSON.stringify({ boot: bootId(), ...key })).digest('hex');
 }
 
 export class WriteMarks {
@@ -31,7 +31,7 @@ export class WriteMarks {
 
   /** Opens the marks of `file` for writing; undefined where a boot cannot be told apart or the file cannot be made. */
   static open(file: string | undefined, key: MarksKey): WriteMarks | undefined {
-    if (!file || BOOT_ID === undefined || key.starts.length > 64) {
+    if (!file || bootId() === undefined || key.starts.length > 64) {
       return undefined;
     }
     const marks = new WriteMarks(key);
@@ -46,7 +46,7 @@ export class WriteMarks {
 
   /** The written offsets (bytes from each segment's start) noted for `key` during this boot, if any. */
   static read(file: string | undefined, key: MarksKey): number[] | undefined {
-    if (!file || BOOT_ID === undefined) {
+    if (!file || bootId() === undefined) {
       return undefined;
     }
     try {

@@ -1,7 +1,7 @@
 // One engine per store: the window that can listen on the store's socket owns it. The kernel frees the
 // socket when its process dies, so a crashed owner leaves only a file nobody answers on (stale).
 import { createHash } from 'node:crypto';
-import * as fs from 'node:fs/promises';
+import * as fs from '../io';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
