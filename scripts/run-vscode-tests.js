@@ -4,7 +4,11 @@
 //
 //   node scripts/run-vscode-tests.js [--grep <pattern>] [--locale <lang>] [--keep-open]
 //        [--desktop] [--extension <dir>] [--tests <index.js>] [--workspace <dir>]
-//        [--timeout <s>] [--load-timeout <s>] [--verbose]
+//        [--timeout <s>] [--load-timeout <s>] [--verbose] [--install-vsix <file>]
+//
+// --install-vsix installs a packaged extension into the run's fresh extensions folder first (what a user gets
+// from `npm run package`); pair it with --extension test/vsix/host --tests out/test/vsix/index.js, a test-only
+// host, so the tests exercise the installed copy and not this repository's development path.
 //
 // Desktop VS Code (env VSCODE_EXECUTABLE, or --desktop to let @vscode/test-electron download
 // 1.100.3) when available; otherwise code-server 4.100.3 (scripts/ensure-code-server.sh) driven by
@@ -29,7 +33,8 @@ function usage(msg) {
   }
   console.error(
     'usage: node scripts/run-vscode-tests.js [--grep <pattern>] [--locale <lang>] [--keep-open] [--desktop]\n' +
-      '         [--extension <dir>] [--tests <index.js>] [--workspace <dir>] [--timeout <s>] [--load-timeout <s>] [--verbose]',
+      '         [--extension <dir>] [--tests <index.js>] [--workspace <dir>] [--timeout <s>] [--load-timeout <s>] [--verbose]\n' +
+      '         [--install-vsix <file>]',
   );
   process.exit(msg ? 2 : 0);
 }
@@ -46,6 +51,7 @@ function parseArgs(argv) {
     timeoutS: 600,
     loadTimeoutS: 90,
     verbose: false,
+    installVsix: undefined,
   };
   const value = (i, name) => {
     if (i + 1 >= argv.length) {
@@ -76,6 +82,7 @@ function parseArgs(argv) {
       case '--timeout': o.timeoutS = seconds(take(), name); break;
       case '--load-timeout': o.loadTimeoutS = seconds(take(), name); break;
       case '--verbose': o.verbose = true; break;
+      case '--install-vsix': o.installVsix = path.resolve(take()); break;
       case '-h': case '--help': usage(); break;
       default: usage(`unknown argument ${a}`);
     }
@@ -158,7 +165,11 @@ async function runDesktop(env, workspace, userDataDir, extensionsDir, resultFile
       throw new InfraError(`could not download VS Code 1.100.3 (${e && e.message}); drop --desktop to use code-server, or set VSCODE_EXECUTABLE`);
     }
   }
-  const launchArgs = [workspace, '--disable-extensions', `--user-data-dir=${userDataDir}`, `--extensions-dir=${extensionsDir}`];
+  if (opts.installVsix) {
+    installVsix([exe], extensionsDir, userDataDir);
+  }
+  // With an installed .vsix under test, other extensions must stay enabled (it is one of them).
+  const launchArgs = [workspace, ...(opts.installVsix ? [] : ['--disable-extensions']), `--user-data-dir=${userDataDir}`, `--extensions-dir=${extensionsDir}`];
   if (opts.locale) {
     launchArgs.push('--locale', opts.locale);
   }
@@ -208,6 +219,9 @@ async function runInCodeServer(env, workspace, userDataDir, extensionsDir, resul
     throw new InfraError(e.message);
   }
   const logFile = path.join(state.tmp, 'code-server.log');
+  if (opts.installVsix) {
+    installVsix([process.execPath, path.join(codeServerDir, 'out', 'node', 'entry.js')], extensionsDir, userDataDir);
+  }
   const port = await cs.freePort();
   const loadDeadline = Date.now() + opts.loadTimeoutS * 1000;
   say(`starting code-server on 127.0.0.1:${port}`);
@@ -337,6 +351,23 @@ async function runInCodeServer(env, workspace, userDataDir, extensionsDir, resul
       throw new InfraError(`the browser ${pageCrashed ? 'page crashed' : 'went away'} during the run${diagnostics()}`);
     }
     await cs.sleep(200);
+  }
+}
+
+/** Installs opts.installVsix with the editor's own command line (`--install-extension`), as a user would. */
+function installVsix(command, extensionsDir, userDataDir) {
+  if (!fs.existsSync(opts.installVsix)) {
+    throw new InfraError(`${opts.installVsix} does not exist: run \`npm run package\` first`);
+  }
+  say(`installing ${path.basename(opts.installVsix)}`);
+  const { execFileSync } = require('node:child_process');
+  try {
+    execFileSync(command[0], [...command.slice(1), '--extensions-dir', extensionsDir, '--user-data-dir', userDataDir, '--install-extension', opts.installVsix], {
+      stdio: opts.verbose ? 'inherit' : 'pipe',
+      timeout: 120_000,
+    });
+  } catch (e) {
+    throw new InfraError(`installing ${opts.installVsix} failed: ${e.message}\n${e.stdout ?? ''}${e.stderr ?? ''}`);
   }
 }
 

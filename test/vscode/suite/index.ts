@@ -203,7 +203,12 @@ function findTests(dir: string): string[] {
     .map((f) => path.join(dir, f));
 }
 
-export async function run(): Promise<void> {
+export function run(): Promise<void> {
+  return runTestsIn(__dirname);
+}
+
+/** Runs every `*.test.js` under `dir` (another suite, such as the installed-.vsix smoke test, passes its own). */
+export async function runTestsIn(dir: string): Promise<void> {
   const untee = teeConsole();
   try {
     // Required by absolute path: the extension host resolves modules from the extension under
@@ -212,7 +217,7 @@ export async function run(): Promise<void> {
     const Mocha = require(path.join(repoRoot, 'node_modules', 'mocha')) as typeof MochaType;
     const grep = process.env.MD_TEST_GREP;
     const mocha = new Mocha({ ui: 'bdd', timeout: 60_000, color: false, reporter: makeReporter(Mocha), ...(grep ? { grep } : {}) });
-    for (const file of findTests(__dirname)) {
+    for (const file of findTests(dir)) {
       mocha.addFile(file);
     }
     const failures = await new Promise<number>((resolve, reject) => {
