@@ -1,0 +1,42 @@
+// The manifest's links and walkthrough: a command link that names no command, or a step whose page is missing,
+// is a dead button for the user; both are checked here in English and in French.
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+const root = path.resolve(__dirname, '..', '..', '..');
+const manifest = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as {
+  contributes: { commands: { command: string }[]; views: Record<string, { id: string }[]>; walkthroughs: { steps: { id: string; media: { markdown?: string; image?: string } }[] }[] };
+};
+/** VS Code's own commands that our texts may link to. */
+const BUILT_IN = new Set(['workbench.action.openSettings', 'workbench.action.tasks.runTask']);
+
+function knownCommands(): Set<string> {
+  const ours = manifest.contributes.commands.map((c) => c.command);
+  // Every view gets a `<view id>.focus` command.
+  const focus = Object.values(manifest.contributes.views).flat().map((v) => `${v.id}.focus`);
+  return new Set([...ours, ...focus, ...BUILT_IN]);
+}
+
+describe('manifest', () => {
+  for (const file of ['package.nls.json', 'package.nls.fr.json']) {
+    it(`every command link in ${file} names a command that exists`, () => {
+      const strings = Object.values(JSON.parse(fs.readFileSync(path.join(root, file), 'utf8')) as Record<string, string>);
+      const linked = strings.flatMap((s) => [...s.matchAll(/\(command:([\w.]+)/g)].map((m) => m[1]));
+      assert.ok(linked.length > 0);
+      const known = knownCommands();
+      assert.deepEqual(linked.filter((c) => !known.has(c)), [], 'links to unknown commands');
+    });
+  }
+
+  it('each walkthrough step has its page, shipped in media/', () => {
+    const steps = manifest.contributes.walkthroughs.flatMap((w) => w.steps);
+    assert.ok(steps.length >= 3);
+    for (const s of steps) {
+      const page = s.media.markdown ?? s.media.image;
+      assert.ok(page, `step ${s.id} has no media`);
+      assert.match(page, /^media\/[\w.-]+$/, `step ${s.id}: ${page} is not shipped (.vscodeignore keeps media/ only)`);
+      assert.ok(fs.existsSync(path.join(root, page)), `step ${s.id}: ${page} is missing`);
+    }
+  });
+});
