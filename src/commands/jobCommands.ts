@@ -163,12 +163,14 @@ async function confirmCancel(jobs: EngineJob[]): Promise<boolean> {
   if (live.length === 0 || bytes === 0) {
     return true;
   }
-  const yes = vscode.l10n.t('Cancel Jobs');
-  const message =
-    live.length === 1
-      ? vscode.l10n.t("Cancel job '{0}' and delete its {1} of temporary files?", live[0].displayName, formatBytes(bytes))
-      : vscode.l10n.t('Cancel {0} jobs and delete their {1} of temporary files?', live.length, formatBytes(bytes));
-  return (await vscode.window.showWarningMessage(message, { modal: true }, yes)) === yes;
+  const one = live.length === 1;
+  const cancel = { title: one ? vscode.l10n.t('Cancel Download') : vscode.l10n.t('Cancel Downloads') };
+  // The safe answer is the dialog's own close button (Escape), worded for what it does.
+  const keep = { title: one ? vscode.l10n.t('Keep Downloading') : vscode.l10n.t('Keep Them'), isCloseAffordance: true };
+  const message = one
+    ? vscode.l10n.t("Cancel job '{0}' and delete its {1} of temporary files?", live[0].displayName, formatBytes(bytes))
+    : vscode.l10n.t('Cancel {0} jobs and delete their {1} of temporary files?', live.length, formatBytes(bytes));
+  return (await vscode.window.showWarningMessage(message, { modal: true }, cancel, keep)) === cancel;
 }
 
 function priorityDescription(p: JobPriority): string {

@@ -343,7 +343,7 @@ const step5: Step = {
     const modal = wb.modal(question);
     await modal.waitFor({ state: 'visible', timeout: 10_000 });
     await wb.shot('cancel-confirm');
-    await modal.getByRole('button', { name: s.t('Cancel Jobs'), exact: true }).click();
+    await modal.getByRole('button', { name: s.t('Cancel Download'), exact: true }).click();
     await wb.waitRowGone(row, `"${name}" to leave the tree once cancelled (finished jobs hidden)`);
 
     // Show finished jobs, so the cancelled job is on screen next to the error.

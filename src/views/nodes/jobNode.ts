@@ -90,7 +90,8 @@ export function jobContextValue(job: EngineJob): string {
   if (!final && files.length > 0 && (s === 'SUSPENDED' || s === 'TRANSIENT_ERROR' || (s === 'TRANSFERRED' && !allDone))) {
     flags.push('resumable');
   }
-  if (ACTION_STATES.has(s) || s === 'ERROR') {
+  // Not on ERROR: nothing runs there to pause; Retry is what the user wants (it was Suspend then Resume).
+  if (ACTION_STATES.has(s)) {
     flags.push('suspendable');
   }
   if (!final) {
@@ -105,7 +106,8 @@ export function jobContextValue(job: EngineJob): string {
   if (s === 'ERROR' || s === 'TRANSIENT_ERROR') {
     flags.push('hasError');
   }
-  if (!final && (job.type === 'download' || files.length === 0)) {
+  // A failed job takes no new files from the menu: they would wait behind the failure.
+  if (!final && s !== 'ERROR' && (job.type === 'download' || files.length === 0)) {
     flags.push('canAddFile');
   }
   if (files.length === 0) {

@@ -87,7 +87,8 @@ describe('tree view', () => {
 
     t = item(failed.id).item;
     assert.equal(t.description, 'Error: HTTP_404 · 0 B');
-    assert.match(t.contextValue!, /^job:ERROR:download:suspendable:cancellable:modifiable:retryable:hasError/);
+    assert.match(t.contextValue!, /^job:ERROR:download:cancellable:modifiable:retryable:hasError/);
+    assert.doesNotMatch(t.contextValue!, /suspendable|canAddFile/, 'no Pause and no Add File on a failed job');
     assert.equal(icon(t), 'error');
     assert.match((t.tooltip as vscode.MarkdownString).value.replace(/\\(.)/g, '$1'), /HTTP_404, 0x80190194/);
 
