@@ -12,7 +12,7 @@ export const DEFAULTS = {
   minimumRetryDelaySeconds: 600,
   noProgressTimeoutSeconds: 1_209_600,
   retentionDays: 30,
-  showFinishedJobs: false,
+  showFinishedJobs: true,
   allowInsecureRedirects: false,
 } as const;
 
@@ -41,7 +41,7 @@ export function noProgressTimeoutSeconds(): number {
 }
 
 export function showFinishedJobs(): boolean {
-  return config().get<boolean>('showFinishedJobs') === true;
+  return config().get<boolean>('showFinishedJobs') !== false;
 }
 
 export function allowInsecureRedirects(): boolean {

@@ -2,6 +2,7 @@
 import type * as vscode from 'vscode';
 import type { CommandContext } from './common';
 import { registerFileCommands } from './fileCommands';
+import { registerHistoryCommands } from './historyCommands';
 import { registerJobCommands } from './jobCommands';
 import { registerNewDownloadCommands } from './newDownload';
 import { registerNewUploadCommands } from './newUpload';
@@ -10,5 +11,5 @@ import { registerViewCommands } from './viewCommands';
 export type { CommandContext } from './common';
 
 export function registerCommands(ctx: CommandContext): vscode.Disposable[] {
-  return [...registerNewDownloadCommands(ctx), ...registerNewUploadCommands(ctx), ...registerJobCommands(ctx), ...registerFileCommands(ctx), ...registerViewCommands(ctx)];
+  return [...registerNewDownloadCommands(ctx), ...registerNewUploadCommands(ctx), ...registerJobCommands(ctx), ...registerFileCommands(ctx), ...registerHistoryCommands(ctx), ...registerViewCommands(ctx)];
 }

@@ -1,19 +1,22 @@
 // The jobs tree: one stable node per job GUID, per-item refreshes batched into arrays of changed nodes and
-// throttled, and a root refresh only when the set of visible jobs changes (add, remove, finished jobs hidden).
+// throttled, and a root refresh only when the set of visible jobs changes (add, remove, a job finishing and
+// moving into the "Finished" group, finished jobs shown or hidden).
 import * as vscode from 'vscode';
 import { Disposable } from '../common/lifecycle';
 import type { EngineJob } from '../engine';
 import type { EngineHost } from '../engineHost';
 import * as settings from '../settings';
 import { FileNode } from './nodes/fileNode';
+import { FINISHED_SHOWN, FinishedGroupNode, newestFirst } from './nodes/finishedGroupNode';
 import { JobNode } from './nodes/jobNode';
 
-export type TreeNode = JobNode | FileNode;
+export type TreeNode = JobNode | FileNode | FinishedGroupNode;
 
 export class JobsTreeProvider extends Disposable implements vscode.TreeDataProvider<TreeNode> {
   private readonly nodes = new Map<string, JobNode>();
-  /** Ids of the jobs the last root getChildren() returned. */
-  private shown = new Set<string>();
+  /** The jobs the last full fetch showed, each with whether it was under "Finished". */
+  private shown = new Map<string, boolean>();
+  private readonly finishedGroup = new FinishedGroupNode();
   private pending = new Set<JobNode>();
   private rootDirty = false;
   private timer: NodeJS.Timeout | undefined;
@@ -63,27 +66,51 @@ export class JobsTreeProvider extends Disposable implements vscode.TreeDataProvi
   }
 
   getTreeItem(node: TreeNode): vscode.TreeItem {
+    if (node instanceof FinishedGroupNode) {
+      return node.getTreeItem(this.finishedJobs().length);
+    }
     return node.getTreeItem();
   }
 
+  /** Root: the active jobs, newest first, then the "Finished" group when finished jobs are shown. */
   getChildren(node?: TreeNode): TreeNode[] {
-    if (node) {
-      return node instanceof JobNode ? node.getChildren() : [];
+    if (node instanceof JobNode) {
+      return node.getChildren();
     }
-    const jobs = this.visibleJobs();
-    this.shown = new Set(jobs.map((j) => j.id));
-    return jobs.map((j) => this.nodeFor(j));
+    if (node instanceof FinishedGroupNode) {
+      return this.finishedJobs().slice(0, FINISHED_SHOWN).map((j) => this.nodeFor(j));
+    }
+    if (node) {
+      return [];
+    }
+    const { active, finished } = this.visibleJobs();
+    this.rememberShown(active, finished);
+    const rows: TreeNode[] = active.map((j) => this.nodeFor(j));
+    if (finished.length > 0) {
+      rows.push(this.finishedGroup);
+    }
+    return rows;
   }
 
-  private visibleJobs(): EngineJob[] {
-    return this.host.engine
-      .enumJobs({ includeFinal: true })
-      .filter((j) => this.isVisible(j))
-      .sort((a, b) => b.getTimes().creation.getTime() - a.getTimes().creation.getTime() || a.id.localeCompare(b.id));
+  private visibleJobs(): { active: EngineJob[]; finished: EngineJob[] } {
+    const all = this.host.engine.enumJobs({ includeFinal: true });
+    const active = all.filter((j) => !j.isFinal).sort((a, b) => b.getTimes().creation.getTime() - a.getTimes().creation.getTime() || a.id.localeCompare(b.id));
+    return { active, finished: this.showFinished ? this.finishedJobs(all) : [] };
+  }
+
+  private rememberShown(active: EngineJob[], finished: EngineJob[]): void {
+    this.shown = new Map([...active.map((j) => [j.id, false] as const), ...finished.slice(0, FINISHED_SHOWN).map((j) => [j.id, true] as const)]);
+  }
+
+  private finishedJobs(all = this.host.engine.enumJobs({ includeFinal: true })): EngineJob[] {
+    return this.showFinished ? all.filter((j) => j.isFinal).sort(newestFirst) : [];
   }
 
   getParent(node: TreeNode): TreeNode | undefined {
-    return node instanceof FileNode ? node.parent : undefined;
+    if (node instanceof FileNode) {
+      return node.parent;
+    }
+    return node instanceof JobNode && node.job.isFinal && this.showFinished ? this.finishedGroup : undefined;
   }
 
   /** The stable node of a job (created on first use). */
@@ -112,7 +139,8 @@ export class JobsTreeProvider extends Disposable implements vscode.TreeDataProvi
 
   private jobChanged(job: EngineJob): void {
     const wasShown = this.shown.has(job.id);
-    if (wasShown !== this.isVisible(job)) {
+    // Appearing, disappearing or moving between the active list and "Finished": the root changes.
+    if (wasShown !== this.isVisible(job) || (wasShown && this.shown.get(job.id) !== job.isFinal)) {
       this.markRoot();
       return;
     }
@@ -144,7 +172,8 @@ export class JobsTreeProvider extends Disposable implements vscode.TreeDataProvi
       this.rootDirty = false;
       this.pending.clear();
       // What the tree is about to fetch: later ticks of these jobs are per-item refreshes again.
-      this.shown = new Set(this.visibleJobs().map((j) => j.id));
+      const { active, finished } = this.visibleJobs();
+      this.rememberShown(active, finished);
       this.stats.fullRefreshes++;
       this._onDidChangeTreeData.fire(undefined);
     } else if (this.pending.size > 0) {

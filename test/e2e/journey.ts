@@ -91,6 +91,9 @@ export function userSettings(): Record<string, unknown> {
     'gulp.autoDetect': 'off',
     'jake.autoDetect': 'off',
     'typescript.tsc.autoDetect': 'off',
+    // History is shown by default (a "Finished" group); the journey hides it so that each step can check that a
+    // finished job leaves the active list, and shows it where it matters (step 5: the cancelled job next to its error).
+    'managedDownloads.showFinishedJobs': false,
   };
 }
 
@@ -347,8 +350,12 @@ const step5: Step = {
     await wb.waitRowGone(row, `"${name}" to leave the tree once cancelled (finished jobs hidden)`);
 
     // Show finished jobs, so the cancelled job is on screen next to the error.
+    // Show finished jobs: the history, a "Finished" group under the active jobs, newest first.
     await wb.runCommand(s.command('command.showFinishedJobs'));
-    await wb.waitRow(row, `"${name}" shown as cancelled`, (l) => jobLabel(s, name, 'Cancelled').test(l));
+    await wb.waitRow(wb.finishedGroupRow(), 'the "Finished" group', () => true);
+    const finished = wb.finishedJobRow(name);
+    await wb.waitRow(finished, `"${name}" shown as cancelled in the "Finished" group`, (l) => jobLabel(s, name, 'Cancelled').test(l));
+    await wb.shot('finished-group');
 
     await wb.runCommandFor(s.command('command.complete'), s.t('Complete which job?'));
     await wb.pickOption(new RegExp(`(^|\\s)${escapeRegExp(name)}, ${escapeRegExp(s.t('Cancelled'))}`));
@@ -371,7 +378,7 @@ const step5: Step = {
     await wb.shot('invalid-state');
 
     await wb.runCommand(s.command('command.hideFinishedJobs'));
-    await wb.waitRowGone(row, 'finished jobs hidden again');
+    await wb.waitRowGone(finished, 'finished jobs hidden again');
   },
 };
 

@@ -356,6 +356,16 @@ export class Workbench {
     return this.jobsTree().getByRole('treeitem', { name: new RegExp(`^${escapeRegExp(displayName)}, `), level: 1 });
   }
 
+  /** The "Finished" group (history), a root row. */
+  finishedGroupRow(): Locator {
+    return this.jobsTree().getByRole('treeitem', { name: new RegExp(`^${escapeRegExp(this.s.t('Finished'))}, `), level: 1 });
+  }
+
+  /** A finished job's row, inside the "Finished" group. */
+  finishedJobRow(displayName: string): Locator {
+    return this.jobsTree().getByRole('treeitem', { name: new RegExp(`^${escapeRegExp(displayName)}, `), level: 2 });
+  }
+
   fileRow(fileName: string): Locator {
     return this.jobsTree().getByRole('treeitem', { name: new RegExp(`^${escapeRegExp(fileName)}, `), level: 2 });
   }

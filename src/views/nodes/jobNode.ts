@@ -116,6 +116,12 @@ export function jobContextValue(job: EngineJob): string {
   if (files.some((f) => f.completed)) {
     flags.push('openable');
   }
+  if (files.length > 0) {
+    flags.push('linked');
+  }
+  if (job.type === 'download' && files.length > 0 && (final || s === 'ERROR')) {
+    flags.push('again');
+  }
   if (final) {
     flags.push('final');
   }

@@ -27,6 +27,7 @@ describe('activation', () => {
     for (const c of [
       'newDownload', 'newJob', 'addFile', 'resume', 'suspend', 'complete', 'cancel', 'setPriority', 'retry',
       'openFile', 'revealFile', 'showError', 'clearFinished', 'removeJob', 'showJob', 'refresh', 'showFinishedJobs', 'hideFinishedJobs', 'showLog',
+      'downloadAgain', 'copyLink',
     ]) {
       assert.ok(all.has(`managedDownloads.${c}`), `managedDownloads.${c} is not registered`);
     }
@@ -50,7 +51,7 @@ describe('activation', () => {
     assert.equal(props['managedDownloads.minimumRetryDelaySeconds'].default, 600);
     assert.equal(props['managedDownloads.noProgressTimeoutSeconds'].default, 1209600);
     assert.equal(props['managedDownloads.retentionDays'].default, 30);
-    assert.equal(props['managedDownloads.showFinishedJobs'].default, false);
+    assert.equal(props['managedDownloads.showFinishedJobs'].default, true, 'recent history shows by default');
     assert.equal(props['managedDownloads.allowInsecureRedirects'].default, false);
   });
 });

@@ -186,6 +186,35 @@ describe('commands', () => {
     assert.equal(api.enumJobs({ includeFinal: true }).filter((j) => j.state === 'ACKNOWLEDGED' || j.state === 'CANCELLED').length, 0);
   });
 
+  it('downloadAgain fetches the files of a finished job anew; copyLink copies its link', async () => {
+    const id = await newJobWith('/medium.bin', 'again.bin');
+    await run('resume', id);
+    await waitForState(api, id, 'TRANSFERRED');
+    await run('complete', id);
+    assert.equal(await run('copyLink', id), server.url('/medium.bin'));
+    assert.equal(await vscode.env.clipboard.readText(), server.url('/medium.bin'));
+    // The file was deleted since: the same place again, in a new job that completes itself.
+    const dest = path.join(dir, 'again.bin');
+    fs.rmSync(dest);
+    const again = await run<string>('downloadAgain', id);
+    assert.ok(again && again !== id, 'a new job');
+    created.add(again);
+    await waitForState(api, again, 'ACKNOWLEDGED');
+    assert.equal(fs.statSync(dest).size, 200_000);
+    // Several files, one of them still in place: refused with the reason, nothing started.
+    const two = await newJobWith('/small.txt', 'two-a.txt');
+    await run('addFile', two, server.url('/small.txt'), path.join(dir, 'two-b.txt'));
+    await run('resume', two);
+    await waitForState(api, two, 'TRANSFERRED');
+    await run('complete', two);
+    const before = api._test.notifier.history.length;
+    const jobsBefore = api.enumJobs({ includeFinal: true }).length;
+    assert.equal(await run('downloadAgain', two), undefined);
+    const [n] = notificationsSince(api, before);
+    assert.match(n.message, /2 of its files are there already/);
+    assert.equal(api.enumJobs({ includeFinal: true }).length, jobsBefore);
+  });
+
   it('refresh, showFinishedJobs, hideFinishedJobs and showLog run', async () => {
     await run('refresh');
     assert.equal(await run('showFinishedJobs'), true);

@@ -7,6 +7,8 @@ import type { TreeNode } from '../../../src/views/jobsTreeProvider';
 import { randomBody, TestServer } from '../../support/testServer';
 import { activate, cleanupJobs, setSetting, sleep, tempDir, waitFor, waitForState, type TestApi } from './util';
 
+const FINISHED_GROUP = 'managedDownloads.finished';
+
 describe('tree view', () => {
   let api: TestApi;
   let server: TestServer;
@@ -41,9 +43,12 @@ describe('tree view', () => {
     return j;
   }
 
+  /** A job's row, at the root or inside the "Finished" group. */
   function item(id: string): { node: TreeNode; item: vscode.TreeItem } {
     const provider = api._test.provider;
-    const node = provider.getChildren().find((n) => n.id === id);
+    const rows = provider.getChildren();
+    const group = rows.find((n) => n.id === FINISHED_GROUP);
+    const node = [...rows, ...(group ? provider.getChildren(group) : [])].find((n) => n.id === id);
     assert.ok(node, `job ${id} is not in the tree`);
     return { node, item: provider.getTreeItem(node) };
   }
@@ -109,22 +114,30 @@ describe('tree view', () => {
     assert.equal(provider.getParent(files[0]), item(transferred.id).node);
   });
 
-  it('hides finished jobs unless "Show finished jobs" is on, live', async () => {
+  it('lists finished jobs in a "Finished" group by default, newest first, and hides them when the setting is off, live', async () => {
     const done = await job('done.bin', '/ok.bin');
     await done.resume();
     await waitForState(api, done.id, 'TRANSFERRED');
     await done.complete();
+    await sleep(5);
     const cancelled = await job('cancelled job');
     await cancelled.cancel();
     const provider = api._test.provider;
     const ids = (): string[] => provider.getChildren().map((n) => n.id);
-    assert.ok(!ids().includes(done.id));
-    assert.ok(!ids().includes(cancelled.id));
-    await setSetting('showFinishedJobs', true);
-    await waitFor(() => ids().includes(done.id), 'finished jobs to show');
+    await waitFor(() => ids().includes(FINISHED_GROUP), 'the Finished group');
+    assert.ok(!ids().includes(done.id) && !ids().includes(cancelled.id), 'finished jobs are not among the active ones');
+    const group = provider.getChildren().find((n) => n.id === FINISHED_GROUP)!;
+    assert.equal(ids().at(-1), FINISHED_GROUP, 'the group comes after the active jobs');
+    const g = provider.getTreeItem(group);
+    assert.equal(g.label, 'Finished');
+    assert.equal(g.collapsibleState, vscode.TreeItemCollapsibleState.Expanded);
+    assert.match(String(g.description), /^\d+$/);
+    const inGroup = provider.getChildren(group).map((n) => n.id);
+    assert.ok(inGroup.indexOf(cancelled.id) >= 0 && inGroup.indexOf(cancelled.id) < inGroup.indexOf(done.id), `newest first: ${inGroup.join(', ')}`);
+    assert.equal(provider.getParent(item(done.id).node), group, 'reveal() can find a finished job through its group');
     const t = item(done.id).item;
     assert.equal(t.description, 'Completed · 100% · 48.8 KB of 48.8 KB');
-    assert.match(t.contextValue!, /^job:ACKNOWLEDGED:download:openable:final$/);
+    assert.match(t.contextValue!, /^job:ACKNOWLEDGED:download:openable:linked:again:final$/);
     assert.equal(icon(t), 'pass');
     const file = provider.getTreeItem(provider.getChildren(item(done.id).node)[0]);
     assert.equal(file.contextValue, 'file:completed:openable');
@@ -132,7 +145,10 @@ describe('tree view', () => {
     assert.equal(c.contextValue, 'job:CANCELLED:download:empty:final');
     assert.equal(icon(c), 'circle-slash');
     await setSetting('showFinishedJobs', false);
-    await waitFor(() => !ids().includes(done.id), 'finished jobs to hide');
+    await waitFor(() => !ids().includes(FINISHED_GROUP), 'the Finished group to go');
+    assert.ok(!ids().includes(done.id));
+    await setSetting('showFinishedJobs', undefined);
+    await waitFor(() => ids().includes(FINISHED_GROUP), 'the Finished group back (default)');
   });
 
   it('refreshes changed jobs per item while they transfer, never the whole tree', async () => {
