@@ -318,6 +318,9 @@ export class DownloadEngine implements JobHost {
   addFiles(job: JobImpl, files: AddedFile[]): Promise<void> {
     return job.exclusive(async () => {
       job.assertNotFinal('add files to');
+      if (!Array.isArray(files) || files.length === 0) {
+        throw invalidArg('addFileSet needs a non-empty list of files.');
+      }
       if (job.type === 'upload' && job.record.files.length + files.length > 1) {
         throw new DownloadError('BG_E_TOO_MANY_FILES', `Upload job '${job.displayName}' can hold exactly one file.`, { context: 'GENERAL_QUEUE_MANAGER' });
       }

@@ -156,9 +156,7 @@ export class JobImpl implements Job {
   }
 
   addFileSet(files: NewFile[]): Promise<void> {
-    if (!Array.isArray(files) || files.length === 0) {
-      return Promise.reject(invalidArg('addFileSet needs a non-empty list of files.'));
-    }
+    // The list itself is checked by the engine, after the job's state (a final job says so first).
     return this.host.addFiles(this, files);
   }
 
@@ -195,10 +193,9 @@ export class JobImpl implements Job {
   }
 
   async setHttpHeaders(headers: Record<string, string>): Promise<void> {
-    const checked = checkHeaders(headers);
     await this.exclusive(async () => {
       this.assertNotFinal('set the HTTP headers of');
-      await this.host.setHeaders(this, checked);
+      await this.host.setHeaders(this, checkHeaders(headers));
     });
   }
 
