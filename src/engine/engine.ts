@@ -403,6 +403,9 @@ export class DownloadEngine implements JobHost {
   }
 
   complete(job: JobImpl): Promise<CompleteResult> {
+    // Only files fully transferred (and verified) before this call are kept: decided now, not once the calls
+    // queued before this one have run (the transfer goes on meanwhile).
+    const keep = new Set(job.record.files.filter((f) => f.transferred || f.completed));
     return job.exclusive(async () => {
       job.assertNotFinal('complete');
       const r = job.record;
@@ -416,11 +419,15 @@ export class DownloadEngine implements JobHost {
         r.autoCompleteError = undefined;
         this.changed(job, { immediate: true });
       }
-      // Only files fully transferred (and verified) before this call are kept.
-      const keep = new Set(r.files.filter((f) => f.transferred || f.completed));
       job.rt.closing = true;
       try {
         await this.stopRun(job, 'stop');
+        for (const f of r.files) {
+          if (!keep.has(f)) {
+            // Finished after the call (or while the run stopped): dropped with the others, so not transferred.
+            f.transferred = false;
+          }
+        }
         const failed = async (f: FileRecord, e: unknown): Promise<never> => {
           this.setState(job, 'TRANSFERRED');
           await this.store.save();
