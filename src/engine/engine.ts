@@ -18,7 +18,7 @@ import {
   type FileRecord,
   type JobRecord,
 } from './records';
-import { renameIntoPlace } from './rename';
+import { deleteBusyFile, renameIntoPlace } from './rename';
 import { planSchedule } from './scheduler';
 import { JobStore, syncDir } from './store';
 import { DEFAULT_MIN_SEGMENT_BYTES, DEFAULT_SEGMENTS_PER_FILE, fetchFile } from './fetchFile';
@@ -26,7 +26,7 @@ import { FileFailure, runFilesInParallel } from './parallelFiles';
 import { placeInOrder } from './placeFiles';
 import { TransferStopped, type TransferTimeouts } from './transfer';
 import { cancelUploadSession, closeUploadSession, newUploadFile, uploadFile, type SessionCallOptions } from './upload';
-import { ACTION_STATES, FINAL_STATES, JOB_PRIORITIES, type CompleteResult, type CreateJobOptions, type JobFile, type JobState } from './types';
+import { ACTION_STATES, FINAL_STATES, JOB_PRIORITIES, type CancelResult, type CompleteResult, type CreateJobOptions, type JobFile, type JobState } from './types';
 import { checkLocalPathsOnDisk } from './pathChecks';
 import { checkDescription, checkDisplayName, checkLocalPathSyntax, checkRemoteUrl, temporaryPathFor } from './validation';
 
@@ -88,6 +88,8 @@ export class DownloadEngine implements JobHost {
   private readonly givenDispatcher: Dispatcher | undefined;
   private wakeTimer: NodeJS.Timeout | undefined;
   private retentionTimer: NodeJS.Timeout | undefined;
+  /** Temporaries of removed jobs that could not be deleted: kept in the store and retried until gone. */
+  private orphanTemporaries: string[] = [];
   private disposed = false;
   private readonly opts: EngineOptions;
   readonly now: () => number;
@@ -110,7 +112,7 @@ export class DownloadEngine implements JobHost {
   private constructor(opts: EngineOptions) {
     this.opts = { ...opts };
     this.now = opts.now ?? Date.now;
-    this.store = new JobStore(opts.storeDir, () => [...this.jobs.values()].map((j) => j.record), opts.storeBatchMs ?? 250);
+    this.store = new JobStore(opts.storeDir, () => [...this.jobs.values()].map((j) => j.record), opts.storeBatchMs ?? 250, () => this.orphanTemporaries);
     this.store.onSaveError = (e) => this.log('error', `Saving the job store failed: ${(e as Error).message}`);
     this.vault = opts.headerVault ?? new FileHeaderVault(opts.storeDir);
     this.givenDispatcher = opts.dispatcher;
@@ -137,12 +139,18 @@ export class DownloadEngine implements JobHost {
   }
 
   private async load(): Promise<void> {
-    const { jobs, problems } = await this.store.load();
+    const { jobs, orphanTemporaries, problems } = await this.store.load();
     this.problems = problems;
+    // Only names the engine could have made (a damaged or hostile store must not make it delete other files).
+    this.orphanTemporaries = orphanTemporaries.filter(isTemporaryName);
     for (const p of problems) {
       this.log('warn', p);
     }
     for (const record of jobs) {
+      if (record.leftoverTemporaries !== undefined) {
+        const own = new Set(record.files.map((f) => f.temporaryPath));
+        record.leftoverTemporaries = Array.isArray(record.leftoverTemporaries) ? record.leftoverTemporaries.filter((p) => own.has(p)) : [];
+      }
       const job = new JobImpl(record, this);
       this.jobs.set(record.id, job);
       if (record.headerNames.length > 0) {
@@ -278,9 +286,15 @@ export class DownloadEngine implements JobHost {
     if (!job.isFinal) {
       throw job.invalidState('remove', 'only finished jobs can be removed; cancel it first');
     }
-    this.jobs.delete(id);
+    this.forget(job);
     await this.store.save();
     this._onDidRemoveJob.fire(job);
+  }
+
+  /** Drops a final job from the store; its temporaries that could not be deleted stay on the engine's list. */
+  private forget(job: JobImpl): void {
+    this.orphanTemporaries.push(...job.leftoverTemporaries.filter((p) => !this.orphanTemporaries.includes(p)));
+    this.jobs.delete(job.id);
   }
 
   /** Settings that may change while running (VS Code configuration). */
@@ -435,8 +449,9 @@ export class DownloadEngine implements JobHost {
         };
         const placeOne = async (f: FileRecord): Promise<void> => {
           let placed = false;
+          let how: 'linked' | 'renamed';
           try {
-            await renameIntoPlace(f.temporaryPath, f.localPath, f.replaceExisting === true, async (phase) => {
+            how = await renameIntoPlace(f.temporaryPath, f.localPath, f.replaceExisting === true, async (phase) => {
               // Journaled before the temporary name goes, so a crash right here is told apart from someone
               // else's file at the next start (reconcile); otherwise Complete would fail forever with EEXIST.
               f.completed = true;
@@ -447,17 +462,26 @@ export class DownloadEngine implements JobHost {
             if (!placed) {
               f.completed = false;
             }
-            await failed(f, e);
+            return await failed(f, e);
           }
           f.completed = true;
+          if (how === 'linked') {
+            await this.deleteTemporary(job, f.temporaryPath);
+          }
           this.changed(job);
         };
         // In order; hard links journaled per batch (see placeFiles.ts), the rest one by one as above.
-        await placeInOrder(r.files.filter((f) => !f.completed && keep.has(f)), { placeOne, failed, save: () => this.store.save(), placed: () => this.changed(job) });
+        await placeInOrder(r.files.filter((f) => !f.completed && keep.has(f)), {
+          placeOne,
+          failed,
+          save: () => this.store.save(),
+          placed: () => this.changed(job),
+          removeTemporary: (f) => this.deleteTemporary(job, f.temporaryPath),
+        });
         const dirs = new Set<string>();
         for (const f of r.files) {
           if (!keep.has(f)) {
-            await removeQuietly(f.temporaryPath);
+            await this.deleteTemporary(job, f.temporaryPath);
           }
           dirs.add(parentDir(f.localPath));
         }
@@ -469,6 +493,9 @@ export class DownloadEngine implements JobHost {
         if (dropped > 0) {
           this.log('info', `Job '${job.displayName}' completed partially: ${keep.size} of ${r.files.length} files kept.`);
         }
+        if (job.leftoverTemporaries.length > 0) {
+          return 'BG_S_UNABLE_TO_DELETE_FILES';
+        }
         return dropped > 0 ? 'BG_S_PARTIAL_COMPLETE' : 'S_OK';
       } finally {
         job.rt.closing = false;
@@ -476,7 +503,7 @@ export class DownloadEngine implements JobHost {
     });
   }
 
-  cancel(job: JobImpl): Promise<void> {
+  cancel(job: JobImpl): Promise<CancelResult> {
     return job.exclusive(async () => {
       job.assertNotFinal('cancel');
       job.rt.closing = true;
@@ -491,6 +518,7 @@ export class DownloadEngine implements JobHost {
         this.setState(job, 'CANCELLED');
         await this.store.save();
         await this.vault.delete(job.id).catch(() => undefined);
+        return job.leftoverTemporaries.length > 0 ? 'BG_S_UNABLE_TO_DELETE_FILES' : undefined;
       } finally {
         job.rt.closing = false;
       }
@@ -887,8 +915,12 @@ export class DownloadEngine implements JobHost {
 
   // ---------------------------------------------------------------- retention and helpers
 
-  /** Cancels and forgets jobs older than the retention period (at start-up and hourly). */
+  /**
+   * Cancels and forgets jobs older than the retention period (at start-up and hourly), after another try at
+   * the temporaries complete()/cancel() could not delete.
+   */
   async runRetention(): Promise<number> {
+    await this.retryLeftoverTemporaries();
     const days = Math.min(30, Math.max(1, this.opts.retentionDays ?? 30));
     const cutoff = this.now() - days * DAY;
     let removed = 0;
@@ -900,7 +932,7 @@ export class DownloadEngine implements JobHost {
         this.log('info', `Job '${job.displayName}' is older than ${days} days: cancelling it and deleting its temporary files.`);
         await job.cancel().catch((e) => this.log('warn', `Retention could not cancel '${job.displayName}': ${(e as Error).message}`));
       }
-      this.jobs.delete(job.id);
+      this.forget(job);
       removed++;
       this._onDidRemoveJob.fire(job);
     }
@@ -913,12 +945,56 @@ export class DownloadEngine implements JobHost {
   private async deleteTemporaries(job: JobImpl): Promise<void> {
     for (const [i, f] of job.record.files.entries()) {
       if (!f.completed) {
-        await removeQuietly(f.temporaryPath);
+        await this.deleteTemporary(job, f.temporaryPath);
       }
       if (f.segments) {
         // Only a segmented transfer notes marks (a finished or reset one has deleted them); else swept at the next start.
         await fs.rm(this.marksPath(job, i), { force: true }).catch(() => undefined);
       }
+    }
+  }
+
+  /**
+   * Deletes a temporary file. One that cannot be deleted (busy past the retries, permission) does not stop
+   * complete() or cancel(): it goes on the job's list, which is journaled and retried later.
+   */
+  private async deleteTemporary(job: JobImpl, p: string): Promise<void> {
+    try {
+      await deleteBusyFile(p);
+    } catch (e) {
+      this.log('warn', `Job '${job.displayName}': ${osError(e, `cannot delete the temporary file ${p} yet; it is retried later`).message}`);
+      const left = (job.record.leftoverTemporaries ??= []);
+      if (!left.includes(p)) {
+        left.push(p);
+      }
+    }
+  }
+
+  /** Another try at the temporaries that could not be deleted, of jobs and of jobs already removed. */
+  private async retryLeftoverTemporaries(): Promise<void> {
+    const remaining = async (paths: readonly string[]): Promise<string[]> => {
+      const left: string[] = [];
+      for (const p of paths) {
+        await deleteBusyFile(p).catch(() => left.push(p));
+      }
+      return left;
+    };
+    let changed = false;
+    for (const job of this.jobs.values()) {
+      const before = job.record.leftoverTemporaries;
+      if (before && before.length > 0) {
+        const after = await remaining(before);
+        job.record.leftoverTemporaries = after.length > 0 ? after : undefined;
+        changed ||= after.length !== before.length;
+      }
+    }
+    if (this.orphanTemporaries.length > 0) {
+      const after = await remaining(this.orphanTemporaries);
+      changed ||= after.length !== this.orphanTemporaries.length;
+      this.orphanTemporaries = after;
+    }
+    if (changed) {
+      this.store.scheduleSave();
     }
   }
 
@@ -985,14 +1061,9 @@ export class DownloadEngine implements JobHost {
   }
 }
 
-async function removeQuietly(p: string): Promise<void> {
-  try {
-    await fs.unlink(p);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') {
-      throw osError(e, `Cannot delete the temporary file ${p}`);
-    }
-  }
+/** Whether `p` has the shape of a temporary file's name (validation.ts temporaryPathFor). */
+function isTemporaryName(p: unknown): p is string {
+  return typeof p === 'string' && path.isAbsolute(p) && /^\..+\.[0-9a-f]{8}\.mdpart$/.test(path.basename(p));
 }
 
 function parentDir(p: string): string {

@@ -23,6 +23,8 @@ export interface PlaceOptions {
   placed: (f: FileRecord) => void;
   /** A file could not be put in place: handle it (the job stays TRANSFERRED) and throw. */
   failed: (f: FileRecord, e: unknown) => Promise<never>;
+  /** Deletes the temporary name of a file now in place (one that cannot be deleted is noted, not thrown). */
+  removeTemporary: (f: FileRecord) => Promise<void>;
 }
 
 /** Why a hard link failed: no hard links on this file system, or a real failure. */
@@ -106,7 +108,7 @@ export async function placeInOrder(files: FileRecord[], o: PlaceOptions): Promis
       }
       // Journaled before any temporary name goes.
       await o.save();
-      await Promise.all(linked.map((f) => fs.unlink(f.temporaryPath).catch(() => undefined)));
+      await Promise.all(linked.map((f) => o.removeTemporary(f)));
       for (const f of linked) {
         o.placed(f);
       }

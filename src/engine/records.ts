@@ -89,6 +89,8 @@ export interface JobRecord {
    * stays TRANSFERRED; cleared when complete() is called again.
    */
   autoCompleteError?: Omit<ErrorRecord, 'fileIndex'>;
+  /** Temporary files complete()/cancel() could not delete (busy, permission): retried at start-up and hourly. */
+  leftoverTemporaries?: string[];
   /** Files of this job that may transfer at once (default 1: one at a time, in order). */
   filesInFlight?: number;
   files: FileRecord[];
