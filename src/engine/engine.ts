@@ -41,6 +41,8 @@ export interface EngineOptions {
   maxConcurrentJobs?: number;
   /** Jobs created longer ago than this are cancelled and removed (1–30, default 30). */
   retentionDays?: number;
+  /** How often retention (and the retry of undeletable temporaries) runs while open; hourly by default, tests shorten it. */
+  retentionIntervalMs?: number;
   allowInsecureRedirects?: boolean;
   maxRedirects?: number;
   network?: NetworkSettings;
@@ -163,7 +165,7 @@ export class DownloadEngine implements JobHost {
     }
     await this.sweepMarks();
     await this.runRetention();
-    this.retentionTimer = setInterval(() => void this.runRetention(), HOUR);
+    this.retentionTimer = setInterval(() => void this.runRetention(), this.opts.retentionIntervalMs ?? HOUR);
     this.retentionTimer.unref?.();
     await this.store.save();
     this.pump();

@@ -150,4 +150,19 @@ describe('job lifecycle: Complete, Cancel and retention against a hostile disk',
     assert.equal(store.orphanTemporaries, undefined, 'and forgotten once deleted');
     engine = undefined;
   });
+
+  it('retention runs on its own while the engine is open (the hourly timer), removing a job once it is older than the retention period', async () => {
+    let now = Date.now();
+    engine = await openEngine(path.join(dir, 'store'), { now: () => now, retentionIntervalMs: 50 });
+    const job = await engine.createJob({ displayName: 'aging' });
+    await job.addFile(server.url('/f'), dest('aging.bin'));
+    let removed = false;
+    engine.onDidRemoveJob((j) => (removed ||= j.id === job.id));
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(engine.getJob(job.id), job, 'young jobs stay');
+    now += 31 * 24 * 3_600_000;
+    await waitUntil(() => removed, 5_000, 'the retention timer to remove the old job');
+    assert.equal(job.state, 'CANCELLED');
+    assert.throws(() => engine!.getJob(job.id), /no job/);
+  });
 });
