@@ -28,7 +28,8 @@ import { TransferStopped, type TransferTimeouts } from './transfer';
 import { cancelUploadSession, closeUploadSession, newUploadFile, uploadFile, type SessionCallOptions } from './upload';
 import { ACTION_STATES, FINAL_STATES, JOB_PRIORITIES, type CancelResult, type CompleteResult, type CreateJobOptions, type JobFile, type JobState } from './types';
 import { checkLocalPathsOnDisk } from './pathChecks';
-import { checkDescription, checkDisplayName, checkLocalPathSyntax, checkRemoteUrl, temporaryPathFor } from './validation';
+import { checkDescription, checkDisplayName, checkLocalPathSyntax, checkRemoteUrl, checkStillInsideRoots, temporaryPathFor } from './validation';
+import { checkTemporaryUnchanged, recordTemporaryIdentity } from './placementChecks';
 
 export type LogLevel = 'trace' | 'info' | 'warn' | 'error';
 export type Logger = (level: LogLevel, message: string) => void;
@@ -447,12 +448,29 @@ export class DownloadEngine implements JobHost {
         const failed = async (f: FileRecord, e: unknown): Promise<never> => {
           this.setState(job, 'TRANSFERRED');
           await this.store.save();
-          throw osError(e, `Cannot put '${f.localPath}' in place for job '${job.displayName}' (the job stays TRANSFERRED; Complete again or Cancel)`);
+          const what = `Cannot put '${f.localPath}' in place for job '${job.displayName}'`;
+          if (e instanceof DownloadError) {
+            throw new DownloadError(e.code, `${what}: ${e.message.replace(/\.$/, '')} (the job stays TRANSFERRED).`, { hresult: e.hresult, context: e.context, cause: e });
+          }
+          throw osError(e, `${what} (the job stays TRANSFERRED; Complete again or Cancel)`);
+        };
+        // The folder (once per folder) and the temporary are checked again just before each file is placed.
+        const foldersChecked = new Map<string, Promise<void>>();
+        const check = async (f: FileRecord): Promise<void> => {
+          const folder = path.dirname(f.localPath);
+          let inside = foldersChecked.get(folder);
+          if (!inside) {
+            inside = checkStillInsideRoots(f.localPath, this.opts.allowedRoots);
+            foldersChecked.set(folder, inside);
+          }
+          await inside;
+          await checkTemporaryUnchanged(f);
         };
         const placeOne = async (f: FileRecord): Promise<void> => {
           let placed = false;
           let how: 'linked' | 'renamed';
           try {
+            await check(f);
             how = await renameIntoPlace(f.temporaryPath, f.localPath, f.replaceExisting === true, async (phase) => {
               // Journaled before the temporary name goes, so a crash right here is told apart from someone
               // else's file at the next start (reconcile); otherwise Complete would fail forever with EEXIST.
@@ -476,6 +494,7 @@ export class DownloadEngine implements JobHost {
         await placeInOrder(r.files.filter((f) => !f.completed && keep.has(f)), {
           placeOne,
           failed,
+          check,
           save: () => this.store.save(),
           placed: () => this.changed(job),
           removeTemporary: (f) => this.deleteTemporary(job, f.temporaryPath),
@@ -684,6 +703,8 @@ export class DownloadEngine implements JobHost {
     try {
       const inFlight = Math.max(1, r.filesInFlight ?? 1);
       const perFile = async (file: FileRecord, i: number, sig: AbortSignal, parallel: boolean): Promise<void> => {
+        // Checked at addFile, the allowed roots are checked again before anything is written in the folder.
+        await checkStillInsideRoots(file.localPath, this.opts.allowedRoots);
         await fetchFile({
           file,
           headers: this.headers.get(job.id) ?? {},
@@ -712,6 +733,9 @@ export class DownloadEngine implements JobHost {
           persistNow: () => this.store.save(),
           marksPath: this.marksPath(job, i),
         });
+        if (file.transferred) {
+          await recordTemporaryIdentity(file);
+        }
         if (sig.aborted) {
           throw new TransferStopped();
         }

@@ -1,5 +1,6 @@
 // Puts a finished temporary file in place without silently replacing someone else's file.
 import * as fs from './io';
+import { checkExistingKind } from './validation';
 
 /** 'linked': `dest` now names the finished file (and so does `tmp`, until it is unlinked); 'renaming': about to rename. */
 export type PlacePhase = 'linked' | 'renaming';
@@ -18,6 +19,11 @@ export async function renameIntoPlace(tmp: string, dest: string, replace: boolea
   let placed = 'renamed' as 'linked' | 'renamed';
   await retryBusy(async () => {
     if (replace) {
+      // Only a regular file is replaced: never a device, FIFO, socket, folder or link put there since addFile.
+      const there = await fs.lstat(dest).catch(() => undefined);
+      if (there) {
+        checkExistingKind(dest, there);
+      }
       await onPlaced?.('renaming');
       await fs.rename(tmp, dest);
       return;

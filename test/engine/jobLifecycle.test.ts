@@ -2,9 +2,10 @@
 // what counts as transferred at the call, temporaries that cannot be deleted, the temporary and the
 // destination swapped for something else between the transfer and Complete.
 import * as assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { DownloadEngine } from '../../src/engine';
+import { DownloadEngine, type DownloadError } from '../../src/engine';
 import type { HeaderVault } from '../../src/engine/headerVault';
 import { nodeIo, useIo } from '../../src/engine/io';
 import { openEngine, tempDir, waitForState, waitUntil } from '../support/engineHarness';
@@ -164,5 +165,106 @@ describe('job lifecycle: Complete, Cancel and retention against a hostile disk',
     await waitUntil(() => removed, 5_000, 'the retention timer to remove the old job');
     assert.equal(job.state, 'CANCELLED');
     assert.throws(() => engine!.getJob(job.id), /no job/);
+  });
+
+  async function rejectsWith(p: Promise<unknown>, code: string, re: RegExp): Promise<void> {
+    await assert.rejects(p, (e: DownloadError) => {
+      assert.equal(e.code, code, e.message);
+      assert.match(e.message, re);
+      return true;
+    });
+  }
+
+  it('a temporary swapped for a symbolic link (or another file) after the transfer is not put in place: Complete refuses, the job stays TRANSFERRED', async () => {
+    const job = await transferred('report.bin');
+    const tmp = job.getFiles()[0].temporaryPath;
+    const secret = dest('secret.txt');
+    fs.writeFileSync(secret, 'the secret');
+    fs.renameSync(tmp, dest('moved-away'));
+    fs.symlinkSync(secret, tmp);
+    await rejectsWith(job.complete(), 'BG_E_LOCAL_FILE_CHANGED', /report\.bin.*replaced by a symbolic link/);
+    assert.equal(job.state, 'TRANSFERRED');
+    assert.equal(fs.lstatSync(dest('report.bin'), { throwIfNoEntry: false }), undefined, 'no destination, and no link to the secret');
+    // The same bytes in another file are not the file that was verified either.
+    fs.rmSync(tmp);
+    fs.copyFileSync(dest('moved-away'), tmp);
+    await rejectsWith(job.complete(), 'BG_E_LOCAL_FILE_CHANGED', /replaced by another file/);
+    assert.equal(fs.lstatSync(dest('report.bin'), { throwIfNoEntry: false }), undefined);
+    // Its own file back: placed.
+    fs.rmSync(tmp);
+    fs.renameSync(dest('moved-away'), tmp);
+    assert.equal(await job.complete(), 'S_OK');
+    assert.equal(fs.readFileSync(dest('report.bin')).length, body.length);
+  });
+
+  it('only a regular file is replaced: a FIFO or a link to /dev/null at the destination is refused at addFile and again at Complete', async () => {
+    engine = await openEngine(path.join(dir, 'store'));
+    const fifo = dest('pipe');
+    execFileSync('mkfifo', [fifo]);
+    fs.symlinkSync('/dev/null', dest('null'));
+    const job = await engine.createJob({ displayName: 'replace' });
+    await rejectsWith(job.addFile(server.url('/f'), fifo, { replaceExisting: true }), 'E_INVALIDARG', /pipe' is a device, FIFO or socket/);
+    await rejectsWith(job.addFile(server.url('/f'), dest('null'), { replaceExisting: true }), 'E_INVALIDARG', /null' is a symbolic link/);
+    await rejectsWith(job.addFileSet([dest('a'), fifo].map((p) => ({ remoteUrl: server.url('/f'), localPath: p }))), 'E_INVALIDARG', /pipe' is a device, FIFO or socket/);
+    // Put there after addFile: Complete leaves them alone.
+    await job.addFile(server.url('/f'), dest('later.bin'), { replaceExisting: true });
+    await job.resume();
+    await waitForState(engine, job, 'TRANSFERRED');
+    execFileSync('mkfifo', [dest('later.bin')]);
+    await rejectsWith(job.complete(), 'E_INVALIDARG', /later\.bin' is a device, FIFO or socket/);
+    assert.equal(job.state, 'TRANSFERRED');
+    assert.ok(fs.lstatSync(dest('later.bin')).isFIFO(), 'the FIFO is still there');
+    fs.rmSync(dest('later.bin'));
+    fs.symlinkSync('/dev/null', dest('later.bin'));
+    await rejectsWith(job.complete(), 'E_INVALIDARG', /later\.bin' is a symbolic link/);
+    assert.ok(fs.lstatSync(dest('later.bin')).isSymbolicLink(), 'the link is still there');
+    assert.ok(fs.statSync('/dev/null').isCharacterDevice());
+    // A regular file is replaced, as asked.
+    fs.rmSync(dest('later.bin'));
+    fs.writeFileSync(dest('later.bin'), 'old');
+    assert.equal(await job.complete(), 'S_OK');
+    assert.equal(fs.readFileSync(dest('later.bin')).length, body.length);
+  });
+
+  describe('allowed roots are checked again when the engine writes, not only at addFile', () => {
+    const inside = () => path.join(dir, 'inside');
+    const outside = () => path.join(dir, 'outside');
+    beforeEach(() => {
+      fs.mkdirSync(path.join(inside(), 'sub'), { recursive: true });
+      fs.mkdirSync(outside());
+    });
+    /** Replaces inside/sub by a symbolic link to the outside folder (its contents moved there). */
+    function escape(): void {
+      for (const n of fs.readdirSync(path.join(inside(), 'sub'))) {
+        fs.renameSync(path.join(inside(), 'sub', n), path.join(outside(), n));
+      }
+      fs.rmdirSync(path.join(inside(), 'sub'));
+      fs.symlinkSync(outside(), path.join(inside(), 'sub'));
+    }
+
+    it('a folder swapped for a link to outside before the transfer starts: the transfer fails with E_INVALIDARG, nothing written outside', async () => {
+      engine = await openEngine(path.join(dir, 'store'), { allowedRoots: [inside()] });
+      const job = await engine.createJob({ displayName: 'escape' });
+      await job.addFile(server.url('/f'), path.join(inside(), 'sub', 'x.bin'));
+      escape();
+      await job.resume();
+      await waitForState(engine, job, ['ERROR', 'TRANSFERRED']);
+      assert.equal(job.state, 'ERROR');
+      assert.equal(job.getError()?.code, 'E_INVALIDARG');
+      assert.match(job.getError()!.message, /outside the allowed folders/);
+      assert.deepEqual(fs.readdirSync(outside()), [], 'nothing written outside');
+    });
+
+    it('a folder swapped for a link to outside after the transfer: Complete refuses with E_INVALIDARG, no destination outside', async () => {
+      engine = await openEngine(path.join(dir, 'store'), { allowedRoots: [inside()] });
+      const job = await engine.createJob({ displayName: 'escape later' });
+      await job.addFile(server.url('/f'), path.join(inside(), 'sub', 'y.bin'));
+      await job.resume();
+      await waitForState(engine, job, 'TRANSFERRED');
+      escape();
+      await rejectsWith(job.complete(), 'E_INVALIDARG', /outside the allowed folders/);
+      assert.equal(job.state, 'TRANSFERRED');
+      assert.ok(!fs.existsSync(path.join(outside(), 'y.bin')), 'not placed outside');
+    });
   });
 });
