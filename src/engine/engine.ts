@@ -439,12 +439,6 @@ export class DownloadEngine implements JobHost {
       job.rt.closing = true;
       try {
         await this.stopRun(job, 'stop');
-        for (const f of r.files) {
-          if (!keep.has(f)) {
-            // Finished after the call (or while the run stopped): dropped with the others, so not transferred.
-            f.transferred = false;
-          }
-        }
         const failed = async (f: FileRecord, e: unknown): Promise<never> => {
           this.setState(job, 'TRANSFERRED');
           await this.store.save();
@@ -503,6 +497,8 @@ export class DownloadEngine implements JobHost {
         for (const f of r.files) {
           if (!keep.has(f)) {
             await this.deleteTemporary(job, f.temporaryPath);
+            // One that finished after the call (or while the run stopped) is dropped too, so not transferred.
+            f.transferred = false;
           }
           dirs.add(parentDir(f.localPath));
         }
