@@ -2,6 +2,7 @@
 // (contract §4). Other extensions may copy src/engine/types.ts, which declares the same shapes with no
 // dependencies; this file re-exports them under the names they use.
 export type {
+  CancelResult,
   CompleteResult,
   CreateJobOptions,
   Disposable,

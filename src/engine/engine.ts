@@ -18,7 +18,7 @@ import {
   type FileRecord,
   type JobRecord,
 } from './records';
-import { renameIntoPlace } from './rename';
+import { deleteBusyFile, renameIntoPlace } from './rename';
 import { planSchedule } from './scheduler';
 import { JobStore, syncDir } from './store';
 import { DEFAULT_MIN_SEGMENT_BYTES, DEFAULT_SEGMENTS_PER_FILE, fetchFile } from './fetchFile';
@@ -26,9 +26,10 @@ import { FileFailure, runFilesInParallel } from './parallelFiles';
 import { placeInOrder } from './placeFiles';
 import { TransferStopped, type TransferTimeouts } from './transfer';
 import { cancelUploadSession, closeUploadSession, newUploadFile, uploadFile, type SessionCallOptions } from './upload';
-import { ACTION_STATES, FINAL_STATES, JOB_PRIORITIES, type CompleteResult, type CreateJobOptions, type JobFile, type JobState } from './types';
+import { ACTION_STATES, FINAL_STATES, JOB_PRIORITIES, type CancelResult, type CompleteResult, type CreateJobOptions, type JobFile, type JobState } from './types';
 import { checkLocalPathsOnDisk } from './pathChecks';
-import { checkDescription, checkDisplayName, checkLocalPathSyntax, checkRemoteUrl, temporaryPathFor } from './validation';
+import { checkDescription, checkDisplayName, checkLocalPathSyntax, checkRemoteUrl, checkStillInsideRoots, temporaryPathFor } from './validation';
+import { checkTemporaryUnchanged, recordTemporaryIdentity } from './placementChecks';
 
 export type LogLevel = 'trace' | 'info' | 'warn' | 'error';
 export type Logger = (level: LogLevel, message: string) => void;
@@ -41,6 +42,8 @@ export interface EngineOptions {
   maxConcurrentJobs?: number;
   /** Jobs created longer ago than this are cancelled and removed (1–30, default 30). */
   retentionDays?: number;
+  /** How often retention (and the retry of undeletable temporaries) runs while open; hourly by default, tests shorten it. */
+  retentionIntervalMs?: number;
   allowInsecureRedirects?: boolean;
   maxRedirects?: number;
   network?: NetworkSettings;
@@ -88,6 +91,8 @@ export class DownloadEngine implements JobHost {
   private readonly givenDispatcher: Dispatcher | undefined;
   private wakeTimer: NodeJS.Timeout | undefined;
   private retentionTimer: NodeJS.Timeout | undefined;
+  /** Temporaries of removed jobs that could not be deleted: kept in the store and retried until gone. */
+  private orphanTemporaries: string[] = [];
   private disposed = false;
   private readonly opts: EngineOptions;
   readonly now: () => number;
@@ -110,7 +115,7 @@ export class DownloadEngine implements JobHost {
   private constructor(opts: EngineOptions) {
     this.opts = { ...opts };
     this.now = opts.now ?? Date.now;
-    this.store = new JobStore(opts.storeDir, () => [...this.jobs.values()].map((j) => j.record), opts.storeBatchMs ?? 250);
+    this.store = new JobStore(opts.storeDir, () => [...this.jobs.values()].map((j) => j.record), opts.storeBatchMs ?? 250, () => this.orphanTemporaries);
     this.store.onSaveError = (e) => this.log('error', `Saving the job store failed: ${(e as Error).message}`);
     this.vault = opts.headerVault ?? new FileHeaderVault(opts.storeDir);
     this.givenDispatcher = opts.dispatcher;
@@ -137,12 +142,18 @@ export class DownloadEngine implements JobHost {
   }
 
   private async load(): Promise<void> {
-    const { jobs, problems } = await this.store.load();
+    const { jobs, orphanTemporaries, problems } = await this.store.load();
     this.problems = problems;
+    // Only names the engine could have made (a damaged or hostile store must not make it delete other files).
+    this.orphanTemporaries = orphanTemporaries.filter(isTemporaryName);
     for (const p of problems) {
       this.log('warn', p);
     }
     for (const record of jobs) {
+      if (record.leftoverTemporaries !== undefined) {
+        const own = new Set(record.files.map((f) => f.temporaryPath));
+        record.leftoverTemporaries = Array.isArray(record.leftoverTemporaries) ? record.leftoverTemporaries.filter((p) => own.has(p)) : [];
+      }
       const job = new JobImpl(record, this);
       this.jobs.set(record.id, job);
       if (record.headerNames.length > 0) {
@@ -155,7 +166,7 @@ export class DownloadEngine implements JobHost {
     }
     await this.sweepMarks();
     await this.runRetention();
-    this.retentionTimer = setInterval(() => void this.runRetention(), HOUR);
+    this.retentionTimer = setInterval(() => void this.runRetention(), this.opts.retentionIntervalMs ?? HOUR);
     this.retentionTimer.unref?.();
     await this.store.save();
     this.pump();
@@ -278,9 +289,15 @@ export class DownloadEngine implements JobHost {
     if (!job.isFinal) {
       throw job.invalidState('remove', 'only finished jobs can be removed; cancel it first');
     }
-    this.jobs.delete(id);
+    this.forget(job);
     await this.store.save();
     this._onDidRemoveJob.fire(job);
+  }
+
+  /** Drops a final job from the store; its temporaries that could not be deleted stay on the engine's list. */
+  private forget(job: JobImpl): void {
+    this.orphanTemporaries.push(...job.leftoverTemporaries.filter((p) => !this.orphanTemporaries.includes(p)));
+    this.jobs.delete(job.id);
   }
 
   /** Settings that may change while running (VS Code configuration). */
@@ -318,6 +335,9 @@ export class DownloadEngine implements JobHost {
   addFiles(job: JobImpl, files: AddedFile[]): Promise<void> {
     return job.exclusive(async () => {
       job.assertNotFinal('add files to');
+      if (!Array.isArray(files) || files.length === 0) {
+        throw invalidArg('addFileSet needs a non-empty list of files.');
+      }
       if (job.type === 'upload' && job.record.files.length + files.length > 1) {
         throw new DownloadError('BG_E_TOO_MANY_FILES', `Upload job '${job.displayName}' can hold exactly one file.`, { context: 'GENERAL_QUEUE_MANAGER' });
       }
@@ -400,6 +420,9 @@ export class DownloadEngine implements JobHost {
   }
 
   complete(job: JobImpl): Promise<CompleteResult> {
+    // Only files fully transferred (and verified) before this call are kept: decided now, not once the calls
+    // queued before this one have run (the transfer goes on meanwhile).
+    const keep = new Set(job.record.files.filter((f) => f.transferred || f.completed));
     return job.exclusive(async () => {
       job.assertNotFinal('complete');
       const r = job.record;
@@ -413,20 +436,36 @@ export class DownloadEngine implements JobHost {
         r.autoCompleteError = undefined;
         this.changed(job, { immediate: true });
       }
-      // Only files fully transferred (and verified) before this call are kept.
-      const keep = new Set(r.files.filter((f) => f.transferred || f.completed));
       job.rt.closing = true;
       try {
         await this.stopRun(job, 'stop');
         const failed = async (f: FileRecord, e: unknown): Promise<never> => {
           this.setState(job, 'TRANSFERRED');
           await this.store.save();
-          throw osError(e, `Cannot put '${f.localPath}' in place for job '${job.displayName}' (the job stays TRANSFERRED; Complete again or Cancel)`);
+          const what = `Cannot put '${f.localPath}' in place for job '${job.displayName}'`;
+          if (e instanceof DownloadError) {
+            throw new DownloadError(e.code, `${what}: ${e.message.replace(/\.$/, '')} (the job stays TRANSFERRED).`, { hresult: e.hresult, context: e.context, cause: e });
+          }
+          throw osError(e, `${what} (the job stays TRANSFERRED; Complete again or Cancel)`);
+        };
+        // The folder (once per folder) and the temporary are checked again just before each file is placed.
+        const foldersChecked = new Map<string, Promise<void>>();
+        const check = async (f: FileRecord): Promise<void> => {
+          const folder = path.dirname(f.localPath);
+          let inside = foldersChecked.get(folder);
+          if (!inside) {
+            inside = checkStillInsideRoots(f.localPath, this.opts.allowedRoots);
+            foldersChecked.set(folder, inside);
+          }
+          await inside;
+          await checkTemporaryUnchanged(f);
         };
         const placeOne = async (f: FileRecord): Promise<void> => {
           let placed = false;
+          let how: 'linked' | 'renamed';
           try {
-            await renameIntoPlace(f.temporaryPath, f.localPath, f.replaceExisting === true, async (phase) => {
+            await check(f);
+            how = await renameIntoPlace(f.temporaryPath, f.localPath, f.replaceExisting === true, async (phase) => {
               // Journaled before the temporary name goes, so a crash right here is told apart from someone
               // else's file at the next start (reconcile); otherwise Complete would fail forever with EEXIST.
               f.completed = true;
@@ -437,17 +476,29 @@ export class DownloadEngine implements JobHost {
             if (!placed) {
               f.completed = false;
             }
-            await failed(f, e);
+            return await failed(f, e);
           }
           f.completed = true;
+          if (how === 'linked') {
+            await this.deleteTemporary(job, f.temporaryPath);
+          }
           this.changed(job);
         };
         // In order; hard links journaled per batch (see placeFiles.ts), the rest one by one as above.
-        await placeInOrder(r.files.filter((f) => !f.completed && keep.has(f)), { placeOne, failed, save: () => this.store.save(), placed: () => this.changed(job) });
+        await placeInOrder(r.files.filter((f) => !f.completed && keep.has(f)), {
+          placeOne,
+          failed,
+          check,
+          save: () => this.store.save(),
+          placed: () => this.changed(job),
+          removeTemporary: (f) => this.deleteTemporary(job, f.temporaryPath),
+        });
         const dirs = new Set<string>();
         for (const f of r.files) {
           if (!keep.has(f)) {
-            await removeQuietly(f.temporaryPath);
+            await this.deleteTemporary(job, f.temporaryPath);
+            // One that finished after the call (or while the run stopped) is dropped too, so not transferred.
+            f.transferred = false;
           }
           dirs.add(parentDir(f.localPath));
         }
@@ -459,6 +510,9 @@ export class DownloadEngine implements JobHost {
         if (dropped > 0) {
           this.log('info', `Job '${job.displayName}' completed partially: ${keep.size} of ${r.files.length} files kept.`);
         }
+        if (job.leftoverTemporaries.length > 0) {
+          return 'BG_S_UNABLE_TO_DELETE_FILES';
+        }
         return dropped > 0 ? 'BG_S_PARTIAL_COMPLETE' : 'S_OK';
       } finally {
         job.rt.closing = false;
@@ -466,7 +520,7 @@ export class DownloadEngine implements JobHost {
     });
   }
 
-  cancel(job: JobImpl): Promise<void> {
+  cancel(job: JobImpl): Promise<CancelResult> {
     return job.exclusive(async () => {
       job.assertNotFinal('cancel');
       job.rt.closing = true;
@@ -481,6 +535,7 @@ export class DownloadEngine implements JobHost {
         this.setState(job, 'CANCELLED');
         await this.store.save();
         await this.vault.delete(job.id).catch(() => undefined);
+        return job.leftoverTemporaries.length > 0 ? 'BG_S_UNABLE_TO_DELETE_FILES' : undefined;
       } finally {
         job.rt.closing = false;
       }
@@ -644,6 +699,8 @@ export class DownloadEngine implements JobHost {
     try {
       const inFlight = Math.max(1, r.filesInFlight ?? 1);
       const perFile = async (file: FileRecord, i: number, sig: AbortSignal, parallel: boolean): Promise<void> => {
+        // Checked at addFile, the allowed roots are checked again before anything is written in the folder.
+        await checkStillInsideRoots(file.localPath, this.opts.allowedRoots);
         await fetchFile({
           file,
           headers: this.headers.get(job.id) ?? {},
@@ -672,6 +729,9 @@ export class DownloadEngine implements JobHost {
           persistNow: () => this.store.save(),
           marksPath: this.marksPath(job, i),
         });
+        if (file.transferred) {
+          await recordTemporaryIdentity(file);
+        }
         if (sig.aborted) {
           throw new TransferStopped();
         }
@@ -877,8 +937,12 @@ export class DownloadEngine implements JobHost {
 
   // ---------------------------------------------------------------- retention and helpers
 
-  /** Cancels and forgets jobs older than the retention period (at start-up and hourly). */
+  /**
+   * Cancels and forgets jobs older than the retention period (at start-up and hourly), after another try at
+   * the temporaries complete()/cancel() could not delete.
+   */
   async runRetention(): Promise<number> {
+    await this.retryLeftoverTemporaries();
     const days = Math.min(30, Math.max(1, this.opts.retentionDays ?? 30));
     const cutoff = this.now() - days * DAY;
     let removed = 0;
@@ -890,7 +954,7 @@ export class DownloadEngine implements JobHost {
         this.log('info', `Job '${job.displayName}' is older than ${days} days: cancelling it and deleting its temporary files.`);
         await job.cancel().catch((e) => this.log('warn', `Retention could not cancel '${job.displayName}': ${(e as Error).message}`));
       }
-      this.jobs.delete(job.id);
+      this.forget(job);
       removed++;
       this._onDidRemoveJob.fire(job);
     }
@@ -903,12 +967,56 @@ export class DownloadEngine implements JobHost {
   private async deleteTemporaries(job: JobImpl): Promise<void> {
     for (const [i, f] of job.record.files.entries()) {
       if (!f.completed) {
-        await removeQuietly(f.temporaryPath);
+        await this.deleteTemporary(job, f.temporaryPath);
       }
       if (f.segments) {
         // Only a segmented transfer notes marks (a finished or reset one has deleted them); else swept at the next start.
         await fs.rm(this.marksPath(job, i), { force: true }).catch(() => undefined);
       }
+    }
+  }
+
+  /**
+   * Deletes a temporary file. One that cannot be deleted (busy past the retries, permission) does not stop
+   * complete() or cancel(): it goes on the job's list, which is journaled and retried later.
+   */
+  private async deleteTemporary(job: JobImpl, p: string): Promise<void> {
+    try {
+      await deleteBusyFile(p);
+    } catch (e) {
+      this.log('warn', `Job '${job.displayName}': ${osError(e, `cannot delete the temporary file ${p} yet; it is retried later`).message}`);
+      const left = (job.record.leftoverTemporaries ??= []);
+      if (!left.includes(p)) {
+        left.push(p);
+      }
+    }
+  }
+
+  /** Another try at the temporaries that could not be deleted, of jobs and of jobs already removed. */
+  private async retryLeftoverTemporaries(): Promise<void> {
+    const remaining = async (paths: readonly string[]): Promise<string[]> => {
+      const left: string[] = [];
+      for (const p of paths) {
+        await deleteBusyFile(p).catch(() => left.push(p));
+      }
+      return left;
+    };
+    let changed = false;
+    for (const job of this.jobs.values()) {
+      const before = job.record.leftoverTemporaries;
+      if (before && before.length > 0) {
+        const after = await remaining(before);
+        job.record.leftoverTemporaries = after.length > 0 ? after : undefined;
+        changed ||= after.length !== before.length;
+      }
+    }
+    if (this.orphanTemporaries.length > 0) {
+      const after = await remaining(this.orphanTemporaries);
+      changed ||= after.length !== this.orphanTemporaries.length;
+      this.orphanTemporaries = after;
+    }
+    if (changed) {
+      this.store.scheduleSave();
     }
   }
 
@@ -975,14 +1083,9 @@ export class DownloadEngine implements JobHost {
   }
 }
 
-async function removeQuietly(p: string): Promise<void> {
-  try {
-    await fs.unlink(p);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') {
-      throw osError(e, `Cannot delete the temporary file ${p}`);
-    }
-  }
+/** Whether `p` has the shape of a temporary file's name (validation.ts temporaryPathFor). */
+function isTemporaryName(p: unknown): p is string {
+  return typeof p === 'string' && path.isAbsolute(p) && /^\..+\.[0-9a-f]{8}\.mdpart$/.test(path.basename(p));
 }
 
 function parentDir(p: string): string {

@@ -3,6 +3,8 @@
 export const HRESULTS = {
   S_OK: 0x00000000,
   BG_S_PARTIAL_COMPLETE: 0x00200017,
+  /** complete()/cancel() reached their state, but some temporary files could not be deleted yet (retried later). */
+  BG_S_UNABLE_TO_DELETE_FILES: 0x0020001a,
   DO_E_INVALID_STATE: 0x80d02013,
   DO_E_JOB_NOT_FOUND: 0x80d02003,
   DO_E_JOB_EMPTY: 0x80d02004,

@@ -6,6 +6,7 @@ import {
   FINAL_STATES,
   JOB_PRIORITIES,
   type AutoCompleteError,
+  type CancelResult,
   type CompleteResult,
   type Job,
   type JobErrorInfo,
@@ -27,7 +28,7 @@ export interface JobHost {
   resume(job: JobImpl): Promise<void>;
   suspend(job: JobImpl): Promise<void>;
   complete(job: JobImpl): Promise<CompleteResult>;
-  cancel(job: JobImpl): Promise<void>;
+  cancel(job: JobImpl): Promise<CancelResult>;
   changed(job: JobImpl, o?: { persist?: boolean; immediate?: boolean }): void;
   /** Re-plans which jobs run (after a priority change). */
   reschedule(): void;
@@ -75,6 +76,8 @@ export class JobImpl implements Job {
   get minimumRetryDelaySeconds() { return this.record.minimumRetryDelaySeconds; }
   get noProgressTimeoutSeconds() { return this.record.noProgressTimeoutSeconds; }
   get headerNames(): readonly string[] { return this.record.headerNames; }
+  /** Temporary files complete()/cancel() could not delete yet (the engine keeps trying). */
+  get leftoverTemporaries(): readonly string[] { return [...(this.record.leftoverTemporaries ?? [])]; }
   /** When the engine will retry a job in TRANSIENT_ERROR. */
   get retryAt(): Date | undefined { return this.record.retryAt === undefined ? undefined : new Date(this.record.retryAt); }
   /** Whether the engine completes the job on its own once transferred (jobs started from New Download). */
@@ -156,16 +159,14 @@ export class JobImpl implements Job {
   }
 
   addFileSet(files: NewFile[]): Promise<void> {
-    if (!Array.isArray(files) || files.length === 0) {
-      return Promise.reject(invalidArg('addFileSet needs a non-empty list of files.'));
-    }
+    // The list itself is checked by the engine, after the job's state (a final job says so first).
     return this.host.addFiles(this, files);
   }
 
   resume(): Promise<void> { return this.host.resume(this); }
   suspend(): Promise<void> { return this.host.suspend(this); }
   complete(): Promise<CompleteResult> { return this.host.complete(this); }
-  cancel(): Promise<void> { return this.host.cancel(this); }
+  cancel(): Promise<CancelResult> { return this.host.cancel(this); }
 
   setPriority(p: JobPriority): Promise<void> {
     return this.update('set the priority of', () => {
@@ -195,10 +196,9 @@ export class JobImpl implements Job {
   }
 
   async setHttpHeaders(headers: Record<string, string>): Promise<void> {
-    const checked = checkHeaders(headers);
     await this.exclusive(async () => {
       this.assertNotFinal('set the HTTP headers of');
-      await this.host.setHeaders(this, checked);
+      await this.host.setHeaders(this, checkHeaders(headers));
     });
   }
 

@@ -4,8 +4,7 @@
 import type { Dirent } from 'node:fs';
 import * as fs from './io';
 import * as path from 'node:path';
-import { invalidArg } from './errors';
-import { checkLocalPathOnDisk } from './validation';
+import { checkExistingKind, checkLocalPathOnDisk } from './validation';
 
 const PARALLEL = 64;
 /** From this many files into one folder, one listing of it is cheaper than an lstat each. */
@@ -58,7 +57,7 @@ export async function checkLocalPathsOnDisk(paths: readonly string[], allowedRoo
         if (entries) {
           const entry = entries.get(path.basename(p));
           if (entry) {
-            checkKind(p, entry);
+            checkExistingKind(p, entry);
           }
         } else {
           await checkFileItself(p);
@@ -75,22 +74,10 @@ export async function checkLocalPathsOnDisk(paths: readonly string[], allowedRoo
   }
 }
 
-/** The file's own part of checkLocalPathOnDisk: not an existing folder, not a symbolic link. */
+/** The file's own part of checkLocalPathOnDisk: if something is there, a regular file (not a folder, link, device). */
 async function checkFileItself(p: string): Promise<void> {
-  let st;
-  try {
-    st = await fs.lstat(p);
-  } catch {
-    return;
-  }
-  checkKind(p, st);
-}
-
-function checkKind(p: string, what: { isDirectory(): boolean; isSymbolicLink(): boolean }): void {
-  if (what.isDirectory()) {
-    throw invalidArg(`The local path '${p}' is an existing folder.`);
-  }
-  if (what.isSymbolicLink()) {
-    throw invalidArg(`The local path '${p}' is a symbolic link; the engine will not write through it.`);
+  const st = await fs.lstat(p).catch(() => undefined);
+  if (st) {
+    checkExistingKind(p, st);
   }
 }

@@ -23,6 +23,10 @@ export interface PlaceOptions {
   placed: (f: FileRecord) => void;
   /** A file could not be put in place: handle it (the job stays TRANSFERRED) and throw. */
   failed: (f: FileRecord, e: unknown) => Promise<never>;
+  /** Throws when a file must not be put in place (its temporary swapped, its folder now outside the allowed roots). */
+  check: (f: FileRecord) => Promise<void>;
+  /** Deletes the temporary name of a file now in place (one that cannot be deleted is noted, not thrown). */
+  removeTemporary: (f: FileRecord) => Promise<void>;
 }
 
 /** Why a hard link failed: no hard links on this file system, or a real failure. */
@@ -41,13 +45,14 @@ function linkFailure(f: FileRecord, e: unknown): { fallback: true } | { fallback
 type LinkOutcome = { linked: true } | { linked: false; error: unknown } | undefined;
 
 /** Links the files' destinations, LINKS_IN_FLIGHT at a time, starting none after the first failure. */
-async function linkAll(files: FileRecord[]): Promise<LinkOutcome[]> {
+async function linkAll(files: FileRecord[], check: PlaceOptions['check']): Promise<LinkOutcome[]> {
   const outcomes: LinkOutcome[] = new Array(files.length);
   let next = 0;
   let stop = files.length;
   const lane = async (): Promise<void> => {
     for (let i = next++; i < stop; i = next++) {
       try {
+        await check(files[i]);
         await fs.link(files[i].temporaryPath, files[i].localPath);
         outcomes[i] = { linked: true };
       } catch (error) {
@@ -93,7 +98,7 @@ export async function placeInOrder(files: FileRecord[], o: PlaceOptions): Promis
       end++;
     }
     const batch = files.slice(i, end);
-    const outcomes = await linkAll(batch);
+    const outcomes = await linkAll(batch, o.check);
     const firstFailure = outcomes.findIndex((r) => r?.linked === false);
     const linked = firstFailure < 0 ? batch : batch.slice(0, firstFailure);
     if (firstFailure >= 0) {
@@ -106,7 +111,7 @@ export async function placeInOrder(files: FileRecord[], o: PlaceOptions): Promis
       }
       // Journaled before any temporary name goes.
       await o.save();
-      await Promise.all(linked.map((f) => fs.unlink(f.temporaryPath).catch(() => undefined)));
+      await Promise.all(linked.map((f) => o.removeTemporary(f)));
       for (const f of linked) {
         o.placed(f);
       }

@@ -18,6 +18,8 @@ export interface FileRecord {
   lastModified?: string;
   /** Times the transfer had to start again from byte 0 (range ignored, entity changed, …). */
   restarts: number;
+  /** Which file the temporary was when it became transferred: Complete places it only if it still is (placementChecks.ts). */
+  temporaryIdentity?: { dev: number; ino: number };
   /** Set when the destination may replace an existing file (the user confirmed it in a save dialog). */
   replaceExisting?: boolean;
   /** Upload jobs only: the BITS upload session (durableBytes then counts the bytes the server acknowledged). */
@@ -89,6 +91,8 @@ export interface JobRecord {
    * stays TRANSFERRED; cleared when complete() is called again.
    */
   autoCompleteError?: Omit<ErrorRecord, 'fileIndex'>;
+  /** Temporary files complete()/cancel() could not delete (busy, permission): retried at start-up and hourly. */
+  leftoverTemporaries?: string[];
   /** Files of this job that may transfer at once (default 1: one at a time, in order). */
   filesInFlight?: number;
   files: FileRecord[];

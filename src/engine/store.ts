@@ -11,6 +11,8 @@ const JOURNAL = 'jobs.json';
 
 export interface LoadResult {
   jobs: JobRecord[];
+  /** Temporary files of removed jobs that could not be deleted yet (retried until they are gone). */
+  orphanTemporaries: string[];
   /** Human-readable notes about what was wrong with the store (kept aside, not deleted). */
   problems: string[];
 }
@@ -29,6 +31,7 @@ export class JobStore {
     readonly dir: string,
     private readonly snapshot: () => JobRecord[],
     private readonly batchMs = 250,
+    private readonly orphans: () => string[] = () => [],
   ) {
     this.file = path.join(dir, JOURNAL);
   }
@@ -41,7 +44,7 @@ export class JobStore {
       text = await fs.readFile(this.file, 'utf8');
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
-        return { jobs: [], problems: [] };
+        return { jobs: [], orphanTemporaries: [], problems: [] };
       }
       throw e;
     }
@@ -51,7 +54,7 @@ export class JobStore {
     } catch {
       return this.setAside('it is not valid JSON (truncated or overwritten)');
     }
-    const d = data as { format?: unknown; version?: unknown; jobs?: unknown };
+    const d = data as { format?: unknown; version?: unknown; jobs?: unknown; orphanTemporaries?: unknown };
     if (typeof d !== 'object' || d === null || d.format !== STORE_FORMAT || typeof d.version !== 'number') {
       return this.setAside('it is not a Managed Downloads job store');
     }
@@ -75,13 +78,14 @@ export class JobStore {
       }
     }
     this.lastWritten = text;
-    return { jobs, problems };
+    const orphanTemporaries = Array.isArray(d.orphanTemporaries) ? d.orphanTemporaries.filter((p): p is string => typeof p === 'string') : [];
+    return { jobs, orphanTemporaries, problems };
   }
 
   private async setAside(why: string): Promise<LoadResult> {
     const aside = path.join(this.dir, `jobs.corrupt-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
     await fs.rename(this.file, aside);
-    return { jobs: [], problems: [`The job store could not be read (${why}); it was kept as ${aside} and a new one was started.`] };
+    return { jobs: [], orphanTemporaries: [], problems: [`The job store could not be read (${why}); it was kept as ${aside} and a new one was started.`] };
   }
 
   /** Asks for a save soon; many requests within the batch window become one write. */
@@ -148,7 +152,8 @@ export class JobStore {
   }
 
   private async write(): Promise<void> {
-    const text = JSON.stringify({ format: STORE_FORMAT, version: STORE_VERSION, jobs: this.snapshot() });
+    const orphans = this.orphans();
+    const text = JSON.stringify({ format: STORE_FORMAT, version: STORE_VERSION, jobs: this.snapshot(), ...(orphans.length > 0 ? { orphanTemporaries: orphans } : {}) });
     if (text === this.lastWritten) {
       return;
     }

@@ -21,7 +21,10 @@ export const FINAL_STATES: ReadonlySet<JobState> = new Set(['ACKNOWLEDGED', 'CAN
 /** States in which the engine is working on (or about to work on) the job. */
 export const ACTION_STATES: ReadonlySet<JobState> = new Set(['QUEUED', 'CONNECTING', 'TRANSFERRING', 'TRANSIENT_ERROR']);
 
-export type CompleteResult = 'S_OK' | 'BG_S_PARTIAL_COMPLETE';
+/** BG_S_UNABLE_TO_DELETE_FILES whenever a temporary could not be deleted (the files' `completed` flags still tell what was kept). */
+export type CompleteResult = 'S_OK' | 'BG_S_PARTIAL_COMPLETE' | 'BG_S_UNABLE_TO_DELETE_FILES';
+/** cancel() resolves with undefined, or BG_S_UNABLE_TO_DELETE_FILES when a temporary could not be deleted yet. */
+export type CancelResult = undefined | 'BG_S_UNABLE_TO_DELETE_FILES';
 
 /** vscode.Event's shape, so the engine's events can be handed to VS Code callers unchanged. */
 export interface Disposable {
@@ -86,7 +89,7 @@ export interface Job {
   resume(): Promise<void>;
   suspend(): Promise<void>;
   complete(): Promise<CompleteResult>;
-  cancel(): Promise<void>;
+  cancel(): Promise<CancelResult>;
   setPriority(p: JobPriority): Promise<void>;
   setDisplayName(name: string): Promise<void>;
   setMinimumRetryDelay(seconds: number): Promise<void>;
@@ -126,6 +129,8 @@ export interface EngineJob extends Job {
   /** Why an autoComplete job could not complete itself (it stays TRANSFERRED); cleared by complete(). */
   readonly autoCompleteError: AutoCompleteError | undefined;
   readonly headerNames: readonly string[];
+  /** Temporary files complete()/cancel() could not delete; the engine retries them at start-up and hourly. */
+  readonly leftoverTemporaries: readonly string[];
   readonly minimumRetryDelaySeconds: number;
   readonly noProgressTimeoutSeconds: number;
   /** Bytes per second, smoothed; 0 when not transferring. */

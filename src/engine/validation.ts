@@ -110,25 +110,52 @@ export async function checkLocalPathOnDisk(p: string, allowedRoots?: readonly st
     const code = (e as NodeJS.ErrnoException).code;
     throw osError(e, code === 'ENOENT' ? `The folder '${dir}' of '${p}' does not exist` : `The folder '${dir}' of '${p}' cannot be written`);
   }
-  try {
-    const st = await fs.lstat(p);
-    if (st.isDirectory()) {
-      throw invalidArg(`The local path '${p}' is an existing folder.`);
-    }
-    if (st.isSymbolicLink()) {
-      throw invalidArg(`The local path '${p}' is a symbolic link; the engine will not write through it.`);
-    }
-  } catch (e) {
-    if (e instanceof DownloadError) {
-      throw e;
-    }
+  const st = await fs.lstat(p).catch(() => undefined);
+  if (st) {
+    checkExistingKind(p, st);
   }
-  if (allowedRoots && allowedRoots.length > 0) {
-    const target = path.join(realDir, path.basename(p));
-    const inside = await Promise.all(allowedRoots.map(async (root) => isInside(target, await fs.realpath(root).catch(() => path.resolve(root)))));
-    if (!inside.includes(true)) {
-      throw invalidArg(`The local path '${p}' is outside the allowed folders (${allowedRoots.join(', ')}).`);
-    }
+  if (!(await insideRoots(realDir, p, allowedRoots))) {
+    throw invalidArg(`The local path '${p}' is outside the allowed folders (${allowedRoots!.join(', ')}).`);
+  }
+}
+
+/** What may already be at a destination: only a regular file (then Complete refuses, or replaces it when allowed). */
+export function checkExistingKind(p: string, what: { isFile(): boolean; isDirectory(): boolean; isSymbolicLink(): boolean }): void {
+  if (what.isDirectory()) {
+    throw invalidArg(`The local path '${p}' is an existing folder.`);
+  }
+  if (what.isSymbolicLink()) {
+    throw invalidArg(`The local path '${p}' is a symbolic link; the engine will not write through it.`);
+  }
+  if (!what.isFile()) {
+    throw invalidArg(`The local path '${p}' is a device, FIFO or socket, not a regular file; the engine will not replace it.`);
+  }
+}
+
+/** Whether `p`, whose folder resolves to `realDir`, is inside one of the allowed roots (also resolved); true without roots. */
+async function insideRoots(realDir: string, p: string, allowedRoots?: readonly string[]): Promise<boolean> {
+  if (!allowedRoots || allowedRoots.length === 0) {
+    return true;
+  }
+  const target = path.join(realDir, path.basename(p));
+  const inside = await Promise.all(allowedRoots.map(async (root) => isInside(target, await fs.realpath(root).catch(() => path.resolve(root)))));
+  return inside.includes(true);
+}
+
+/**
+ * The allowed roots again, just before the engine writes in `p`'s folder (a transfer starting, Complete):
+ * checked at addFile, they could since have been escaped by swapping a folder on the way for a symbolic link.
+ */
+export async function checkStillInsideRoots(p: string, allowedRoots?: readonly string[]): Promise<void> {
+  if (!allowedRoots || allowedRoots.length === 0) {
+    return;
+  }
+  const dir = path.dirname(p);
+  const realDir = await fs.realpath(dir).catch((e: unknown) => {
+    throw osError(e, `The folder '${dir}' of '${p}' cannot be resolved`);
+  });
+  if (!(await insideRoots(realDir, p, allowedRoots))) {
+    throw invalidArg(`The folder of '${p}' now leads to '${realDir}', outside the allowed folders (${allowedRoots.join(', ')}): was a folder on the way replaced by a link? Nothing was written there.`);
   }
 }
 

@@ -123,6 +123,40 @@ describe('job states and errors', () => {
     assert.equal(e.message, "Cannot complete job 'cancelled one': it is CANCELLED (DO_E_INVALID_STATE, 0x80D02013).");
   });
 
+  it('final jobs check their state before their arguments: every state-changing call with bad arguments gives DO_E_INVALID_STATE', async () => {
+    const acknowledged = await engine.createJob({ displayName: 'done' });
+    await acknowledged.complete();
+    const cancelled = await engine.createJob({ displayName: 'dropped' });
+    await cancelled.cancel();
+    for (const job of [acknowledged, cancelled]) {
+      const bad = job as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>;
+      const calls: [string, () => Promise<unknown>][] = [
+        ['addFile with a relative path', () => job.addFile(server.url('/small'), 'relative.bin')],
+        ['addFile with a file: URL', () => job.addFile('file:///etc/passwd', path.join(dir, 'x.bin'))],
+        ['addFileSet([])', () => job.addFileSet([])],
+        ['addFileSet(not a list)', () => bad.addFileSet.call(job, 'nope')],
+        ['addFileSet with a bad entry', () => job.addFileSet([{ remoteUrl: 'ftp://x', localPath: 'y' }])],
+        ['setPriority(bad)', () => bad.setPriority.call(job, 'URGENT')],
+        ['setDisplayName(empty)', () => job.setDisplayName('')],
+        ['setMinimumRetryDelay(-1)', () => job.setMinimumRetryDelay(-1)],
+        ['setNoProgressTimeout(NaN)', () => job.setNoProgressTimeout(Number.NaN)],
+        ['setHttpHeaders(bad header)', () => job.setHttpHeaders({ 'Bad Name': 'x' })],
+        ['setHttpHeaders(engine header)', () => job.setHttpHeaders({ Range: 'bytes=0-' })],
+        ['setHttpHeaders(not an object)', () => bad.setHttpHeaders.call(job, null)],
+        ['setAutoComplete', () => job.setAutoComplete(true)],
+        ['setFilesInFlight(0)', () => job.setFilesInFlight(0)],
+      ];
+      for (const [name, call] of calls) {
+        const e = await call().then(
+          () => assert.fail(`${name} on a ${job.state} job succeeded`),
+          (err: unknown) => err as DownloadError,
+        );
+        assert.equal(e.code, 'DO_E_INVALID_STATE', `${name} on a ${job.state} job: ${e.code} ${e.message}`);
+        assert.equal(e.hresult, 0x80d02013, name);
+      }
+    }
+  });
+
   it('final jobs are hidden from enumJobs unless asked for', async () => {
     const a = await engine.createJob({ displayName: 'a' });
     const b = await engine.createJob({ displayName: 'b' });

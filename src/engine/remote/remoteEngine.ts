@@ -7,6 +7,7 @@ import { DownloadError } from '../errors';
 import {
   FINAL_STATES,
   type AutoCompleteError,
+  type CancelResult,
   type CompleteResult,
   type CreateJobOptions,
   type EngineJob,
@@ -46,6 +47,7 @@ export class RemoteJob implements EngineJob {
   get autoComplete() { return this.r.autoComplete === true; }
   get autoCompleteError(): AutoCompleteError | undefined { return this.r.autoCompleteError && { ...this.r.autoCompleteError }; }
   get headerNames(): readonly string[] { return this.r.headerNames; }
+  get leftoverTemporaries(): readonly string[] { return [...(this.r.leftoverTemporaries ?? [])]; }
   get minimumRetryDelaySeconds() { return this.r.minimumRetryDelaySeconds; }
   get noProgressTimeoutSeconds() { return this.r.noProgressTimeoutSeconds; }
 
@@ -96,7 +98,7 @@ export class RemoteJob implements EngineJob {
   resume(): Promise<void> { return this.call('resume'); }
   suspend(): Promise<void> { return this.call('suspend'); }
   complete(): Promise<CompleteResult> { return this.call('complete'); }
-  cancel(): Promise<void> { return this.call('cancel'); }
+  cancel(): Promise<CancelResult> { return this.call('cancel'); }
   setPriority(p: JobPriority): Promise<void> { return this.call('setPriority', p); }
   setDisplayName(name: string): Promise<void> { return this.call('setDisplayName', name); }
   setMinimumRetryDelay(seconds: number): Promise<void> { return this.call('setMinimumRetryDelay', seconds); }
