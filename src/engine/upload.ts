@@ -123,14 +123,14 @@ function checkUploadUrl(url: unknown): void {
       u = undefined;
     }
     if (u && u.protocol !== 'http:' && u.protocol !== 'https:') {
-      throw invalidArg(`'${shorten(url)}' uses the ${u.protocol.replace(':', '')} scheme; a BITS upload needs an http or https URL.`);
+      throw invalidArg(`'${redactUrl(url)}' uses the ${u.protocol.replace(':', '')} scheme; a BITS upload needs an http or https URL.`);
     }
   }
   checkRemoteUrl(url);
 }
 
-/** The local file of an upload: an absolute path to an existing, readable regular file (inside the allowed roots, if any). */
-export async function checkUploadSource(p: unknown, allowedRoots?: readonly string[]): Promise<{ path: string; size: number }> {
+/** The local file of an upload as written: an absolute, normalised path without NUL (nothing on disk is looked at). */
+export function checkUploadPathSyntax(p: unknown): string {
   if (typeof p !== 'string' || p === '') {
     throw invalidArg('The local file to upload is empty (no path given).');
   }
@@ -143,6 +143,12 @@ export async function checkUploadSource(p: unknown, allowedRoots?: readonly stri
   if (path.normalize(p) !== p || p.endsWith(path.sep)) {
     throw invalidArg(`The local file to upload '${shorten(p)}' is not normalised (it contains '..', '.', doubled or trailing separators).`);
   }
+  return p;
+}
+
+/** The local file of an upload: an absolute path to an existing, readable regular file (inside the allowed roots, if any). */
+export async function checkUploadSource(given: unknown, allowedRoots?: readonly string[]): Promise<{ path: string; size: number }> {
+  const p = checkUploadPathSyntax(given);
   let st;
   try {
     st = await fs.stat(p);
