@@ -467,6 +467,7 @@ export class DownloadEngine implements JobHost {
   }
 
   cancel(job: JobImpl): Promise<void> {
+    job.rt.closeSession?.abort(); // a Close-Session in flight holds the lock: cancel does not wait for its answer
     return job.exclusive(async () => {
       job.assertNotFinal('cancel');
       job.rt.closing = true;
@@ -775,8 +776,9 @@ export class DownloadEngine implements JobHost {
   private async completeUpload(job: JobImpl): Promise<CompleteResult> {
     const file = job.record.files[0];
     job.rt.closing = true;
+    job.rt.closeSession = new AbortController();
     try {
-      await closeUploadSession(this.uploadCall(job, file));
+      await closeUploadSession({ ...this.uploadCall(job, file), signal: job.rt.closeSession.signal });
     } catch (e) {
       const err = e instanceof DownloadError ? e : osError(e, 'Close-Session failed');
       const lost = err.code === 'BG_E_SESSION_NOT_FOUND';
@@ -794,6 +796,7 @@ export class DownloadEngine implements JobHost {
       });
     } finally {
       job.rt.closing = false;
+      job.rt.closeSession = undefined;
       this.pump();
     }
     file.completed = true;

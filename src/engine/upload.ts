@@ -84,8 +84,17 @@ export interface UploadOptions {
   onCheckpoint: () => void;
 }
 
-/** What Close-Session and Cancel-Session need. */
-export type SessionCallOptions = Pick<UploadOptions, 'file' | 'headers' | 'network' | 'timeouts' | 'maxRetryAfterSeconds' | 'now' | 'log'>;
+/** What Close-Session and Cancel-Session need; `signal` lets cancel() interrupt a Close-Session in flight. */
+export type SessionCallOptions = Pick<UploadOptions, 'file' | 'headers' | 'network' | 'timeouts' | 'maxRetryAfterSeconds' | 'now' | 'log'> & { signal?: AbortSignal };
+
+/**
+ * Every packet's exchange must end: an answer within the header time-out plus the body idle time-out (90 s by
+ * default), plus 1 ms per byte sent (a Fragment on a slow link). The socket idle time-out alone never fires on a
+ * server that trickles its answer.
+ */
+function requestDeadlineMs(t: TransferTimeouts, bodyBytes: number): number {
+  return t.headersMs + t.bodyIdleMs + bodyBytes;
+}
 
 // ------------------------------------------------------------------------------------------------ adding the file
 
@@ -200,7 +209,7 @@ export async function uploadFile(o: UploadOptions): Promise<void> {
   } catch (e) {
     throw sourceError(f, e);
   }
-  const conn = new BitsConnection({ network: o.network, timeoutMs: o.timeouts.headersMs, signal: o.signal });
+  const conn = new BitsConnection({ network: o.network, timeouts: o.timeouts, signal: o.signal });
   try {
     assertUnchanged(f, await fh.stat());
     const x = new Exchange(f, conn, o);
@@ -321,13 +330,19 @@ export async function closeUploadSession(o: SessionCallOptions): Promise<void> {
     if (attempt > 0) {
       await sleep(250 * 4 ** (attempt - 1));
     }
-    const conn = new BitsConnection({ network: o.network, timeoutMs: o.timeouts.headersMs });
+    if (o.signal?.aborted) {
+      throw closeInterrupted(f);
+    }
+    const conn = new BitsConnection({ network: o.network, timeouts: o.timeouts, signal: o.signal });
     try {
       const x = new Exchange(f, conn, o);
       let ans: BitsAnswer;
       try {
         ans = await x.send('Close-Session', { 'BITS-Session-Id': sid, ...contentName(f) });
       } catch (e) {
+        if (o.signal?.aborted) {
+          throw closeInterrupted(f);
+        }
         last = e instanceof DownloadError ? e : networkError(e, f.remoteUrl);
         // The request may have reached the server and only its Ack was lost.
         ambiguous = true;
@@ -370,7 +385,7 @@ export async function cancelUploadSession(o: SessionCallOptions): Promise<void> 
     return;
   }
   const bound = Math.min(o.timeouts.headersMs, CANCEL_BOUND_MS);
-  const conn = new BitsConnection({ network: o.network, timeoutMs: bound, signal: AbortSignal.timeout(bound) });
+  const conn = new BitsConnection({ network: o.network, timeouts: { ...o.timeouts, headersMs: bound, bodyIdleMs: 0 }, signal: AbortSignal.timeout(bound) });
   try {
     const x = new Exchange(f, conn, o);
     const ans = await x.send('Cancel-Session', { 'BITS-Session-Id': sid, ...contentName(f) });
@@ -387,6 +402,11 @@ export async function cancelUploadSession(o: SessionCallOptions): Promise<void> 
     f.upload!.sessionId = undefined;
     f.upload!.hostId = undefined;
   }
+}
+
+/** cancel() stopped a Close-Session in flight: the server may or may not have put the file in place. */
+function closeInterrupted(f: FileRecord): DownloadError {
+  return new DownloadError('E_ABORT', `Close-Session for ${path.basename(f.localPath)} was interrupted by a cancel.`, { hresult: 0x80004004, context: 'REMOTE_FILE' });
 }
 
 /** Forgets the session: the next run uploads the file again from byte 0 (the local file must still be the same). */
@@ -574,7 +594,11 @@ const EMPTY = Buffer.alloc(0);
 class BitsConnection {
   private readonly agents = new Map<string, http.Agent>();
 
-  constructor(private readonly o: { network?: NetworkSettings; timeoutMs: number; signal?: AbortSignal; env?: NodeJS.ProcessEnv }) {}
+  constructor(private readonly o: { network?: NetworkSettings; timeouts: TransferTimeouts; signal?: AbortSignal; env?: NodeJS.ProcessEnv }) {}
+
+  private get timeoutMs(): number {
+    return this.o.timeouts.headersMs;
+  }
 
   post(url: URL, headers: Record<string, string>, body: Buffer): Promise<BitsAnswer> {
     const secure = url.protocol === 'https:';
@@ -608,7 +632,7 @@ class BitsConnection {
           if (!secure) {
             return new http.Agent({ keepAlive: true, maxSockets: 1 });
           }
-          return proxy ? new TunnelAgent(proxy, this.o.timeoutMs, { keepAlive: true, maxSockets: 1, ...tlsOptions }) : new https.Agent({ keepAlive: true, maxSockets: 1, ...tlsOptions });
+          return proxy ? new TunnelAgent(proxy, this.timeoutMs, { keepAlive: true, maxSockets: 1, ...tlsOptions }) : new https.Agent({ keepAlive: true, maxSockets: 1, ...tlsOptions });
         }),
       };
     }
@@ -616,21 +640,33 @@ class BitsConnection {
     if (this.o.signal) {
       opts.signal = this.o.signal;
     }
+    const deadline = requestDeadlineMs(this.o.timeouts, body.length);
     return new Promise<BitsAnswer>((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined;
+      const settle = (f: () => void): void => {
+        clearTimeout(timer);
+        timer = undefined;
+        f();
+      };
       const req = (opts.protocol === 'https:' ? https : http).request(opts, (res) => {
         res.on('data', () => undefined);
-        res.once('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers }));
-        res.once('error', reject);
+        res.once('end', () => settle(() => resolve({ status: res.statusCode ?? 0, headers: res.headers })));
+        res.once('error', (e) => settle(() => reject(e)));
         res.once('close', () => {
           if (!res.complete) {
-            reject(Object.assign(new Error('the connection closed in the middle of the answer'), { code: 'ECONNRESET' }));
+            settle(() => reject(Object.assign(new Error('the connection closed in the middle of the answer'), { code: 'ECONNRESET' })));
           }
         });
       });
-      req.setTimeout(this.o.timeoutMs, () => {
-        req.destroy(Object.assign(new Error(`no answer within ${this.o.timeoutMs} ms`), { code: 'ETIMEDOUT' }));
+      timer = setTimeout(() => {
+        // Rejected first: once the answer has begun, destroying the request only closes the response.
+        settle(() => reject(Object.assign(new Error(`no complete answer within ${deadline} ms`), { code: 'ETIMEDOUT' })));
+        req.destroy();
+      }, deadline);
+      req.setTimeout(this.timeoutMs, () => {
+        req.destroy(Object.assign(new Error(`no answer within ${this.timeoutMs} ms`), { code: 'ETIMEDOUT' }));
       });
-      req.once('error', reject);
+      req.once('error', (e) => settle(() => reject(e)));
       req.end(body);
     });
   }

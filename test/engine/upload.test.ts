@@ -458,6 +458,47 @@ describe('upload jobs (BITS Upload Protocol)', () => {
     }
   });
 
+  it('complete() against a server that trickles the Close-Session answer: rejects (transient, timed out) once the request deadline passes; the job stays TRANSFERRED and completes later', async () => {
+    const fast = await openEngine(path.join(dir, 'store-fast'), {
+      uploadFragmentBytes: FRAGMENT,
+      timeouts: { headersMs: 300, bodyIdleMs: 300, lowSpeedBytesPerSecond: 1, lowSpeedWindowMs: 60_000 },
+    });
+    try {
+      const job = await newUpload('trickle.bin', { on: fast });
+      await job.resume();
+      await waitForState(fast, job, 'TRANSFERRED');
+      // The Ack's head comes at once; its body one byte every 50 ms: the socket is never idle for 300 ms.
+      server.faults = { trickleAnswer: { packets: ['Close-Session'], intervalMs: 50 } };
+      const e = await rejection(job.complete());
+      assert.equal(e.code, 'ETIMEDOUT');
+      assert.equal(e.transient, true);
+      assert.match(e.message, /timed out.*stays TRANSFERRED/);
+      assert.equal(job.state, 'TRANSFERRED');
+      assert.ok(server.requests('Close-Session').every((r) => r.fault === 'trickle'));
+      server.faults = {};
+      assert.equal(await job.complete(), 'S_OK');
+      assert.equal(sha256Hex(fs.readFileSync(destOf('trickle.bin'))), sha256Hex(body));
+    } finally {
+      await fast.dispose();
+    }
+  });
+
+  it('cancel() while complete() waits on a Close-Session answer that never ends: returns without waiting for it; CANCELLED, Cancel-Session sent', async () => {
+    const job = await newUpload('stuck.bin');
+    await job.resume();
+    await waitForState(engine, job, 'TRANSFERRED');
+    const sid = job.record.files[0].upload!.sessionId!;
+    server.faults = { trickleAnswer: { packets: ['Close-Session'], intervalMs: 50 } };
+    const completing = rejection(job.complete());
+    await waitUntil(() => server.requests('Close-Session').length === 1, 10_000, 'Close-Session sent');
+    await job.cancel();
+    assert.equal(job.state, 'CANCELLED');
+    const e = await completing;
+    assert.match(e.message, /interrupted by a cancel/);
+    assert.equal(server.requests('Cancel-Session')[0]?.sessionId, sid);
+    assert.equal(server.session(sid), undefined, 'the server dropped the partial upload');
+  });
+
   it('follows BITS-Host-Id: after Create-Session the packets go to the host the server names ([MC-BUP] 2.2.3.2)', async () => {
     const farm = await BitsUploadServer.start({ hostId: '127.0.0.1', hostIdFallbackTimeoutSeconds: 60 });
     try {

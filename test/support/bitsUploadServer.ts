@@ -98,6 +98,11 @@ export interface BitsFaults {
   redirectTo?: string;
   /** Wait this long before acknowledging a Fragment (its bytes are already written). */
   ackDelayMs?: number;
+  /**
+   * Packets of these types (case-insensitive) are not processed: the answer is an Ack's head announcing a 1 GiB body,
+   * then one byte every `intervalMs`, for as long as the client listens (a server that never finishes answering).
+   */
+  trickleAnswer?: { packets: string[]; intervalMs: number };
 }
 
 export interface BitsRequestLog {
@@ -123,7 +128,7 @@ export interface BitsRequestLog {
   /** BITS-Received-Content-Range answered. */
   receivedRange?: number;
   /** A fault that shaped this exchange. */
-  fault?: 'drop' | 'fail' | 'redirect';
+  fault?: 'drop' | 'fail' | 'redirect' | 'trickle';
 }
 
 export interface BitsSessionInfo {
@@ -168,6 +173,8 @@ interface Exchange {
   /** Body bytes as they arrive; 'drop' cuts the connection. */
   onData?(chunk: Buffer): 'drop' | void;
   finish(): Answer | Promise<Answer>;
+  /** Trickle the answer's body (faults.trickleAnswer). */
+  trickleMs?: number;
 }
 
 export class BitsUploadServer {
@@ -377,6 +384,13 @@ export class BitsUploadServer {
             entry.receivedRange = rcr === undefined ? undefined : Number(rcr);
             this.opts.onRequest?.(entry);
             const keep = head.keepAlive;
+            if (ex.trickleMs !== undefined) {
+              socket.write(rawAnswer({ ack: true, ...ans, contentLength: 1 << 30 }, keep));
+              const timer = setInterval(() => socket.write('.'), ex.trickleMs);
+              socket.once('close', () => clearInterval(timer));
+              dead = true;
+              return;
+            }
             socket.write(rawAnswer({ ack: head.method === 'BITS_POST', ...ans }, keep));
             if (!keep) {
               socket.end();
@@ -423,6 +437,10 @@ export class BitsUploadServer {
       const status = f.failStatus;
       const extra = f.failRetryAfter ? { 'Retry-After': f.failRetryAfter } : undefined;
       return { finish: () => error(status, f.failBitsError, extra) };
+    }
+    if (f.trickleAnswer && f.trickleAnswer.packets.some((p) => p.toLowerCase() === type)) {
+      entry.fault = 'trickle';
+      return { finish: () => ({ status: 200 }), trickleMs: f.trickleAnswer.intervalMs };
     }
     if (type !== 'fragment' && head.contentLength !== 0) {
       // Every packet but Fragment MUST have Content-Length 0 ([MC-BUP] 2.2.2.1, 2.2.4.1, 2.2.8.1, 2.2.10.1).
