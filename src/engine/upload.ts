@@ -431,14 +431,13 @@ class Exchange {
     private readonly o: SessionCallOptions & { signal?: AbortSignal },
   ) {}
 
+  /**
+   * The upload URL. [MC-BUP] 2.2.3.2 has the client replace its host with the server's BITS-Host-Id; we do not
+   * follow one that names another host (createSession drops it): the server's say would send the file and the job's
+   * headers (credentials) to any machine. A stored one is ignored as well (the job store is not trusted either).
+   */
   private get target(): URL {
-    const u = new URL(this.f.remoteUrl);
-    const host = this.f.upload?.hostId;
-    if (host) {
-      // [MC-BUP] 2.2.3.2: the client MUST replace the host portion of the destination URL with BITS-Host-Id.
-      u.hostname = host;
-    }
-    return u;
+    return new URL(this.f.remoteUrl);
   }
 
   async send(packet: Packet, extra: Record<string, string>, body: Buffer = EMPTY): Promise<BitsAnswer> {
@@ -515,6 +514,11 @@ class Exchange {
     const hostId = header(ans.headers, 'bits-host-id');
     const fallback = Number(header(ans.headers, 'bits-host-id-fallback-timeout'));
     state.hostId = hostId && /^[A-Za-z0-9.:[\]-]+$/.test(hostId) ? hostId : undefined;
+    const origin = new URL(f.remoteUrl).hostname;
+    if (state.hostId && bare(state.hostId).toLowerCase() !== bare(origin).toLowerCase()) {
+      this.o.log(`${f.localPath}: the server names host ${state.hostId} (BITS-Host-Id) for the session; ignored: the file and the job's headers go only to the upload URL's host ${origin}.`);
+      state.hostId = undefined;
+    }
     state.hostIdFallbackSeconds = state.hostId && Number.isFinite(fallback) && fallback >= 0 ? fallback : undefined;
     state.hostIdFailingSince = undefined;
     f.durableBytes = 0;

@@ -4,7 +4,8 @@
  *
  * Built on node:net with its own small HTTP/1.1 parser, because node:http (llhttp) refuses the BITS_POST method before
  * any handler runs. It handles requests with a Content-Length body (no chunked requests), keep-alive and pipelining,
- * origin-form and absolute-form targets (so it can also stand in for a forward proxy in tests). Binds 127.0.0.1 only.
+ * origin-form and absolute-form targets (so it can also stand in for a forward proxy in tests). Binds 127.0.0.1 only (or
+ * another loopback address given as `host`).
  *
  * Protocol, as implemented (section numbers are [MC-BUP]'s):
  *  - every BITS_POST answer is an Ack: `BITS-Packet-Type: Ack`, `Content-Length: 0`; errors carry BITS-Error-Code
@@ -54,6 +55,8 @@ const REASONS: Record<number, string> = {
 export interface BitsUploadServerOptions {
   /** Default 0 (any free port). */
   port?: number;
+  /** The loopback address to listen on (default 127.0.0.1; e.g. 127.0.0.2 to stand for another host). */
+  host?: string;
   /** Where Close-Session puts finished uploads. Default: a new temporary folder. */
   destDir?: string;
   /** Where sessions keep their partial uploads. Default: a new temporary folder. */
@@ -200,7 +203,7 @@ export class BitsUploadServer {
     const s = new BitsUploadServer(opts);
     await new Promise<void>((resolve, reject) => {
       s.server.once('error', reject);
-      s.server.listen(opts.port ?? 0, '127.0.0.1', () => {
+      s.server.listen(opts.port ?? 0, opts.host ?? '127.0.0.1', () => {
         s.server.off('error', reject);
         resolve();
       });
@@ -210,7 +213,7 @@ export class BitsUploadServer {
   }
 
   get origin(): string {
-    return `${this.opts.tls ? 'https' : 'http'}://127.0.0.1:${this.port}`;
+    return `${this.opts.tls ? 'https' : 'http'}://${this.opts.host ?? '127.0.0.1'}:${this.port}`;
   }
 
   /** The URL of an upload destination, e.g. url('/uploads/report.pdf'). */
