@@ -8,6 +8,8 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
 import { DownloadEngine, DownloadError, formatHresult, type JobImpl } from './engine';
+import { redactUrl } from './engine/errors';
+import { checkRemoteUrl } from './engine/validation';
 
 // undici's HTTP parser is WebAssembly. V8 compiles it at once with its baseline compiler, then again, optimised,
 // on a background thread that the process waits for before it can exit: 0.18 s of every run here, for code that
@@ -93,7 +95,7 @@ export function nameFromUrl(url: string): string {
   try {
     u = new URL(url);
   } catch {
-    throw new UsageError(`'${url}' is not a URL.`);
+    throw new UsageError(`'${redactUrl(url)}' is not a URL.`);
   }
   const last = u.pathname.split('/').filter(Boolean).pop() ?? '';
   let name: string;
@@ -148,6 +150,14 @@ function parse(argv: string[]): Args | 'help' {
   if (urls.length === 0) {
     throw new UsageError('Give at least one URL.');
   }
+  for (const u of urls) {
+    try {
+      checkRemoteUrl(u);
+    } catch (e) {
+      // Refused before anything is stored (user:password@ among others); the message shows the URL redacted.
+      throw new UsageError((e as Error).message);
+    }
+  }
   if (values.output !== undefined && values['output-dir'] !== undefined) {
     throw new UsageError('Use either --output FILE or -o DIR, not both.');
   }
@@ -159,7 +169,7 @@ function parse(argv: string[]): Args | 'help' {
   const seen = new Set<string>();
   for (const [i, o] of outputs.entries()) {
     if (seen.has(o)) {
-      throw new UsageError(`Two URLs would write the same file ${o} (${urls[i]}); download them into different folders.`);
+      throw new UsageError(`Two URLs would write the same file ${o} (${redactUrl(urls[i])}); download them into different folders.`);
     }
     seen.add(o);
   }
@@ -290,7 +300,7 @@ function describe(e: unknown): string {
 async function get(a: Args): Promise<number> {
   for (const [i, out] of a.outputs.entries()) {
     if (!a.overwrite && fs.existsSync(out)) {
-      throw new UsageError(`${out} already exists (from ${a.urls[i]}); pass --overwrite to replace it.`);
+      throw new UsageError(`${out} already exists (from ${redactUrl(a.urls[i])}); pass --overwrite to replace it.`);
     }
   }
   const unlock = lockStore(a.store);

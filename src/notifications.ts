@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { describeError, toErrorLike } from './common/format';
 import { Disposable } from './common/lifecycle';
+import { notificationText } from './common/untrustedText';
 import { formatHresult, HRESULTS, type AutoCompleteError, type EngineJob } from './engine';
 import type { EngineHost } from './engineHost';
 
@@ -121,7 +122,9 @@ export class Notifier extends Disposable {
   }
 
   /** Shows a message with actions and runs the one the user picks. Resolves once shown, not when dismissed. */
-  show(severity: Severity, message: string, actions: NotificationAction[] = [], jobId?: string): NotificationRecord {
+  show(severity: Severity, text: string, actions: NotificationAction[] = [], jobId?: string): NotificationRecord {
+    // Every notification passes here; its text embeds server messages and names, which must not become links.
+    const message = notificationText(text);
     const record: NotificationRecord = { severity, message, actions: actions.map((a) => a.title), jobId };
     this.history.push(record);
     if (this.history.length > 200) {

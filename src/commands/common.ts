@@ -6,6 +6,7 @@ import type { FailureContext, Notifier } from '../notifications';
 import { FileNode } from '../views/nodes/fileNode';
 import { describeJob, jobIcon, JobNode } from '../views/nodes/jobNode';
 import type { JobsView } from '../views/jobsView';
+import { notificationText } from '../common/untrustedText';
 
 export interface CommandContext {
   readonly host: EngineHost;
@@ -93,7 +94,7 @@ export async function pickJobs(
     .filter((j) => !o.filter || o.filter(j))
     .sort((a, b) => b.getTimes().creation.getTime() - a.getTimes().creation.getTime());
   if (jobs.length === 0) {
-    void vscode.window.showInformationMessage(vscode.l10n.t('There is no job to choose from.'));
+    void vscode.window.showInformationMessage(notificationText(vscode.l10n.t('There is no job to choose from.')));
     return undefined;
   }
   const items: JobPickItem[] = jobs.map((job) => ({

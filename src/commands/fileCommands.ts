@@ -4,6 +4,7 @@ import * as vscode from 'vscode';
 import { DownloadError, type JobFile } from '../engine';
 import { FileNode } from '../views/nodes/fileNode';
 import { registerCommand, targetJobs, type CommandContext } from './common';
+import { notificationText } from '../common/untrustedText';
 
 /** The completed files the arguments point at (a file node: that file; a job: its completed files). */
 async function completedFiles(ctx: CommandContext, args: unknown[], title: string): Promise<JobFile[] | undefined> {
@@ -38,7 +39,7 @@ export function registerFileCommands(ctx: CommandContext): vscode.Disposable[] {
         return undefined;
       }
       if (files.length === 0) {
-        void vscode.window.showInformationMessage(vscode.l10n.t('No downloaded file is in place yet: complete the job first.'));
+        void vscode.window.showInformationMessage(notificationText(vscode.l10n.t('No downloaded file is in place yet: complete the job first.')));
         return undefined;
       }
       const f = await pickOne(files, vscode.l10n.t('Open which file?'));
@@ -58,7 +59,7 @@ export function registerFileCommands(ctx: CommandContext): vscode.Disposable[] {
         return undefined;
       }
       if (files.length === 0) {
-        void vscode.window.showInformationMessage(vscode.l10n.t('No downloaded file is in place yet: complete the job first.'));
+        void vscode.window.showInformationMessage(notificationText(vscode.l10n.t('No downloaded file is in place yet: complete the job first.')));
         return undefined;
       }
       const f = await pickOne(files, vscode.l10n.t('Reveal which file?'));
@@ -76,7 +77,7 @@ export function registerFileCommands(ctx: CommandContext): vscode.Disposable[] {
       } else {
         // The file is on the machine the extension runs on and outside the workspace: say where it is.
         const copy = vscode.l10n.t('Copy Path');
-        void vscode.window.showInformationMessage(vscode.l10n.t('The file is at {0}', f.localPath), copy).then((c) => (c === copy ? vscode.env.clipboard.writeText(f.localPath) : undefined));
+        void vscode.window.showInformationMessage(notificationText(vscode.l10n.t('The file is at {0}', f.localPath)), copy).then((c) => (c === copy ? vscode.env.clipboard.writeText(f.localPath) : undefined));
       }
       return f.localPath;
     }),

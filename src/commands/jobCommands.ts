@@ -5,6 +5,7 @@ import { describeError, formatBytes } from '../common/format';
 import { ACTION_STATES, JOB_PRIORITIES, type CompleteResult, type EngineJob, type JobPriority } from '../engine';
 import * as settings from '../settings';
 import { forEachJob, jobsFromArgs, oneOrMany, registerCommand, targetJobs, type CommandContext } from './common';
+import { notificationText } from '../common/untrustedText';
 
 const canResume = (j: EngineJob): boolean =>
   !j.isFinal && j.getFiles().length > 0 && (j.state === 'SUSPENDED' || j.state === 'TRANSIENT_ERROR' || j.state === 'ERROR' || (j.state === 'TRANSFERRED' && j.getFiles().some((f) => !f.transferred && !f.completed)));
@@ -77,7 +78,7 @@ export function registerJobCommands(ctx: CommandContext): vscode.Disposable[] {
       const job = jobs[0];
       const error = job.getError();
       if (!error) {
-        void vscode.window.showInformationMessage(vscode.l10n.t("Job '{0}' has no error.", job.displayName));
+        void vscode.window.showInformationMessage(notificationText(vscode.l10n.t("Job '{0}' has no error.", job.displayName)));
         return undefined;
       }
       const where = error.file ? ` — ${path.basename(error.file.localPath)}` : '';
@@ -116,7 +117,7 @@ export function registerJobCommands(ctx: CommandContext): vscode.Disposable[] {
         return true;
       }
       const show = vscode.l10n.t('Show Finished Jobs');
-      const choice = await vscode.window.showInformationMessage(vscode.l10n.t("Job '{0}' is {1} and finished jobs are hidden.", job.displayName, job.state), show);
+      const choice = await vscode.window.showInformationMessage(notificationText(vscode.l10n.t("Job '{0}' is {1} and finished jobs are hidden.", job.displayName, job.state)), show);
       if (choice === show) {
         await vscode.workspace.getConfiguration(settings.SECTION).update('showFinishedJobs', true, vscode.ConfigurationTarget.Global);
         ctx.view.provider.flushNow();
@@ -170,7 +171,7 @@ async function confirmCancel(jobs: EngineJob[]): Promise<boolean> {
   const message = one
     ? vscode.l10n.t("Cancel job '{0}' and delete its {1} of temporary files?", live[0].displayName, formatBytes(bytes))
     : vscode.l10n.t('Cancel {0} jobs and delete their {1} of temporary files?', live.length, formatBytes(bytes));
-  return (await vscode.window.showWarningMessage(message, { modal: true }, cancel, keep)) === cancel;
+  return (await vscode.window.showWarningMessage(notificationText(message), { modal: true }, cancel, keep)) === cancel;
 }
 
 function priorityDescription(p: JobPriority): string {

@@ -2,6 +2,8 @@
 import * as vscode from 'vscode';
 import { formatHresult, type JobState } from '../engine';
 
+export { escapeMarkdown } from './untrustedText';
+
 const formats = new Map<number, Intl.NumberFormat>();
 
 function numberFormat(maxFractionDigits: number): Intl.NumberFormat {
@@ -119,7 +121,3 @@ export function describeError(e: unknown): string {
   return `${sentence} (${code}, ${hex}).`;
 }
 
-/** Escapes Markdown syntax in user text but keeps its spaces (MarkdownString.appendText turns them into &nbsp;, which stops wrapping). */
-export function escapeMarkdown(text: string): string {
-  return text.replace(/[\\`*_{}[\]()#+\-!|<>~$]/g, '\\$&').replace(/\r?\n/g, '  \n');
-}

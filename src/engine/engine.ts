@@ -115,7 +115,7 @@ export class DownloadEngine implements JobHost {
   private constructor(opts: EngineOptions) {
     this.opts = { ...opts };
     this.now = opts.now ?? Date.now;
-    this.store = new JobStore(opts.storeDir, () => [...this.jobs.values()].map((j) => j.record), opts.storeBatchMs ?? 250, () => this.orphanTemporaries);
+    this.store = new JobStore(opts.storeDir, () => [...this.jobs.values()].map((j) => j.record), opts.storeBatchMs ?? 250, () => this.orphanTemporaries, opts.allowedRoots);
     this.store.onSaveError = (e) => this.log('error', `Saving the job store failed: ${(e as Error).message}`);
     this.vault = opts.headerVault ?? new FileHeaderVault(opts.storeDir);
     this.givenDispatcher = opts.dispatcher;
@@ -521,6 +521,7 @@ export class DownloadEngine implements JobHost {
   }
 
   cancel(job: JobImpl): Promise<CancelResult> {
+    job.rt.closeSession?.abort(); // a Close-Session in flight holds the lock: cancel does not wait for its answer
     return job.exclusive(async () => {
       job.assertNotFinal('cancel');
       job.rt.closing = true;
@@ -835,8 +836,9 @@ export class DownloadEngine implements JobHost {
   private async completeUpload(job: JobImpl): Promise<CompleteResult> {
     const file = job.record.files[0];
     job.rt.closing = true;
+    job.rt.closeSession = new AbortController();
     try {
-      await closeUploadSession(this.uploadCall(job, file));
+      await closeUploadSession({ ...this.uploadCall(job, file), signal: job.rt.closeSession.signal });
     } catch (e) {
       const err = e instanceof DownloadError ? e : osError(e, 'Close-Session failed');
       const lost = err.code === 'BG_E_SESSION_NOT_FOUND';
@@ -854,6 +856,7 @@ export class DownloadEngine implements JobHost {
       });
     } finally {
       job.rt.closing = false;
+      job.rt.closeSession = undefined;
       this.pump();
     }
     file.completed = true;

@@ -162,7 +162,7 @@ export function networkError(e: unknown, url: string): DownloadError {
   };
   const [hresult, message] = table[code] ?? [
     HRESULTS.WINHTTP_CONNECTION_ERROR,
-    `The connection to ${where} was interrupted (${code}${err?.message ? ': ' + err.message : ''}).`,
+    `The connection to ${where} was interrupted (${code}${err?.message ? ': ' + redactUrlsIn(err.message) : ''}).`,
   ];
   const tls = /CERT|SSL|TLS/i.test(code);
   return new DownloadError(code, tls ? `The secure connection to ${where} failed (${code}).` : message, {
@@ -173,7 +173,10 @@ export function networkError(e: unknown, url: string): DownloadError {
   });
 }
 
-/** Drops user info and the query string: signed URLs and passwords must not reach logs or messages. */
+/**
+ * The one way a URL goes into a message or a log: user info and the whole query are dropped (signed URLs carry
+ * their signature, token or key there under many names, so no value of the query is shown), and the fragment too.
+ */
 export function redactUrl(url: string): string {
   try {
     const u = new URL(url);
@@ -184,6 +187,13 @@ export function redactUrl(url: string): string {
     u.hash = '';
     return u.toString() + (hadQuery ? '?…' : '');
   } catch {
-    return url.length > 100 ? url.slice(0, 100) + '…' : url;
+    // Not parseable: cut what looks like user info and everything from '?' or '#' all the same.
+    const cut = url.replace(/^([A-Za-z][A-Za-z0-9+.-]*:\/*)[^/?#]*@/, '$1').replace(/[?#][^]*$/, (m) => (m.startsWith('?') ? '?…' : ''));
+    return cut.length > 100 ? cut.slice(0, 100) + '…' : cut;
   }
+}
+
+/** Free text (an OS or library error message) with every URL in it redacted as redactUrl does. */
+export function redactUrlsIn(text: string): string {
+  return text.replace(/\b[A-Za-z][A-Za-z0-9+.-]*:\/\/[^\s'"<>]+/g, (u) => redactUrl(u));
 }

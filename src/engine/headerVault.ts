@@ -2,6 +2,7 @@
 // the extension keeps them in VS Code's SecretStorage; plain Node (CLI, tests) uses a private file.
 import * as fs from './io';
 import * as path from 'node:path';
+import { writePrivateFileAtomic } from './privateFile';
 
 export interface HeaderVault {
   get(jobId: string): Promise<Record<string, string> | undefined>;
@@ -48,8 +49,6 @@ export class FileHeaderVault implements HeaderVault {
   }
 
   private async write(all: Record<string, Record<string, string>>): Promise<void> {
-    const tmp = this.file + '.tmp';
-    await fs.writeFile(tmp, JSON.stringify(all), { mode: 0o600 });
-    await fs.rename(tmp, this.file);
+    await writePrivateFileAtomic(this.file, JSON.stringify(all));
   }
 }

@@ -55,6 +55,8 @@ export interface JobRuntime {
   lock: Promise<unknown>;
   /** Set while complete()/cancel() tears the job down, so the scheduler leaves it alone. */
   closing?: boolean;
+  /** Aborts an upload's Close-Session in flight (cancel() uses it). */
+  closeSession?: AbortController;
 }
 
 export class JobImpl implements Job {

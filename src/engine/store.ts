@@ -3,7 +3,11 @@ import * as fs from './io';
 import * as path from 'node:path';
 import { DownloadError, HRESULTS } from './errors';
 import { JOB_PRIORITIES, JOB_STATES } from './types';
+import { syncDir, writePrivateFileAtomic } from './privateFile';
 import type { JobRecord } from './records';
+import { distrustReason } from './storeTrust';
+
+export { syncDir };
 
 export const STORE_FORMAT = 'managed-downloads/jobs';
 export const STORE_VERSION = 1;
@@ -32,6 +36,8 @@ export class JobStore {
     private readonly snapshot: () => JobRecord[],
     private readonly batchMs = 250,
     private readonly orphans: () => string[] = () => [],
+    /** The engine's allowed roots: a loaded destination outside them is set aside like any untrusted record. */
+    private readonly allowedRoots?: readonly string[],
   ) {
     this.file = path.join(dir, JOURNAL);
   }
@@ -70,16 +76,38 @@ export class JobStore {
     }
     const jobs: JobRecord[] = [];
     const problems: string[] = [];
+    const rejected: unknown[] = [];
+    const ids = new Set<string>();
     for (const j of d.jobs) {
-      if (isJobRecord(j)) {
-        jobs.push(j);
-      } else {
+      if (!isJobRecord(j)) {
+        rejected.push(j);
         problems.push(`A damaged job entry was skipped: ${JSON.stringify(j).slice(0, 120)}`);
+        continue;
       }
+      const kept = structuredClone(j);
+      const why = ids.has(j.id) ? 'another job has the same id' : await distrustReason(j, this.allowedRoots, problems);
+      if (why) {
+        rejected.push(kept);
+        problems.push(`Job '${j.displayName.slice(0, 80)}' was set aside and not loaded: ${why}.`);
+        continue;
+      }
+      ids.add(j.id);
+      jobs.push(j);
+    }
+    if (rejected.length > 0) {
+      const aside = await this.keepRejected(rejected);
+      problems.push(`${rejected.length} job entr${rejected.length === 1 ? 'y was' : 'ies were'} kept as ${aside}; nothing they name was touched.`);
     }
     this.lastWritten = text;
     const orphanTemporaries = Array.isArray(d.orphanTemporaries) ? d.orphanTemporaries.filter((p): p is string => typeof p === 'string') : [];
     return { jobs, orphanTemporaries, problems };
+  }
+
+  /** Entries not loaded stay readable beside the store (private: they may name private paths). */
+  private async keepRejected(entries: unknown[]): Promise<string> {
+    const aside = path.join(this.dir, `jobs.rejected-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+    await writePrivateFileAtomic(aside, JSON.stringify({ format: STORE_FORMAT + '/rejected', version: STORE_VERSION, jobs: entries }, null, 1));
+    return aside;
   }
 
   private async setAside(why: string): Promise<LoadResult> {
@@ -157,33 +185,8 @@ export class JobStore {
     if (text === this.lastWritten) {
       return;
     }
-    const tmp = this.file + '.tmp';
-    const fh = await fs.open(tmp, 'w', 0o600);
-    try {
-      await fh.writeFile(text, 'utf8');
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await fs.rename(tmp, this.file);
-    await syncDir(this.dir);
+    await writePrivateFileAtomic(this.file, text);
     this.lastWritten = text;
-  }
-}
-
-/** fsync a folder so a rename in it survives a power cut (not possible on Windows; ignored there). */
-export async function syncDir(dir: string): Promise<void> {
-  if (process.platform === 'win32') {
-    return;
-  }
-  let fh: fs.FileHandle | undefined;
-  try {
-    fh = await fs.open(dir, 'r');
-    await fh.sync();
-  } catch {
-    // Some file systems refuse fsync on folders; the rename is still atomic.
-  } finally {
-    await fh?.close();
   }
 }
 

@@ -84,8 +84,17 @@ export interface UploadOptions {
   onCheckpoint: () => void;
 }
 
-/** What Close-Session and Cancel-Session need. */
-export type SessionCallOptions = Pick<UploadOptions, 'file' | 'headers' | 'network' | 'timeouts' | 'maxRetryAfterSeconds' | 'now' | 'log'>;
+/** What Close-Session and Cancel-Session need; `signal` lets cancel() interrupt a Close-Session in flight. */
+export type SessionCallOptions = Pick<UploadOptions, 'file' | 'headers' | 'network' | 'timeouts' | 'maxRetryAfterSeconds' | 'now' | 'log'> & { signal?: AbortSignal };
+
+/**
+ * Every packet's exchange must end: an answer within the header time-out plus the body idle time-out (90 s by
+ * default), plus 1 ms per byte sent (a Fragment on a slow link). The socket idle time-out alone never fires on a
+ * server that trickles its answer.
+ */
+function requestDeadlineMs(t: TransferTimeouts, bodyBytes: number): number {
+  return t.headersMs + t.bodyIdleMs + bodyBytes;
+}
 
 // ------------------------------------------------------------------------------------------------ adding the file
 
@@ -123,14 +132,14 @@ function checkUploadUrl(url: unknown): void {
       u = undefined;
     }
     if (u && u.protocol !== 'http:' && u.protocol !== 'https:') {
-      throw invalidArg(`'${shorten(url)}' uses the ${u.protocol.replace(':', '')} scheme; a BITS upload needs an http or https URL.`);
+      throw invalidArg(`'${redactUrl(url)}' uses the ${u.protocol.replace(':', '')} scheme; a BITS upload needs an http or https URL.`);
     }
   }
   checkRemoteUrl(url);
 }
 
-/** The local file of an upload: an absolute path to an existing, readable regular file (inside the allowed roots, if any). */
-export async function checkUploadSource(p: unknown, allowedRoots?: readonly string[]): Promise<{ path: string; size: number }> {
+/** The local file of an upload as written: an absolute, normalised path without NUL (nothing on disk is looked at). */
+export function checkUploadPathSyntax(p: unknown): string {
   if (typeof p !== 'string' || p === '') {
     throw invalidArg('The local file to upload is empty (no path given).');
   }
@@ -143,6 +152,12 @@ export async function checkUploadSource(p: unknown, allowedRoots?: readonly stri
   if (path.normalize(p) !== p || p.endsWith(path.sep)) {
     throw invalidArg(`The local file to upload '${shorten(p)}' is not normalised (it contains '..', '.', doubled or trailing separators).`);
   }
+  return p;
+}
+
+/** The local file of an upload: an absolute path to an existing, readable regular file (inside the allowed roots, if any). */
+export async function checkUploadSource(given: unknown, allowedRoots?: readonly string[]): Promise<{ path: string; size: number }> {
+  const p = checkUploadPathSyntax(given);
   let st;
   try {
     st = await fs.stat(p);
@@ -194,7 +209,7 @@ export async function uploadFile(o: UploadOptions): Promise<void> {
   } catch (e) {
     throw sourceError(f, e);
   }
-  const conn = new BitsConnection({ network: o.network, timeoutMs: o.timeouts.headersMs, signal: o.signal });
+  const conn = new BitsConnection({ network: o.network, timeouts: o.timeouts, signal: o.signal });
   try {
     assertUnchanged(f, await fh.stat());
     const x = new Exchange(f, conn, o);
@@ -315,13 +330,19 @@ export async function closeUploadSession(o: SessionCallOptions): Promise<void> {
     if (attempt > 0) {
       await sleep(250 * 4 ** (attempt - 1));
     }
-    const conn = new BitsConnection({ network: o.network, timeoutMs: o.timeouts.headersMs });
+    if (o.signal?.aborted) {
+      throw closeInterrupted(f);
+    }
+    const conn = new BitsConnection({ network: o.network, timeouts: o.timeouts, signal: o.signal });
     try {
       const x = new Exchange(f, conn, o);
       let ans: BitsAnswer;
       try {
         ans = await x.send('Close-Session', { 'BITS-Session-Id': sid, ...contentName(f) });
       } catch (e) {
+        if (o.signal?.aborted) {
+          throw closeInterrupted(f);
+        }
         last = e instanceof DownloadError ? e : networkError(e, f.remoteUrl);
         // The request may have reached the server and only its Ack was lost.
         ambiguous = true;
@@ -364,7 +385,7 @@ export async function cancelUploadSession(o: SessionCallOptions): Promise<void> 
     return;
   }
   const bound = Math.min(o.timeouts.headersMs, CANCEL_BOUND_MS);
-  const conn = new BitsConnection({ network: o.network, timeoutMs: bound, signal: AbortSignal.timeout(bound) });
+  const conn = new BitsConnection({ network: o.network, timeouts: { ...o.timeouts, headersMs: bound, bodyIdleMs: 0 }, signal: AbortSignal.timeout(bound) });
   try {
     const x = new Exchange(f, conn, o);
     const ans = await x.send('Cancel-Session', { 'BITS-Session-Id': sid, ...contentName(f) });
@@ -381,6 +402,11 @@ export async function cancelUploadSession(o: SessionCallOptions): Promise<void> 
     f.upload!.sessionId = undefined;
     f.upload!.hostId = undefined;
   }
+}
+
+/** cancel() stopped a Close-Session in flight: the server may or may not have put the file in place. */
+function closeInterrupted(f: FileRecord): DownloadError {
+  return new DownloadError('E_ABORT', `Close-Session for ${path.basename(f.localPath)} was interrupted by a cancel.`, { hresult: 0x80004004, context: 'REMOTE_FILE' });
 }
 
 /** Forgets the session: the next run uploads the file again from byte 0 (the local file must still be the same). */
@@ -405,14 +431,13 @@ class Exchange {
     private readonly o: SessionCallOptions & { signal?: AbortSignal },
   ) {}
 
+  /**
+   * The upload URL. [MC-BUP] 2.2.3.2 has the client replace its host with the server's BITS-Host-Id; we do not
+   * follow one that names another host (createSession drops it): the server's say would send the file and the job's
+   * headers (credentials) to any machine. A stored one is ignored as well (the job store is not trusted either).
+   */
   private get target(): URL {
-    const u = new URL(this.f.remoteUrl);
-    const host = this.f.upload?.hostId;
-    if (host) {
-      // [MC-BUP] 2.2.3.2: the client MUST replace the host portion of the destination URL with BITS-Host-Id.
-      u.hostname = host;
-    }
-    return u;
+    return new URL(this.f.remoteUrl);
   }
 
   async send(packet: Packet, extra: Record<string, string>, body: Buffer = EMPTY): Promise<BitsAnswer> {
@@ -489,6 +514,11 @@ class Exchange {
     const hostId = header(ans.headers, 'bits-host-id');
     const fallback = Number(header(ans.headers, 'bits-host-id-fallback-timeout'));
     state.hostId = hostId && /^[A-Za-z0-9.:[\]-]+$/.test(hostId) ? hostId : undefined;
+    const origin = new URL(f.remoteUrl).hostname;
+    if (state.hostId && bare(state.hostId).toLowerCase() !== bare(origin).toLowerCase()) {
+      this.o.log(`${f.localPath}: the server names host ${state.hostId} (BITS-Host-Id) for the session; ignored: the file and the job's headers go only to the upload URL's host ${origin}.`);
+      state.hostId = undefined;
+    }
     state.hostIdFallbackSeconds = state.hostId && Number.isFinite(fallback) && fallback >= 0 ? fallback : undefined;
     state.hostIdFailingSince = undefined;
     f.durableBytes = 0;
@@ -568,7 +598,11 @@ const EMPTY = Buffer.alloc(0);
 class BitsConnection {
   private readonly agents = new Map<string, http.Agent>();
 
-  constructor(private readonly o: { network?: NetworkSettings; timeoutMs: number; signal?: AbortSignal; env?: NodeJS.ProcessEnv }) {}
+  constructor(private readonly o: { network?: NetworkSettings; timeouts: TransferTimeouts; signal?: AbortSignal; env?: NodeJS.ProcessEnv }) {}
+
+  private get timeoutMs(): number {
+    return this.o.timeouts.headersMs;
+  }
 
   post(url: URL, headers: Record<string, string>, body: Buffer): Promise<BitsAnswer> {
     const secure = url.protocol === 'https:';
@@ -602,7 +636,7 @@ class BitsConnection {
           if (!secure) {
             return new http.Agent({ keepAlive: true, maxSockets: 1 });
           }
-          return proxy ? new TunnelAgent(proxy, this.o.timeoutMs, { keepAlive: true, maxSockets: 1, ...tlsOptions }) : new https.Agent({ keepAlive: true, maxSockets: 1, ...tlsOptions });
+          return proxy ? new TunnelAgent(proxy, this.timeoutMs, { keepAlive: true, maxSockets: 1, ...tlsOptions }) : new https.Agent({ keepAlive: true, maxSockets: 1, ...tlsOptions });
         }),
       };
     }
@@ -610,21 +644,33 @@ class BitsConnection {
     if (this.o.signal) {
       opts.signal = this.o.signal;
     }
+    const deadline = requestDeadlineMs(this.o.timeouts, body.length);
     return new Promise<BitsAnswer>((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined;
+      const settle = (f: () => void): void => {
+        clearTimeout(timer);
+        timer = undefined;
+        f();
+      };
       const req = (opts.protocol === 'https:' ? https : http).request(opts, (res) => {
         res.on('data', () => undefined);
-        res.once('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers }));
-        res.once('error', reject);
+        res.once('end', () => settle(() => resolve({ status: res.statusCode ?? 0, headers: res.headers })));
+        res.once('error', (e) => settle(() => reject(e)));
         res.once('close', () => {
           if (!res.complete) {
-            reject(Object.assign(new Error('the connection closed in the middle of the answer'), { code: 'ECONNRESET' }));
+            settle(() => reject(Object.assign(new Error('the connection closed in the middle of the answer'), { code: 'ECONNRESET' })));
           }
         });
       });
-      req.setTimeout(this.o.timeoutMs, () => {
-        req.destroy(Object.assign(new Error(`no answer within ${this.o.timeoutMs} ms`), { code: 'ETIMEDOUT' }));
+      timer = setTimeout(() => {
+        // Rejected first: once the answer has begun, destroying the request only closes the response.
+        settle(() => reject(Object.assign(new Error(`no complete answer within ${deadline} ms`), { code: 'ETIMEDOUT' })));
+        req.destroy();
+      }, deadline);
+      req.setTimeout(this.timeoutMs, () => {
+        req.destroy(Object.assign(new Error(`no answer within ${this.timeoutMs} ms`), { code: 'ETIMEDOUT' }));
       });
-      req.once('error', reject);
+      req.once('error', (e) => settle(() => reject(e)));
       req.end(body);
     });
   }

@@ -1,7 +1,7 @@
 // Checks on everything a caller hands the engine, so bad input is refused up front with a message naming it.
 import * as fs from './io';
 import * as path from 'node:path';
-import { DownloadError, invalidArg, osError } from './errors';
+import { DownloadError, invalidArg, osError, redactUrl } from './errors';
 
 export const MAX_URL_LENGTH = 8192;
 export const MAX_NAME_LENGTH = 256;
@@ -27,19 +27,30 @@ export function checkRemoteUrl(url: unknown, allowedSchemes: readonly string[] =
   if (/[\0\r\n]/.test(url)) {
     throw invalidArg('The remote URL contains a control character (NUL, CR or LF).');
   }
+  // Messages name the URL redacted: it may carry a password or a signature.
+  const shown = redactUrl(url);
   let u: URL;
   try {
     u = new URL(url);
   } catch {
-    throw invalidArg(`'${shorten(url)}' is not a valid URL.`);
+    throw invalidArg(`'${shown}' is not a valid URL.`);
   }
   if (!allowedSchemes.includes(u.protocol)) {
-    throw invalidArg(`'${shorten(url)}' uses the ${u.protocol.replace(':', '')} scheme; only ${allowedSchemes.map((s) => s.replace(':', '')).join(' and ')} URLs can be downloaded.`);
+    throw invalidArg(`'${shown}' uses the ${u.protocol.replace(':', '')} scheme; only ${allowedSchemes.map((s) => s.replace(':', '')).join(' and ')} URLs can be downloaded.`);
   }
   if (!u.hostname) {
-    throw invalidArg(`'${shorten(url)}' has no host.`);
+    throw invalidArg(`'${shown}' has no host.`);
+  }
+  if (urlCredentials(u)) {
+    // They would sit in the job store in clear, and are not sent anyway (fetch drops them).
+    throw invalidArg(`'${shown}' contains a user name or password; credentials are not accepted in URLs. Pass them as a custom Authorization header instead (it is kept in the header vault, not in the job list).`);
   }
   return u;
+}
+
+/** Whether a URL carries user info (user:password@host). */
+export function urlCredentials(u: URL): boolean {
+  return u.username !== '' || u.password !== '';
 }
 
 export function checkDisplayName(name: unknown, what = 'display name'): string {

@@ -458,21 +458,67 @@ describe('upload jobs (BITS Upload Protocol)', () => {
     }
   });
 
-  it('follows BITS-Host-Id: after Create-Session the packets go to the host the server names ([MC-BUP] 2.2.3.2)', async () => {
-    const farm = await BitsUploadServer.start({ hostId: '127.0.0.1', hostIdFallbackTimeoutSeconds: 60 });
+  it('complete() against a server that trickles the Close-Session answer: rejects (transient, timed out) once the request deadline passes; the job stays TRANSFERRED and completes later', async () => {
+    const fast = await openEngine(path.join(dir, 'store-fast'), {
+      uploadFragmentBytes: FRAGMENT,
+      timeouts: { headersMs: 300, bodyIdleMs: 300, lowSpeedBytesPerSecond: 1, lowSpeedWindowMs: 60_000 },
+    });
     try {
-      const url = farm.url('/up/farm.bin').replace('127.0.0.1', 'localhost');
-      const job = await newUpload('farm.bin', { url });
+      const job = await newUpload('trickle.bin', { on: fast });
       await job.resume();
-      await waitForState(engine, job, 'TRANSFERRED');
+      await waitForState(fast, job, 'TRANSFERRED');
+      // The Ack's head comes at once; its body one byte every 50 ms: the socket is never idle for 300 ms.
+      server.faults = { trickleAnswer: { packets: ['Close-Session'], intervalMs: 50 } };
+      const e = await rejection(job.complete());
+      assert.equal(e.code, 'ETIMEDOUT');
+      assert.equal(e.transient, true);
+      assert.match(e.message, /timed out.*stays TRANSFERRED/);
+      assert.equal(job.state, 'TRANSFERRED');
+      assert.ok(server.requests('Close-Session').every((r) => r.fault === 'trickle'));
+      server.faults = {};
+      assert.equal(await job.complete(), 'S_OK');
+      assert.equal(sha256Hex(fs.readFileSync(destOf('trickle.bin'))), sha256Hex(body));
+    } finally {
+      await fast.dispose();
+    }
+  });
+
+  it('cancel() while complete() waits on a Close-Session answer that never ends: returns without waiting for it; CANCELLED, Cancel-Session sent', async () => {
+    const job = await newUpload('stuck.bin');
+    await job.resume();
+    await waitForState(engine, job, 'TRANSFERRED');
+    const sid = job.record.files[0].upload!.sessionId!;
+    server.faults = { trickleAnswer: { packets: ['Close-Session'], intervalMs: 50 } };
+    const completing = rejection(job.complete());
+    await waitUntil(() => server.requests('Close-Session').length === 1, 10_000, 'Close-Session sent');
+    await job.cancel();
+    assert.equal(job.state, 'CANCELLED');
+    const e = await completing;
+    assert.match(e.message, /interrupted by a cancel/);
+    assert.equal(server.requests('Cancel-Session')[0]?.sessionId, sid);
+    assert.equal(server.session(sid), undefined, 'the server dropped the partial upload');
+  });
+
+  it('a BITS-Host-Id naming another host is ignored (and logged): every packet goes to the upload URL\'s host; the other host receives nothing', async () => {
+    const farm = await BitsUploadServer.start({ hostId: '127.0.0.2', hostIdFallbackTimeoutSeconds: 60 });
+    // Another machine, as far as the client can tell: a second address, the same port.
+    const elsewhere = await BitsUploadServer.start({ host: '127.0.0.2', port: Number(new URL(farm.origin).port) });
+    const logs: string[] = [];
+    const watched = await openEngine(path.join(dir, 'store-hostid'), { uploadFragmentBytes: FRAGMENT, log: (_l, m) => logs.push(m) });
+    try {
+      const job = await newUpload('farm.bin', { url: farm.url('/up/farm.bin'), on: watched });
+      await watched.getJob(job.id).setHttpHeaders({ Authorization: 'Bearer for-the-upload-host-only' });
+      await job.resume();
+      await waitForState(watched, job, 'TRANSFERRED');
       await job.complete();
-      const log = farm.requests();
-      const created = log.findIndex((e) => e.packetType === 'Create-Session');
-      assert.ok(log[created].headers['host'].startsWith('localhost:'));
-      assert.equal(log[created + 1].packetType, 'Ping', 'a Ping checks the new host');
-      assert.ok(log.slice(created + 1).every((e) => e.headers['host'].startsWith('127.0.0.1:')));
+      assert.deepEqual(elsewhere.requests(), [], 'the host the server named got no packet');
+      assert.ok(farm.requests().every((e) => e.headers['host'].startsWith('127.0.0.1:')));
+      assert.ok(farm.requests('Close-Session').length === 1);
+      assert.ok(logs.some((l) => /BITS-Host-Id.*ignored/.test(l)), logs.join('\n'));
       assert.equal(sha256Hex(fs.readFileSync(destOf('farm.bin', farm))), sha256Hex(body));
     } finally {
+      await watched.dispose();
+      await elsewhere.close();
       await farm.close();
     }
   });

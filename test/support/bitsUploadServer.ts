@@ -4,7 +4,8 @@
  *
  * Built on node:net with its own small HTTP/1.1 parser, because node:http (llhttp) refuses the BITS_POST method before
  * any handler runs. It handles requests with a Content-Length body (no chunked requests), keep-alive and pipelining,
- * origin-form and absolute-form targets (so it can also stand in for a forward proxy in tests). Binds 127.0.0.1 only.
+ * origin-form and absolute-form targets (so it can also stand in for a forward proxy in tests). Binds 127.0.0.1 only (or
+ * another loopback address given as `host`).
  *
  * Protocol, as implemented (section numbers are [MC-BUP]'s):
  *  - every BITS_POST answer is an Ack: `BITS-Packet-Type: Ack`, `Content-Length: 0`; errors carry BITS-Error-Code
@@ -54,6 +55,8 @@ const REASONS: Record<number, string> = {
 export interface BitsUploadServerOptions {
   /** Default 0 (any free port). */
   port?: number;
+  /** The loopback address to listen on (default 127.0.0.1; e.g. 127.0.0.2 to stand for another host). */
+  host?: string;
   /** Where Close-Session puts finished uploads. Default: a new temporary folder. */
   destDir?: string;
   /** Where sessions keep their partial uploads. Default: a new temporary folder. */
@@ -98,6 +101,11 @@ export interface BitsFaults {
   redirectTo?: string;
   /** Wait this long before acknowledging a Fragment (its bytes are already written). */
   ackDelayMs?: number;
+  /**
+   * Packets of these types (case-insensitive) are not processed: the answer is an Ack's head announcing a 1 GiB body,
+   * then one byte every `intervalMs`, for as long as the client listens (a server that never finishes answering).
+   */
+  trickleAnswer?: { packets: string[]; intervalMs: number };
 }
 
 export interface BitsRequestLog {
@@ -123,7 +131,7 @@ export interface BitsRequestLog {
   /** BITS-Received-Content-Range answered. */
   receivedRange?: number;
   /** A fault that shaped this exchange. */
-  fault?: 'drop' | 'fail' | 'redirect';
+  fault?: 'drop' | 'fail' | 'redirect' | 'trickle';
 }
 
 export interface BitsSessionInfo {
@@ -168,6 +176,8 @@ interface Exchange {
   /** Body bytes as they arrive; 'drop' cuts the connection. */
   onData?(chunk: Buffer): 'drop' | void;
   finish(): Answer | Promise<Answer>;
+  /** Trickle the answer's body (faults.trickleAnswer). */
+  trickleMs?: number;
 }
 
 export class BitsUploadServer {
@@ -193,7 +203,7 @@ export class BitsUploadServer {
     const s = new BitsUploadServer(opts);
     await new Promise<void>((resolve, reject) => {
       s.server.once('error', reject);
-      s.server.listen(opts.port ?? 0, '127.0.0.1', () => {
+      s.server.listen(opts.port ?? 0, opts.host ?? '127.0.0.1', () => {
         s.server.off('error', reject);
         resolve();
       });
@@ -203,7 +213,7 @@ export class BitsUploadServer {
   }
 
   get origin(): string {
-    return `${this.opts.tls ? 'https' : 'http'}://127.0.0.1:${this.port}`;
+    return `${this.opts.tls ? 'https' : 'http'}://${this.opts.host ?? '127.0.0.1'}:${this.port}`;
   }
 
   /** The URL of an upload destination, e.g. url('/uploads/report.pdf'). */
@@ -377,6 +387,13 @@ export class BitsUploadServer {
             entry.receivedRange = rcr === undefined ? undefined : Number(rcr);
             this.opts.onRequest?.(entry);
             const keep = head.keepAlive;
+            if (ex.trickleMs !== undefined) {
+              socket.write(rawAnswer({ ack: true, ...ans, contentLength: 1 << 30 }, keep));
+              const timer = setInterval(() => socket.write('.'), ex.trickleMs);
+              socket.once('close', () => clearInterval(timer));
+              dead = true;
+              return;
+            }
             socket.write(rawAnswer({ ack: head.method === 'BITS_POST', ...ans }, keep));
             if (!keep) {
               socket.end();
@@ -423,6 +440,10 @@ export class BitsUploadServer {
       const status = f.failStatus;
       const extra = f.failRetryAfter ? { 'Retry-After': f.failRetryAfter } : undefined;
       return { finish: () => error(status, f.failBitsError, extra) };
+    }
+    if (f.trickleAnswer && f.trickleAnswer.packets.some((p) => p.toLowerCase() === type)) {
+      entry.fault = 'trickle';
+      return { finish: () => ({ status: 200 }), trickleMs: f.trickleAnswer.intervalMs };
     }
     if (type !== 'fragment' && head.contentLength !== 0) {
       // Every packet but Fragment MUST have Content-Length 0 ([MC-BUP] 2.2.2.1, 2.2.4.1, 2.2.8.1, 2.2.10.1).

@@ -1,0 +1,99 @@
+// The job store is input like any other: jobs.json may have been edited or planted by someone else, and the engine
+// truncates, deletes and renames the paths it names. So each loaded record passes the checks addFile applies, and
+// the paths the engine itself derives (temporaries) are derived again rather than read.
+import * as fs from './io';
+import * as path from 'node:path';
+import type { FileRecord, JobRecord } from './records';
+import { checkUploadPathSyntax } from './upload';
+import { checkLocalPathSyntax, checkRemoteUrl, isInside, temporaryPathFor, urlCredentials } from './validation';
+
+/** What createJob makes (crypto.randomUUID); the id also names files (marks, the temporary's suffix). */
+const JOB_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const MAX_FILES_IN_FLIGHT = 64;
+
+/**
+ * Why a loaded record cannot be trusted, or undefined once it is made safe: temporary paths recomputed from the
+ * destination, credentials dropped from URLs (each such repair is added to `notes`).
+ */
+export async function distrustReason(r: JobRecord, allowedRoots: readonly string[] | undefined, notes: string[]): Promise<string | undefined> {
+  if (!JOB_ID.test(r.id)) {
+    return `its id '${shorten(r.id)}' is not a GUID`;
+  }
+  if (!Array.isArray(r.headerNames) || !r.headerNames.every((h) => typeof h === 'string')) {
+    return 'its header names are not a list of names';
+  }
+  if (r.filesInFlight !== undefined && !(Number.isSafeInteger(r.filesInFlight) && r.filesInFlight >= 1 && r.filesInFlight <= MAX_FILES_IN_FLIGHT)) {
+    return `its files-in-flight count (${String(r.filesInFlight)}) is out of range`;
+  }
+  if (r.type === 'upload' && r.files.length > 1) {
+    return 'it is an upload job with more than one file';
+  }
+  for (const [i, f] of r.files.entries()) {
+    const why = await fileDistrustReason(r, f, allowedRoots, (n) => notes.push(`Job '${shorten(r.displayName)}' (${r.id}), file ${i + 1}: ${n}`));
+    if (why) {
+      return `file ${i + 1}: ${why}`;
+    }
+  }
+  return undefined;
+}
+
+async function fileDistrustReason(r: JobRecord, f: FileRecord, allowedRoots: readonly string[] | undefined, note: (n: string) => void): Promise<string | undefined> {
+  try {
+    if (r.type === 'upload') {
+      checkUploadPathSyntax(f.localPath);
+    } else {
+      checkLocalPathSyntax(f.localPath);
+    }
+  } catch (e) {
+    return (e as Error).message;
+  }
+  if (allowedRoots && allowedRoots.length > 0 && !(await insideRoots(f.localPath, allowedRoots))) {
+    return `'${shorten(f.localPath)}' is outside the allowed folders (${allowedRoots.join(', ')})`;
+  }
+  const why = checkStoredUrl(f, note);
+  if (why) {
+    return why;
+  }
+  if (!isCount(f.durableBytes) || (f.bytesTotal !== undefined && !isCount(f.bytesTotal)) || !isCount(f.restarts)) {
+    return 'its byte counts are not whole non-negative numbers';
+  }
+  if (f.segments !== undefined && !(Array.isArray(f.segments) && f.segments.every((s) => isCount(s?.start) && isCount(s.end) && isCount(s.done) && s.start <= s.end && (s.written === undefined || isCount(s.written))))) {
+    return 'its segments are damaged';
+  }
+  // Never read from the store: an upload has none, a download's is derived from its destination and the job id.
+  f.temporaryPath = r.type === 'upload' ? '' : temporaryPathFor(f.localPath, r.id);
+  return undefined;
+}
+
+/** The URL must pass addFile's check; user info (refused at addFile since, never sent) is dropped from the store. */
+function checkStoredUrl(f: FileRecord, note: (n: string) => void): string | undefined {
+  try {
+    const u = new URL(f.remoteUrl);
+    if (urlCredentials(u)) {
+      u.username = '';
+      u.password = '';
+      f.remoteUrl = u.href;
+      note('the user name and password in its URL were removed from the job store (credentials in URLs are not used; set an Authorization header instead).');
+    }
+    checkRemoteUrl(f.remoteUrl);
+  } catch (e) {
+    return e instanceof TypeError ? 'its remote URL is not a URL' : (e as Error).message;
+  }
+  return undefined;
+}
+
+/** The destination's folder, resolved as far as it exists, lies inside one of the roots (resolved too). */
+async function insideRoots(p: string, roots: readonly string[]): Promise<boolean> {
+  const dir = await fs.realpath(path.dirname(p)).catch(() => path.dirname(p));
+  const target = path.join(dir, path.basename(p));
+  const real = await Promise.all(roots.map((root) => fs.realpath(root).catch(() => path.resolve(root))));
+  return real.some((root) => isInside(target, root));
+}
+
+function isCount(n: unknown): n is number {
+  return typeof n === 'number' && Number.isSafeInteger(n) && n >= 0;
+}
+
+function shorten(s: string): string {
+  return s.length > 80 ? s.slice(0, 77) + '…' : s;
+}
