@@ -23,6 +23,7 @@ export interface FetchOptions extends TransferOptions {
 export async function fetchFile(o: FetchOptions): Promise<void> {
   const { file } = o;
   let firstBody: Dispatcher.ResponseData['body'] | undefined;
+  let split = o.segmentsPerFile > 1;
   for (let round = 0; ; round++) {
     if (round > MAX_RESTARTS_PER_CALL) {
       throw new DownloadError('DO_E_INSUFFICIENT_RANGE_SUPPORT', `The file at ${redactUrl(file.remoteUrl)} keeps changing while it is fetched in segments.`, {
@@ -34,15 +35,18 @@ export async function fetchFile(o: FetchOptions): Promise<void> {
       // Segments on disk are finished as planned, even if segmenting was turned off since.
       const body = firstBody;
       firstBody = undefined;
-      if ((await segmentedTransfer({ ...o, firstBody: body })) === 'done') {
+      const outcome = await segmentedTransfer({ ...o, firstBody: body });
+      if (outcome === 'done') {
         return;
       }
+      // Its 206 answers carried nothing to check them by: one connection, whose resumes restart instead.
+      split &&= outcome !== 'unsplittable';
       // The segments are forgotten: journal that before the next attempt recreates the temporary file.
       await o.persistNow?.();
       continue;
     }
-    const split = o.segmentsPerFile > 1 ? (h: Parameters<NonNullable<TransferOptions['splitLargeFile']>>[0]) => canSplit(file, h, o.segmentsPerFile, o.minSegmentBytes) : undefined;
-    const r = await transferFile({ ...o, splitLargeFile: split });
+    const splitLargeFile = split ? (h: Parameters<NonNullable<TransferOptions['splitLargeFile']>>[0]) => canSplit(file, h, o.segmentsPerFile, o.minSegmentBytes) : undefined;
+    const r = await transferFile({ ...o, splitLargeFile });
     if (r === undefined) {
       return;
     }

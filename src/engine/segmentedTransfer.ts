@@ -12,15 +12,14 @@ import { bootId } from './io';
 import { FileHasher } from './hashWorker';
 import { parseRetryAfter } from './retryAfter';
 import {
-  parseContentRange,
   requestFollowingRedirects,
   stopOr,
-  strongEtag,
   TransferStopped,
   WriteBatch,
   type TransferOptions,
 } from './transfer';
 import { WriteMarks, type MarksKey } from './writeMarks';
+import { describeVerdict, judgeResumeResponse } from './resumeJudge';
 
 export interface SegmentedOptions extends TransferOptions {
   segmentsPerFile: number;
@@ -93,9 +92,10 @@ interface Lane {
 
 /**
  * Runs (or resumes) the segmented transfer recorded in `file.segments`. Resolves 'done' when the file is
- * transferred and verified, or 'restart' when the entity changed and the file was reset to fetch anew.
+ * transferred and verified, or 'restart' when the entity changed and the file was reset to fetch anew
+ * ('unsplittable': reset because a 206 could not be checked; fetch it over one connection).
  */
-export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | 'restart'> {
+export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | 'restart' | 'unsplittable'> {
   const { file } = o;
   const size = file.bytesTotal;
   const validator = file.etag ?? file.lastModified;
@@ -131,6 +131,8 @@ export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | '
   let checkpointing: Promise<void> | undefined;
   let failure: unknown;
   let changed: string | undefined;
+  /** A 206 came back without the recorded validators: ranged answers of this server cannot be checked. */
+  let unvalidated = false;
   let hasher: Promise<void> | undefined;
   let wakeHasher: (() => void) | undefined;
   let hashed = 0;
@@ -359,11 +361,11 @@ export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | '
           }
           continue;
         }
-        const cr = parseContentRange(res.headers['content-range']);
-        const etag = strongEtag(res.headers['etag']);
-        if (!cr || cr.start !== from || cr.end !== end - 1 || (cr.total !== undefined && cr.total !== size) || (etag && file.etag && etag !== file.etag)) {
+        const verdict = judgeResumeResponse(file, { start: from, end: end - 1 }, res.headers);
+        if (verdict !== 'append') {
           res.body.destroy();
-          entityChanged(`a segment's 206 answer did not match the request (Content-Range ${String(res.headers['content-range'])}, ETag ${String(etag)})`);
+          unvalidated ||= verdict === 'unvalidated';
+          entityChanged(`a segment: ${describeVerdict(verdict, res.headers)}`);
           return;
         }
         if (!connected) {
@@ -487,7 +489,7 @@ export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | '
       await fh.close().catch(() => undefined);
       marks?.close();
       resetFile(o, changed);
-      return 'restart';
+      return unvalidated ? 'unsplittable' : 'restart';
     }
     if (failure !== undefined || o.signal.aborted) {
       // Make what arrived durable, so a resume starts after it.

@@ -9,6 +9,7 @@ import { DownloadError, HRESULTS, httpError, networkError, osError, redactUrl } 
 import { hashPrefix } from './integrity';
 import type { FileRecord } from './records';
 import { parseRetryAfter } from './retryAfter';
+import { describeVerdict, judgeResumeResponse, parseContentRange, strongEtag } from './resumeJudge';
 
 export interface TransferTimeouts {
   /** Longest wait for the response headers. */
@@ -115,24 +116,21 @@ export async function transferFile(o: TransferOptions): Promise<void | { split: 
       const status = res.statusCode;
 
       if (status === 206 && offset > 0) {
-        const cr = parseContentRange(res.headers['content-range']);
-        const etag = strongEtag(res.headers['etag']);
-        const sizeChanged = cr?.total !== undefined && file.bytesTotal !== undefined && cr.total !== file.bytesTotal;
-        if (!cr || cr.start !== offset || sizeChanged || (etag && file.etag && etag !== file.etag)) {
+        const verdict = judgeResumeResponse(file, { start: offset }, res.headers);
+        if (verdict !== 'append') {
           await res.body.dump().catch(() => undefined);
-          await restart(`the server's 206 answer did not match the request (Content-Range ${String(res.headers['content-range'])})`);
+          await restart(describeVerdict(verdict, res.headers));
           continue;
         }
-        if (cr.total !== undefined) {
-          file.bytesTotal = cr.total;
-        }
+        file.bytesTotal = parseContentRange(res.headers['content-range'])?.total ?? file.bytesTotal;
       } else if (status === 200) {
         if (offset > 0) {
           await restart('the server sent the whole file (it ignored the range, or the file changed)');
         }
         file.bytesTotal = contentLength(res.headers);
         file.etag = strongEtag(res.headers['etag']);
-        file.lastModified = file.etag ? undefined : strongLastModified(res.headers);
+        // Both, when both are strong: a resumed 206 must then match each one it carries (resumeJudge.ts).
+        file.lastModified = strongLastModified(res.headers);
         o.onCheckpoint();
         if (o.splitLargeFile?.(res.headers)) {
           // Hand over to a segmented transfer, body unread: it becomes the first segment. (Its boot id goes with
@@ -512,32 +510,10 @@ export function stopOr(e: unknown, o: TransferOptions, url: string): Error {
   return networkError(e, url);
 }
 
-export function parseContentRange(v: string | string[] | undefined): { start?: number; end?: number; total?: number } | undefined {
-  const s = Array.isArray(v) ? v[0] : v;
-  if (!s) {
-    return undefined;
-  }
-  const m = /^bytes\s+(?:(\d+)-(\d+)|\*)\/(\d+|\*)$/i.exec(s.trim());
-  if (!m) {
-    return undefined;
-  }
-  return {
-    start: m[1] === undefined ? undefined : Number(m[1]),
-    end: m[2] === undefined ? undefined : Number(m[2]),
-    total: m[3] === '*' ? undefined : Number(m[3]),
-  };
-}
-
 export function contentLength(h: Record<string, string | string[] | undefined>): number | undefined {
   const v = h['content-length'];
   const s = Array.isArray(v) ? v[0] : v;
   return s !== undefined && /^\d+$/.test(s) ? Number(s) : undefined;
-}
-
-/** Only strong ETags may go into If-Range (RFC 9110 §13.1.5). */
-export function strongEtag(v: string | string[] | undefined): string | undefined {
-  const s = Array.isArray(v) ? v[0] : v;
-  return s && /^"[^"]*"$/.test(s.trim()) ? s.trim() : undefined;
 }
 
 /** A Last-Modified is strong when the response's Date is at least a second later (RFC 9110 §8.8.2.2). */
