@@ -59,7 +59,8 @@ export class TransferStopped extends Error {
 }
 
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
-const CREDENTIAL_HEADERS = new Set(['authorization', 'cookie', 'proxy-authorization']);
+/** Dropped on a change of origin even when the job did not set them itself. */
+const CROSS_ORIGIN_DROPPED = new Set(['authorization', 'cookie', 'proxy-authorization', 'referer']);
 const WRITE_BATCH_BYTES = 512 * 1024;
 /** A file finished this soon after it was opened gets the one-call check of its path (see finish()). */
 const QUICK_FILE_MS = 1_000;
@@ -274,7 +275,10 @@ export async function requestFollowingRedirects(originalUrl: string, headers: Re
       throw redirectError(`The server redirected from https to insecure http (${redactUrl(next.href)}); allow insecure redirects to follow it.`, 'INSECURE_REDIRECT');
     }
     if (next.origin !== url.origin) {
-      hdrs = Object.fromEntries(Object.entries(hdrs).filter(([k]) => !CREDENTIAL_HEADERS.has(k.toLowerCase())));
+      // Any header of the job may be a secret meant for its own server (API keys come under every name): none
+      // goes to another origin, nor a Referer. Only the engine's own range/validator headers follow.
+      const jobHeaders = new Set(Object.keys(o.headers).map((k) => k.toLowerCase()));
+      hdrs = Object.fromEntries(Object.entries(hdrs).filter(([k]) => !jobHeaders.has(k.toLowerCase()) && !CROSS_ORIGIN_DROPPED.has(k.toLowerCase())));
     }
     o.log(`${redactUrl(url.href)} redirected (${res.statusCode}) to ${redactUrl(next.href)}.`);
     seen.add(next.href);

@@ -261,22 +261,30 @@ describe('HTTP transfers', () => {
       assert.equal(server.requestsFor('/a').length, 1);
     });
 
-    it(matrix('network', 'cross-origin redirect carrying an Authorization header', 'Authorization and Cookie stripped on the cross-origin hop, kept on the same origin'), async () => {
+    it(matrix('network', 'cross-origin redirect carrying the job\'s headers', 'every header of the job (Authorization, Cookie, X-Api-Key, …) and Referer dropped on the hop to another origin (other port), kept on the same origin'), async () => {
       const other = await TestServer.start();
       try {
-        other.route('/file', { body });
+        other.route('/file', { body, resetAfterBytes: 300_000, resetTimes: 1 });
         server.route('/same', { redirect: { location: '/cross' } });
         server.route('/cross', { redirect: { location: other.url('/file') } });
         const job = await engine.createJob({ displayName: 'auth' });
-        await job.setHttpHeaders({ Authorization: 'Bearer s3cret', Cookie: 'a=b', 'X-Keep': 'yes' });
+        await job.setMinimumRetryDelay(0);
+        const jobHeaders = { Authorization: 'Bearer s3cret', Cookie: 'a=b', 'X-Api-Key': 'k3y', 'X-Keep': 'yes', Referer: 'https://intranet.example/page' };
+        await job.setHttpHeaders(jobHeaders);
         await job.addFile(server.url('/same'), path.join(dir, 'auth.bin'));
         await job.resume();
         await waitForState(engine, job, 'TRANSFERRED');
-        assert.equal(server.requestsFor('/cross')[0].headers.authorization, 'Bearer s3cret');
-        const final = other.requestsFor('/file')[0].headers;
-        assert.equal(final.authorization, undefined);
-        assert.equal(final.cookie, undefined);
-        assert.equal(final['x-keep'], 'yes');
+        const sameOrigin = server.requestsFor('/cross')[0].headers;
+        assert.equal(sameOrigin.authorization, 'Bearer s3cret');
+        assert.equal(sameOrigin['x-api-key'], 'k3y');
+        const finals = other.requestsFor('/file');
+        assert.equal(finals.length, 2, 'the first answer and the resume');
+        assert.ok(finals[1].range, 'the engine\'s own Range still follows');
+        for (const r of finals) {
+          for (const name of Object.keys(jobHeaders)) {
+            assert.equal(r.headers[name.toLowerCase()], undefined, `${name} reached the other origin`);
+          }
+        }
       } finally {
         await other.close();
       }
