@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import type { LookupFunction } from 'node:net';
 import { Agent } from 'undici';
 import { DownloadEngine, type EngineOptions, type JobImpl } from '../../src/engine';
+import { httpError, isTransientHttpStatus } from '../../src/engine/errors';
 import { openEngine, tempDir, waitForState, waitUntil } from '../support/engineHarness';
 import { matrix } from '../support/matrix';
 import { randomBody, sha256Hex, TEST_TLS, TestServer } from '../support/testServer';
@@ -380,8 +381,8 @@ describe('HTTP transfers', () => {
       }
     });
 
-    it(matrix('network', 'HTTP status classification', '4xx ERROR except 408/409/429, 5xx TRANSIENT_ERROR except 501/505; code HTTP_n, hresult 0x80190000 + n'), async () => {
-      const cases: [number, string][] = [[401, 'ERROR'], [403, 'ERROR'], [410, 'ERROR'], [408, 'TRANSIENT_ERROR'], [409, 'TRANSIENT_ERROR'], [429, 'TRANSIENT_ERROR'], [500, 'TRANSIENT_ERROR'], [501, 'ERROR'], [502, 'TRANSIENT_ERROR'], [505, 'ERROR']];
+    it(matrix('network', 'HTTP status classification', '4xx ERROR except 408/409/429, 5xx TRANSIENT_ERROR except 501/505, 204 and 3xx that cannot be followed ERROR; code HTTP_n, hresult 0x80190000 + n'), async () => {
+      const cases: [number, string][] = [[204, 'ERROR'], [300, 'ERROR'], [302, 'ERROR'], [304, 'ERROR'], [305, 'ERROR'], [401, 'ERROR'], [403, 'ERROR'], [410, 'ERROR'], [408, 'TRANSIENT_ERROR'], [409, 'TRANSIENT_ERROR'], [429, 'TRANSIENT_ERROR'], [500, 'TRANSIENT_ERROR'], [501, 'ERROR'], [502, 'TRANSIENT_ERROR'], [505, 'ERROR']];
       const jobs: [number, string, JobImpl][] = [];
       for (const [status, want] of cases) {
         server.route(`/s${status}`, { status });
@@ -396,6 +397,18 @@ describe('HTTP transfers', () => {
         assert.equal(job.getError()?.code, `HTTP_${status}`);
       }
     });
+  });
+
+  it('statuses that are not errors a retry can cure are fatal: 1xx, 204, 3xx without a usable Location', () => {
+    for (const status of [100, 101, 103, 199, 204, 300, 301, 302, 304, 305, 306, 307, 308, 399]) {
+      const err = httpError(status, 'http://example.test/f');
+      assert.equal(err.transient, false, `HTTP ${status}`);
+      assert.equal(err.code, `HTTP_${status}`);
+      assert.equal(err.hresult, 0x80190000 + status);
+    }
+    for (const status of [200, 201, 206, 408, 409, 429, 500, 502, 503]) {
+      assert.equal(isTransientHttpStatus(status), true, `HTTP ${status}`);
+    }
   });
 
   describe('integrity', () => {
