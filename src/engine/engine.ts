@@ -665,6 +665,9 @@ export class DownloadEngine implements JobHost {
             }
           },
           onProgress: parallel ? (bytes) => this.onParallelProgress(job, i, bytes) : (bytes) => this.onProgress(job, bytes),
+          onNewBytes: () => {
+            job.record.noProgressSince = undefined;
+          },
           onCheckpoint: () => {
             job.record.modified = this.now();
             this.store.scheduleSave();
@@ -807,7 +810,8 @@ export class DownloadEngine implements JobHost {
     const rt = job.rt;
     const before = rt.liveBytes ?? 0;
     rt.liveBytes = bytes;
-    if (bytes > before) {
+    if (bytes > before && job.type === 'upload') {
+      // (A download's progress is bytes past the best offset its file reached: fetchFile's onNewBytes.)
       job.record.noProgressSince = undefined;
     }
     const t = Date.now();

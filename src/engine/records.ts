@@ -18,6 +18,10 @@ export interface FileRecord {
   lastModified?: string;
   /** Times the transfer had to start again from byte 0 (range ignored, entity changed, …). */
   restarts: number;
+  /** The most bytes this file ever held: only bytes past it count as progress (restarts.ts). */
+  bestOffset?: number;
+  /** Restarts from byte 0 since a byte last went past bestOffset (bounded: restarts.ts). */
+  fruitlessRestarts?: number;
   /** Set when the destination may replace an existing file (the user confirmed it in a save dialog). */
   replaceExisting?: boolean;
   /** Upload jobs only: the BITS upload session (durableBytes then counts the bytes the server acknowledged). */

@@ -2,7 +2,7 @@
 // there is an ETag), written at its offset into the one temporary file. Checkpoints fdatasync the file, then
 // record in the journal how far each segment is durable, so a restart fetches only what is missing. A changed
 // entity (200 to If-Range, 412, another ETag, size or Content-Range) is never spliced: the file starts over.
-import { createHash, type Hash } from 'node:crypto';
+import type { Hash } from 'node:crypto';
 import { constants as FS } from './io';
 import * as fs from './io';
 import type { Dispatcher } from 'undici';
@@ -10,7 +10,9 @@ import { DownloadError, HRESULTS, httpError, osError, redactUrl } from './errors
 import type { FileRecord, SegmentRecord } from './records';
 import { bootId } from './io';
 import { FileHasher } from './hashWorker';
+import { digestMatches, expectedDigest, newHash, validationFailed } from './integrity';
 import { parseRetryAfter } from './retryAfter';
+import { noteRestart } from './restarts';
 import {
   requestFollowingRedirects,
   stopOr,
@@ -25,7 +27,7 @@ export interface SegmentedOptions extends TransferOptions {
   segmentsPerFile: number;
   minSegmentBytes: number;
   /**
-   * How the sha256 is computed: along the contiguous frontier on a worker thread (default), along the frontier
+   * How the checksum is computed: along the contiguous frontier on a worker thread (default), along the frontier
    * on this thread, or by re-reading the file once at the end (see bench/README.md for the measurements).
    */
   hashMode?: 'worker' | 'frontier' | 'end';
@@ -247,13 +249,13 @@ export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | '
     // Hash along the contiguous frontier, reading back what the segments wrote (page cache, not the network).
     if (file.sha256 && (o.hashMode ?? 'worker') === 'worker') {
       try {
-        worker = new FileHasher(file.temporaryPath);
+        worker = new FileHasher(file.temporaryPath, expectedDigest(file.sha256).algorithm);
       } catch (e) {
         o.log(`${file.localPath}: no hashing thread (${(e as Error).message}); hashing on the main thread.`);
       }
     }
     if (file.sha256 && !worker) {
-      hash = createHash('sha256');
+      hash = newHash(file.sha256);
       if (o.hashMode !== 'end') {
         const buf = Buffer.allocUnsafe(HASH_READ_BYTES);
         hasher = (async () => {
@@ -528,14 +530,11 @@ export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | '
       await verify(hash.digest('hex'));
     }
     async function verify(actual: string): Promise<void> {
-      if (actual !== file.sha256) {
+      if (!digestMatches(file.sha256!, actual)) {
         await fh.close().catch(() => undefined);
         await fs.unlink(file.temporaryPath).catch(() => undefined);
-        resetFile(o, undefined);
-        file.restarts--; // a validation failure is not a restart
-        throw new DownloadError('BG_E_VALIDATION_FAILED', `The sha256 of ${file.localPath} is ${actual}, not the expected ${file.sha256}; the downloaded bytes were deleted.`, {
-          context: 'REMOTE_FILE',
-        });
+        resetFile(o, undefined); // a validation failure is not a restart
+        throw validationFailed(file.localPath, file.sha256!, actual);
       }
     }
     try {
@@ -563,14 +562,14 @@ export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | '
   }
 }
 
-/** Forgets the segments and validators: the next request starts the file from byte 0. */
+/** Forgets the segments and validators: the next request starts the file from byte 0 (`why`: a restart, counted). */
 function resetFile(o: SegmentedOptions, why: string | undefined): void {
   const { file } = o;
   WriteMarks.remove(o.marksPath);
   if (why) {
+    noteRestart(file, why);
     o.log(`${file.localPath}: restarting from byte 0 because ${why}.`);
   }
-  file.restarts++;
   file.segments = undefined;
   file.bootId = undefined;
   file.durableBytes = 0;

@@ -1,14 +1,15 @@
 // Downloads one file into its temporary file: resume behind If-Range, follow redirects ourselves,
 // hash while writing, checkpoint durably, and turn every failure into a DownloadError.
-import { createHash, type Hash } from 'node:crypto';
+import type { Hash } from 'node:crypto';
 import * as fs from './io';
 import { constants as FS } from './io';
 import type { Dispatcher } from 'undici';
 import { bootId } from './io';
 import { DownloadError, HRESULTS, httpError, networkError, osError, redactUrl } from './errors';
-import { hashPrefix } from './integrity';
+import { digestMatches, hashPrefix, newHash, validationFailed } from './integrity';
 import type { FileRecord } from './records';
 import { parseRetryAfter } from './retryAfter';
+import { noteRestart } from './restarts';
 import { describeVerdict, judgeResumeResponse, parseContentRange, strongEtag } from './resumeJudge';
 
 export interface TransferTimeouts {
@@ -37,6 +38,8 @@ export interface TransferOptions {
   log: (message: string) => void;
   /** Called with the bytes now in the temporary file (live, not yet durable). Must be cheap. */
   onProgress: (bytes: number) => void;
+  /** Called when the file holds more bytes than it ever did (restarts.ts): progress, for the no-progress timeout. */
+  onNewBytes?: () => void;
   /** Called once the server answered and body bytes are about to flow. */
   onConnected: () => void;
   /** Called after file.durableBytes (and validators) changed: the caller persists the store. */
@@ -64,8 +67,6 @@ const CROSS_ORIGIN_DROPPED = new Set(['authorization', 'cookie', 'proxy-authoriz
 const WRITE_BATCH_BYTES = 512 * 1024;
 /** A file finished this soon after it was opened gets the one-call check of its path (see finish()). */
 const QUICK_FILE_MS = 1_000;
-/** Times one transfer call may start over from byte 0 before giving up (a server that never keeps its word). */
-const MAX_RESTARTS_PER_CALL = 3;
 
 export async function transferFile(o: TransferOptions): Promise<void | { split: Dispatcher.ResponseData['body'] }> {
   const { file } = o;
@@ -77,11 +78,11 @@ export async function transferFile(o: TransferOptions): Promise<void | { split: 
     let offset = file.durableBytes;
     let hash: Hash | undefined;
     if (file.sha256) {
-      hash = offset > 0 ? await hashPrefix(fh, offset) : createHash('sha256');
+      hash = offset > 0 ? await hashPrefix(fh, offset, file.sha256) : newHash(file.sha256);
     }
     const restart = async (why: string): Promise<void> => {
+      noteRestart(file, why);
       o.log(`${file.localPath}: restarting from byte 0 because ${why}.`);
-      file.restarts++;
       offset = 0;
       file.durableBytes = 0;
       file.bytesTotal = undefined;
@@ -91,18 +92,12 @@ export async function transferFile(o: TransferOptions): Promise<void | { split: 
       // claiming more durable bytes than the file holds).
       await o.persistNow?.();
       await fh.truncate(0);
-      hash = file.sha256 ? createHash('sha256') : undefined;
+      hash = file.sha256 ? newHash(file.sha256) : undefined;
       o.onProgress(0);
       o.onCheckpoint();
     };
 
-    for (let attempt = 0; ; attempt++) {
-      if (attempt > MAX_RESTARTS_PER_CALL) {
-        throw new DownloadError('DO_E_INSUFFICIENT_RANGE_SUPPORT', `The server of ${redactUrl(file.remoteUrl)} keeps answering range requests inconsistently.`, {
-          transient: true,
-          context: 'REMOTE_FILE',
-        });
-      }
+    for (;;) {
       const validator = file.etag ?? file.lastModified;
       if (offset > 0 && !validator) {
         await restart('the server gave no strong validator (ETag or Last-Modified) to resume safely');
@@ -471,7 +466,7 @@ async function finish(fh: fs.FileHandle, o: TransferOptions, size: number, hash:
   const { file } = o;
   if (hash && file.sha256) {
     const actual = hash.digest('hex');
-    if (actual !== file.sha256) {
+    if (!digestMatches(file.sha256, actual)) {
       await fh.truncate(0).catch(() => undefined);
       await fs.unlink(file.temporaryPath).catch(() => undefined);
       file.durableBytes = 0;
@@ -480,9 +475,7 @@ async function finish(fh: fs.FileHandle, o: TransferOptions, size: number, hash:
       file.lastModified = undefined;
       o.onProgress(0);
       o.onCheckpoint();
-      throw new DownloadError('BG_E_VALIDATION_FAILED', `The sha256 of ${file.localPath} is ${actual}, not the expected ${file.sha256}; the downloaded bytes were deleted.`, {
-        context: 'REMOTE_FILE',
-      });
+      throw validationFailed(file.localPath, file.sha256, actual);
     }
   }
   const named = quick ? fs.stat(file.temporaryPath).catch(() => undefined) : undefined;

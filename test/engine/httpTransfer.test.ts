@@ -1,11 +1,13 @@
 // HTTP behaviour of a transfer: resume decisions, validators, redirects, timeouts and integrity.
 import * as assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { LookupFunction } from 'node:net';
 import { Agent } from 'undici';
 import { DownloadEngine, type EngineOptions, type JobImpl } from '../../src/engine';
 import { httpError, isTransientHttpStatus } from '../../src/engine/errors';
+import { MAX_FRUITLESS_RESTARTS } from '../../src/engine/restarts';
 import { openEngine, tempDir, waitForState, waitUntil } from '../support/engineHarness';
 import { matrix } from '../support/matrix';
 import { randomBody, sha256Hex, TEST_TLS, TestServer } from '../support/testServer';
@@ -226,6 +228,37 @@ describe('HTTP transfers', () => {
     assert.equal(job.record.files[0].restarts, 2);
   });
 
+  it(matrix('network', 'no range support, connection broken at 90 % every time', `ERROR DO_E_DOWNLOAD_NO_PROGRESS after ${MAX_FRUITLESS_RESTARTS} restarts from 0 without a new byte, not fetched again for 14 days`), async () => {
+    server.route('/r', { body, ranges: false, etag: null, resetAfterBytes: 900_000 });
+    const job = await start(server.url('/r'));
+    await waitForState(engine, job, 'ERROR', 10_000);
+    assert.equal(job.getError()?.code, 'DO_E_DOWNLOAD_NO_PROGRESS');
+    assert.equal(job.getError()?.hresult, 0x80d02002);
+    assert.match(job.getError()!.message, /started over from byte 0 5 times without getting past byte 900000/);
+    assert.equal(server.requestsFor('/r').length, 1 + MAX_FRUITLESS_RESTARTS, 'the first try and one per restart');
+  });
+
+  it('bytes fetched again after a restart are not progress: the no-progress clock keeps running until a byte passes the best offset', async () => {
+    server.route('/r', { body, ranges: false, etag: null, resetAfterBytes: 900_000, resetTimes: 2, throttleBytesPerSec: 20_000_000 });
+    const since: (number | undefined)[] = [];
+    const sub = engine.onDidChangeJob((j) => {
+      if (j.state === 'TRANSIENT_ERROR' && since.length < 10) {
+        since.push(j.record.noProgressSince);
+      }
+    });
+    try {
+      const job = await start(server.url('/r'));
+      await finishAndRead(job);
+      assert.ok(since.length >= 2, `two transient errors seen: ${since.length}`);
+      assert.ok(since[0] !== undefined);
+      assert.ok(since.every((t) => t === since[0]), `the clock started at the first error and was never reset: ${JSON.stringify(since)}`);
+      assert.equal(job.record.files[0].restarts, 2);
+      assert.equal(job.record.noProgressSince, undefined, 'cleared once transferred');
+    } finally {
+      sub.dispose();
+    }
+  });
+
   describe('redirects', () => {
     it('follows a chain, and each resume starts again from the original URL', async () => {
       server.route('/start', { redirect: { location: '/hop1', status: 301 } });
@@ -418,9 +451,30 @@ describe('HTTP transfers', () => {
       const a = await start(server.url('/r'), 'hex.bin', { sha256: hex.toUpperCase() });
       assert.equal(sha256Hex(await finishAndRead(a)), hex);
       const sri = 'sha256-' + Buffer.from(hex, 'hex').toString('base64');
-      const b = await start(server.url('/r'), 'sri.bin', { sha256: `sha384-xyz ${sri}` });
+      const b = await start(server.url('/r'), 'sri.bin', { sha256: `md5-xyz ${sri}` });
       assert.equal(sha256Hex(await finishAndRead(b)), hex);
       assert.equal(b.getFiles()[0].sha256, hex);
+    });
+
+    it('SRI with several algorithms: the strongest one present is verified (sha512 > sha384 > sha256), across a resume', async () => {
+      server.route('/r', { body, resetAfterBytes: 300_000, resetTimes: 2 });
+      const sri = (alg: string, data: Buffer): string => `${alg}-${createHash(alg).update(data).digest('base64')}`;
+      const wrong = Buffer.from('not the body');
+      // The right sha512 beside a wrong sha256: the sha512 decides.
+      const good = await start(server.url('/r'), 'good.bin', { sha256: `${sri('sha256', wrong)} ${sri('sha512', body)} ${sri('sha384', wrong)}` });
+      assert.equal(sha256Hex(await finishAndRead(good)), sha256Hex(body));
+      assert.equal(good.getFiles()[0].sha256, `sha512:${createHash('sha512').update(body).digest('hex')}`);
+      // A right sha256 does not make up for a wrong sha384.
+      const bad = await start(server.url('/r'), 'bad384.bin', { sha256: `${sri('sha256', body)} ${sri('sha384', wrong)}` });
+      await waitForState(engine, bad, 'ERROR');
+      assert.equal(bad.getError()?.code, 'BG_E_VALIDATION_FAILED');
+      assert.match(bad.getError()!.message, /sha384/);
+      // sha384 alone.
+      const only384 = await start(server.url('/r'), 'only384.bin', { sha256: sri('sha384', body) });
+      assert.equal(sha256Hex(await finishAndRead(only384)), sha256Hex(body));
+      // A malformed token of a known algorithm is refused, never skipped for a weaker one.
+      const job = await engine.createJob({ displayName: 'malformed' });
+      await assert.rejects(job.addFile(server.url('/r'), path.join(dir, 'm.bin'), { sha256: `sha512-xyz ${sri('sha256', body)}` }), /not a valid sha512/);
     });
 
     it('a mismatch → ERROR BG_E_VALIDATION_FAILED, the bad temporary removed, no destination', async () => {
