@@ -68,6 +68,8 @@ export interface EngineOptions {
   segmentsPerFile?: number;
   /** No segment is smaller than this: files under twice this size never split. */
   minSegmentBytes?: number;
+  /** No downloaded file may be larger (ERROR_FILE_TOO_LARGE); default: no limit but the disk's free space. */
+  maxFileSizeBytes?: number;
 }
 
 const DEFAULT_TIMEOUTS: TransferTimeouts = {
@@ -657,6 +659,7 @@ export class DownloadEngine implements JobHost {
           maxRetryAfterSeconds: this.opts.maxRetryAfterSeconds ?? 3_600,
           segmentsPerFile: this.opts.segmentsPerFile ?? DEFAULT_SEGMENTS_PER_FILE,
           minSegmentBytes: this.opts.minSegmentBytes ?? DEFAULT_MIN_SEGMENT_BYTES,
+          maxFileSizeBytes: this.opts.maxFileSizeBytes,
           now: this.now,
           log: (m) => this.log('info', `[${job.displayName}] ${m}`),
           onConnected: () => {

@@ -13,6 +13,7 @@ import { FileHasher } from './hashWorker';
 import { digestMatches, expectedDigest, newHash, validationFailed } from './integrity';
 import { parseRetryAfter } from './retryAfter';
 import { noteRestart } from './restarts';
+import { assertRoomFor } from './diskRoom';
 import {
   requestFollowingRedirects,
   stopOr,
@@ -150,6 +151,7 @@ export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | '
     if (!st.isFile()) {
       throw osError(Object.assign(new Error('not a regular file'), { code: 'EISDIR' }), `The temporary file ${file.temporaryPath} is not a file`);
     }
+    await assertRoomFor(file, size, size - segs.reduce((n, x) => n + x.done, 0), o.maxFileSizeBytes);
     if (st.size !== size) {
       if (st.size < size && segs.some((s) => s.done > 0)) {
         o.log(`${file.localPath}: the temporary file is shorter than its segments say; fetching every segment again.`);

@@ -10,6 +10,7 @@ import { digestMatches, hashPrefix, newHash, validationFailed } from './integrit
 import type { FileRecord } from './records';
 import { parseRetryAfter } from './retryAfter';
 import { noteRestart } from './restarts';
+import { assertBodyWithinBounds, assertRoomFor } from './diskRoom';
 import { describeVerdict, judgeResumeResponse, parseContentRange, strongEtag } from './resumeJudge';
 
 export interface TransferTimeouts {
@@ -36,6 +37,8 @@ export interface TransferOptions {
   maxRetryAfterSeconds: number;
   now: () => number;
   log: (message: string) => void;
+  /** No file grows past this many bytes (ERROR_FILE_TOO_LARGE); undefined: no limit but the disk's free space. */
+  maxFileSizeBytes?: number;
   /** Called with the bytes now in the temporary file (live, not yet durable). Must be cheap. */
   onProgress: (bytes: number) => void;
   /** Called when the file holds more bytes than it ever did (restarts.ts): progress, for the no-progress timeout. */
@@ -119,6 +122,7 @@ export async function transferFile(o: TransferOptions): Promise<void | { split: 
           continue;
         }
         file.bytesTotal = parseContentRange(res.headers['content-range'])?.total ?? file.bytesTotal;
+        await assertRoomOrDrop(res, file, offset, o);
       } else if (status === 200) {
         if (offset > 0) {
           await restart('the server sent the whole file (it ignored the range, or the file changed)');
@@ -128,6 +132,7 @@ export async function transferFile(o: TransferOptions): Promise<void | { split: 
         // Both, when both are strong: a resumed 206 must then match each one it carries (resumeJudge.ts).
         file.lastModified = strongLastModified(res.headers);
         o.onCheckpoint();
+        await assertRoomOrDrop(res, file, 0, o);
         if (o.splitLargeFile?.(res.headers)) {
           // Hand over to a segmented transfer, body unread: it becomes the first segment. (Its boot id goes with
           // the segment plan: until that is journaled, nothing here may pass for bytes written in this boot.)
@@ -176,6 +181,16 @@ export async function transferFile(o: TransferOptions): Promise<void | { split: 
     }
   } finally {
     await fh.close().catch(() => undefined);
+  }
+}
+
+/** Refuses (before a byte is written) a size past the maximum or the disk's free space; the body is dropped. */
+async function assertRoomOrDrop(res: Dispatcher.ResponseData, file: FileRecord, offset: number, o: TransferOptions): Promise<void> {
+  try {
+    await assertRoomFor(file, file.bytesTotal, (file.bytesTotal ?? 0) - offset, o.maxFileSizeBytes);
+  } catch (e) {
+    res.body.destroy();
+    throw e;
   }
 }
 
@@ -398,6 +413,7 @@ async function receiveBody(body: Dispatcher.ResponseData['body'], fh: fs.FileHan
 
   try {
     for await (const chunk of body as AsyncIterable<Buffer>) {
+      assertBodyWithinBounds(file, written + batch.bytes + chunk.length, o.maxFileSizeBytes);
       hash?.update(chunk);
       batch.add(chunk);
       received += chunk.length;

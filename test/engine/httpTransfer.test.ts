@@ -2,6 +2,7 @@
 import * as assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import * as path from 'node:path';
 import type { LookupFunction } from 'node:net';
 import { Agent } from 'undici';
@@ -257,6 +258,58 @@ describe('HTTP transfers', () => {
     } finally {
       sub.dispose();
     }
+  });
+
+  describe('disk room', () => {
+    /** A response of `headers` whose body never ends: 64 KiB chunks as fast as the client takes them. */
+    function endless(headers: Record<string, string>): (req: IncomingMessage, res: ServerResponse) => void {
+      return (_req, res) => {
+        res.writeHead(200, { 'content-type': 'application/octet-stream', ...headers });
+        const chunk = Buffer.alloc(64 * 1024, 0x61);
+        const pump = (): void => {
+          while (!res.destroyed && res.write(chunk)) {
+            // fill the socket
+          }
+          if (!res.destroyed) {
+            res.once('drain', pump);
+          }
+        };
+        pump();
+      };
+    }
+
+    it(matrix('disk', 'a Content-Length larger than the free space (8 TB)', 'refused before a byte is written: TRANSIENT_ERROR ENOSPC 0x80070070, temporary file empty'), async () => {
+      server.route('/huge', { handler: endless({ 'content-length': String(8 * 1024 ** 4) }) });
+      const job = await start(server.url('/huge'), 'huge.bin');
+      await job.setMinimumRetryDelay(600);
+      await waitForState(engine, job, ['TRANSIENT_ERROR', 'ERROR']);
+      assert.equal(job.state, 'TRANSIENT_ERROR');
+      assert.equal(job.getError()?.code, 'ENOSPC');
+      assert.equal(job.getError()?.hresult, 0x80070070);
+      assert.match(job.getError()!.message, /needs 8796093022208 more bytes but the disk of .* has only \d+ free/);
+      assert.equal(fs.statSync(job.getFiles()[0].temporaryPath).size, 0, 'nothing written');
+    });
+
+    it(matrix('disk', 'an endless body without a length; a length past the maximum file size', 'stopped at maxFileSizeBytes: ERROR ERROR_FILE_TOO_LARGE 0x800700DF; a Content-Length past it refused before writing'), async () => {
+      const limited = await openEngine(path.join(dir, 'limited'), { maxFileSizeBytes: 2_000_000 });
+      try {
+        server.route('/endless', { handler: endless({}) });
+        const job = await start(server.url('/endless'), 'endless.bin', { e: limited });
+        await waitForState(limited, job, 'ERROR');
+        assert.equal(job.getError()?.code, 'ERROR_FILE_TOO_LARGE');
+        assert.equal(job.getError()?.hresult, 0x800700df);
+        assert.ok(fs.statSync(job.getFiles()[0].temporaryPath).size <= 2_000_000, 'never written past the maximum');
+        server.route('/big', { handler: endless({ 'content-length': '2000001' }) });
+        const big = await start(server.url('/big'), 'big.bin', { e: limited });
+        await waitForState(limited, big, 'ERROR');
+        assert.equal(big.getError()?.code, 'ERROR_FILE_TOO_LARGE');
+        assert.equal(fs.statSync(big.getFiles()[0].temporaryPath).size, 0, 'refused before writing');
+        server.route('/fits', { body: body.subarray(0, 2_000_000) });
+        await finishAndRead(await start(server.url('/fits'), 'fits.bin', { e: limited }), limited);
+      } finally {
+        await limited.dispose();
+      }
+    });
   });
 
   describe('redirects', () => {
