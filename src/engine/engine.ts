@@ -960,7 +960,9 @@ export class DownloadEngine implements JobHost {
     } catch {
       return false;
     }
-    this.log('info', `${f.localPath}: kept ${size - f.durableBytes} bytes written before the process stopped (same boot, now flushed to disk).`);
+    this.log('info', `${f.localPath}: kept ${size - f.durableBytes} bytes written before the process stopped (same boot, now flushed to disk; checked against the server before use).`);
+    // Not trusted yet: the page cache may have lost them without a reboot (transfer.ts checks them).
+    f.keptFrom = Math.min(f.keptFrom ?? f.durableBytes, f.durableBytes);
     f.durableBytes = size;
     return true;
   }

@@ -11,6 +11,11 @@ export interface FileRecord {
   bytesTotal?: number;
   /** Bytes known to be on disk (fdatasync'd) at the last checkpoint: the resume offset after a crash. */
   durableBytes: number;
+  /**
+   * Bytes from here to durableBytes were kept from before a crash of the process (same boot: flushed only at
+   * the restart) and are not yet checked against the server (keptBytes.ts).
+   */
+  keptFrom?: number;
   transferred: boolean;
   completed: boolean;
   /** Strong validators of the entity the bytes on disk belong to. */

@@ -23,6 +23,7 @@ import {
 } from './transfer';
 import { WriteMarks, type MarksKey } from './writeMarks';
 import { describeVerdict, judgeResumeResponse } from './resumeJudge';
+import { KeptBytesMismatch, OVERLAP_BYTES, pastOverlap, readKept } from './keptBytes';
 
 export interface SegmentedOptions extends TransferOptions {
   segmentsPerFile: number;
@@ -91,14 +92,30 @@ interface Lane {
   /** Absolute offset up to which bytes are written to the file (not necessarily durable). */
   written: number;
   failures: number;
+  /**
+   * Set when the lane kept bytes written before a crash of the process (same boot): where they start (the
+   * durable offset). They are not trusted (hashed, checkpointed) until an overlap with the server's bytes matched.
+   */
+  keptFrom?: number;
+  keptChecked?: boolean;
+}
+
+function unchecked(l: Lane): boolean {
+  return l.keptFrom !== undefined && !l.keptChecked && l.written > l.keptFrom;
+}
+
+/** How far a lane's bytes can be built on: its written offset, or the start of its kept bytes until they are checked. */
+function trusted(l: Lane): number {
+  return l.keptFrom !== undefined && !l.keptChecked ? l.keptFrom : l.written;
 }
 
 /**
  * Runs (or resumes) the segmented transfer recorded in `file.segments`. Resolves 'done' when the file is
  * transferred and verified, or 'restart' when the entity changed and the file was reset to fetch anew
- * ('unsplittable': reset because a 206 could not be checked; fetch it over one connection).
+ * ('unsplittable': reset because a 206 could not be checked; fetch it over one connection), or 'again' when the
+ * checksum failed after bytes kept from before a crash: those ranges were set to be fetched again (once).
  */
-export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | 'restart' | 'unsplittable'> {
+export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | 'restart' | 'unsplittable' | 'again'> {
   const { file } = o;
   const size = file.bytesTotal;
   const validator = file.etag ?? file.lastModified;
@@ -170,7 +187,8 @@ export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | '
       await fh.truncate(size);
       await fh.datasync();
     }
-    // The process died, not the machine: what it had written is in the page cache. Make it durable and keep it.
+    // The process died, not the machine: what it had written is in the page cache. Make it durable and keep it,
+    // as written but not yet trusted: each kept range is checked against the server first (keptBytes.ts).
     // The journal's `written` is as old as its last save; the marks are as recent as the last write.
     const noted = st.size === size ? WriteMarks.read(o.marksPath, marksKey) : undefined;
     const wrote = lanes.map((l, i) => Math.max(file.bootId === bootId() ? (l.rec.written ?? 0) : 0, noted?.[i] ?? 0));
@@ -180,12 +198,10 @@ export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | '
         await fh.datasync();
         for (const i of recovered) {
           const l = lanes[i];
-          l.rec.done = Math.min(wrote[i], l.rec.end - l.rec.start);
-          l.written = l.rec.start + l.rec.done;
+          l.keptFrom = l.written;
+          l.written = l.rec.start + Math.min(wrote[i], l.rec.end - l.rec.start);
         }
-        file.durableBytes = contiguous(segs, (i) => segs[i].start + segs[i].done);
-        o.log(`${file.localPath}: kept ${recovered.length} segment(s) written before the process stopped (same boot, now flushed to disk).`);
-        o.onCheckpoint();
+        o.log(`${file.localPath}: kept ${recovered.length} segment(s) written before the process stopped (same boot, now flushed to disk; checked against the server before use).`);
       } catch {
         // Not flushable: fall back to what was known durable.
       }
@@ -204,7 +220,7 @@ export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | '
       if (checkpointing) {
         return checkpointing;
       }
-      const snapshot = lanes.map((l) => l.written);
+      const snapshot = lanes.map(trusted);
       sinceCheckpoint = 0;
       lastCheckpointAt = o.now();
       checkpointing = (async () => {
@@ -215,7 +231,8 @@ export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | '
         }
         let moved = false;
         lanes.forEach((l, i) => {
-          const done = snapshot[i] - l.rec.start;
+          // (Kept bytes found bad meanwhile moved `written` back: never past it.)
+          const done = Math.min(snapshot[i], trusted(l)) - l.rec.start;
           if (done > l.rec.done) {
             l.rec.done = done;
             moved = true;
@@ -262,7 +279,7 @@ export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | '
         const buf = Buffer.allocUnsafe(HASH_READ_BYTES);
         hasher = (async () => {
           for (;;) {
-            const frontier = contiguous(lanes.map((l) => l.rec), (i) => lanes[i].written);
+            const frontier = contiguous(lanes.map((l) => l.rec), (i) => trusted(lanes[i]));
             if (hashed >= frontier) {
               if (hashed >= size || inner.signal.aborted) {
                 return;
@@ -310,7 +327,7 @@ export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | '
 
     const runLane = async (lane: Lane): Promise<void> => {
       const end = lane.rec.end;
-      while (lane.written < end && !inner.signal.aborted) {
+      while ((lane.written < end || unchecked(lane)) && !inner.signal.aborted) {
         const from = lane.written;
         if (firstBody && from === 0) {
           // The response that revealed the file is this segment's first request: read it up to the segment's end.
@@ -337,7 +354,18 @@ export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | '
           }
           continue;
         }
-        const headers: Record<string, string> = { ...o.headers, range: `bytes=${from}-${end - 1}`, 'if-range': validator };
+        // Kept bytes not yet checked: ask again a few KiB before their end, to compare (keptBytes.ts).
+        const overlap = unchecked(lane) ? Math.min(OVERLAP_BYTES, from - lane.keptFrom!) : 0;
+        let expect: Buffer | undefined;
+        if (overlap > 0) {
+          try {
+            expect = await readKept(fh, from - overlap, overlap);
+          } catch (e) {
+            dropKept(lane, e as KeptBytesMismatch);
+            continue;
+          }
+        }
+        const headers: Record<string, string> = { ...o.headers, range: `bytes=${from - overlap}-${end - 1}`, 'if-range': validator };
         if (file.etag) {
           headers['if-match'] = file.etag;
         }
@@ -365,7 +393,7 @@ export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | '
           }
           continue;
         }
-        const verdict = judgeResumeResponse(file, { start: from, end: end - 1 }, res.headers);
+        const verdict = judgeResumeResponse(file, { start: from - overlap, end: end - 1 }, res.headers);
         if (verdict !== 'append') {
           res.body.destroy();
           unvalidated ||= verdict === 'unvalidated';
@@ -378,8 +406,12 @@ export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | '
         }
         const before = lane.written;
         try {
-          await receiveSegment(res.body, lane);
+          await receiveSegment(res.body, lane, false, expect && { bytes: expect, at: from - overlap });
         } catch (e) {
+          if (e instanceof KeptBytesMismatch) {
+            dropKept(lane, e);
+            continue;
+          }
           if (lane.written > before) {
             lane.failures = 0;
           }
@@ -402,6 +434,17 @@ export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | '
       }
     };
 
+    /** Kept bytes found unlike the server's (or unreadable): the lane goes back to its durable offset. */
+    const dropKept = (lane: Lane, e: KeptBytesMismatch): void => {
+      o.log(`${file.localPath}: ${e.message}; fetching the segment at ${lane.rec.start} again from byte ${lane.keptFrom}.`);
+      received -= lane.written - lane.keptFrom!;
+      lane.written = lane.keptFrom!;
+      lane.keptChecked = true;
+      lane.rec.written = bootId() === undefined ? undefined : lane.written - lane.rec.start;
+      noteWritten();
+      o.onProgress(received);
+    };
+
     /** After a failure of one segment: try it again (only it) unless the run is over or it keeps failing. */
     const retryable = async (lane: Lane, e: unknown): Promise<boolean> => {
       if (inner.signal.aborted) {
@@ -420,8 +463,11 @@ export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | '
       return !inner.signal.aborted;
     };
 
-    /** `cut`: the body runs past the segment (a whole-file 200); stop at the segment's end instead of failing. */
-    const receiveSegment = async (body: Dispatcher.ResponseData['body'], lane: Lane, cut = false): Promise<void> => {
+    /**
+     * `cut`: the body runs past the segment (a whole-file 200); stop at the segment's end instead of failing.
+     * `overlap`: the body starts with these bytes, already in the file at `at`: compared, not written.
+     */
+    const receiveSegment = async (body: Dispatcher.ResponseData['body'], lane: Lane, cut = false, overlap?: { bytes: Buffer; at: number }): Promise<void> => {
       const batch = new WriteBatch();
       const flush = async (): Promise<void> => {
         if (batch.bytes === 0) {
@@ -437,7 +483,7 @@ export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | '
           throw e;
         }
         if (worker) {
-          worker.advance(contiguous(segs, (i) => lanes[i].written));
+          worker.advance(contiguous(segs, (i) => trusted(lanes[i])));
         }
         noteWritten();
         if (bootId() !== undefined) {
@@ -448,8 +494,14 @@ export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | '
         wakeHasher?.();
         maybeCheckpoint();
       };
+      const verified = (): void => {
+        lane.keptChecked = true;
+        worker?.advance(contiguous(segs, (i) => trusted(lanes[i])));
+        wakeHasher?.();
+      };
+      const chunks = overlap ? pastOverlap(body as AsyncIterable<Buffer>, overlap.bytes, overlap.at, verified) : (body as AsyncIterable<Buffer>);
       try {
-        for await (const chunk of body as AsyncIterable<Buffer>) {
+        for await (const chunk of chunks) {
           if (lane.written + batch.bytes + chunk.length > lane.rec.end) {
             if (cut) {
               const keep = lane.rec.end - lane.written - batch.bytes;
@@ -481,7 +533,7 @@ export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | '
     };
 
     try {
-      await Promise.all(lanes.filter((l) => l.written < l.rec.end).map(runLane));
+      await Promise.all(lanes.filter((l) => l.written < l.rec.end || unchecked(l)).map(runLane));
     } finally {
       clearInterval(speedTimer);
     }
@@ -510,10 +562,11 @@ export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | '
     }
 
     // Every byte is written: verify, make it durable, and mark it transferred.
+    let digest: string | undefined;
     if (worker && file.sha256) {
       const w = worker;
       worker = undefined;
-      await verify(await w.digest(size));
+      digest = await w.digest(size);
     } else if (hash && file.sha256) {
       if (hasher) {
         wakeHasher?.();
@@ -529,15 +582,30 @@ export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | '
           pos += bytesRead;
         }
       }
-      await verify(hash.digest('hex'));
+      digest = hash.digest('hex');
     }
-    async function verify(actual: string): Promise<void> {
-      if (!digestMatches(file.sha256!, actual)) {
-        await fh.close().catch(() => undefined);
-        await fs.unlink(file.temporaryPath).catch(() => undefined);
-        resetFile(o, undefined); // a validation failure is not a restart
-        throw validationFailed(file.localPath, file.sha256!, actual);
+    if (digest !== undefined && !digestMatches(file.sha256!, digest)) {
+      const kept = lanes.filter((l) => l.keptFrom !== undefined);
+      if (kept.length > 0) {
+        // Bytes kept from before the crash were only checked at their end: they may hide a lost range. Fetch
+        // them again (next call, without any kept bytes) before calling the file bad.
+        for (const l of kept) {
+          l.rec.done = Math.min(l.rec.done, l.keptFrom! - l.rec.start);
+          l.rec.written = undefined;
+        }
+        marks?.close();
+        WriteMarks.remove(o.marksPath);
+        file.durableBytes = contiguous(segs, (i) => segs[i].start + segs[i].done);
+        o.log(`${file.localPath}: the checksum failed after a resume that kept unsynced bytes; fetching those ${kept.length} range(s) again.`);
+        o.onProgress(lanes.reduce((n, l) => n + l.rec.done, 0));
+        o.onCheckpoint();
+        await o.persistNow?.();
+        return 'again';
       }
+      await fh.close().catch(() => undefined);
+      await fs.unlink(file.temporaryPath).catch(() => undefined);
+      resetFile(o, undefined); // a validation failure is not a restart
+      throw validationFailed(file.localPath, file.sha256!, digest);
     }
     try {
       await fh.sync();

@@ -11,6 +11,7 @@ import type { FileRecord } from './records';
 import { parseRetryAfter } from './retryAfter';
 import { noteRestart } from './restarts';
 import { assertBodyWithinBounds, assertRoomFor } from './diskRoom';
+import { KeptBytesMismatch, OVERLAP_BYTES, pastOverlap, readKept } from './keptBytes';
 import { describeVerdict, judgeResumeResponse, parseContentRange, strongEtag } from './resumeJudge';
 
 export interface TransferTimeouts {
@@ -88,6 +89,7 @@ export async function transferFile(o: TransferOptions): Promise<void | { split: 
       o.log(`${file.localPath}: restarting from byte 0 because ${why}.`);
       offset = 0;
       file.durableBytes = 0;
+      file.keptFrom = undefined;
       file.bytesTotal = undefined;
       file.etag = undefined;
       file.lastModified = undefined;
@@ -99,15 +101,55 @@ export async function transferFile(o: TransferOptions): Promise<void | { split: 
       o.onProgress(0);
       o.onCheckpoint();
     };
+    // Bytes kept from before a crash of the process (engine.ts keepWrittenBytes) are checked before use: an
+    // overlap with the server's bytes first, and the checksum fails over to fetching them again (keptBytes.ts).
+    let keptChecked = false;
+    const dropKept = async (e: KeptBytesMismatch): Promise<void> => {
+      const from = file.keptFrom ?? 0;
+      o.log(`${file.localPath}: ${e.message}; fetching again from byte ${from}.`);
+      offset = from;
+      file.durableBytes = from;
+      file.keptFrom = undefined;
+      await o.persistNow?.();
+      await fh.truncate(from);
+      if (file.sha256) {
+        hash = await hashPrefix(fh, from, file.sha256);
+      }
+      o.onProgress(from);
+      o.onCheckpoint();
+    };
+    /** finish(), or false when the checksum failed with kept bytes in the file: they were dropped, fetch again. */
+    const finishOrDropKept = async (): Promise<boolean> => {
+      try {
+        await finish(fh, o, offset, hash, performance.now() - openedAt < QUICK_FILE_MS);
+        return true;
+      } catch (e) {
+        if (!(e instanceof KeptBytesMismatch)) {
+          throw e;
+        }
+        await dropKept(e);
+        return false;
+      }
+    };
 
     for (;;) {
       const validator = file.etag ?? file.lastModified;
       if (offset > 0 && !validator) {
         await restart('the server gave no strong validator (ETag or Last-Modified) to resume safely');
       }
+      const overlap = !keptChecked && file.keptFrom !== undefined && offset > file.keptFrom ? Math.min(OVERLAP_BYTES, offset - file.keptFrom) : 0;
+      let expect: Buffer | undefined;
+      if (overlap > 0) {
+        try {
+          expect = await readKept(fh, offset - overlap, overlap);
+        } catch (e) {
+          await dropKept(e as KeptBytesMismatch);
+          continue;
+        }
+      }
       const headers: Record<string, string> = { ...o.headers };
       if (offset > 0 && validator) {
-        headers['range'] = `bytes=${offset}-`;
+        headers['range'] = `bytes=${offset - overlap}-`;
         headers['if-range'] = validator;
         o.log(`${file.localPath}: resuming at byte ${offset} with If-Range ${validator}.`);
       }
@@ -115,7 +157,7 @@ export async function transferFile(o: TransferOptions): Promise<void | { split: 
       const status = res.statusCode;
 
       if (status === 206 && offset > 0) {
-        const verdict = judgeResumeResponse(file, { start: offset }, res.headers);
+        const verdict = judgeResumeResponse(file, { start: offset - overlap }, res.headers);
         if (verdict !== 'append') {
           await res.body.dump().catch(() => undefined);
           await restart(describeVerdict(verdict, res.headers));
@@ -144,8 +186,10 @@ export async function transferFile(o: TransferOptions): Promise<void | { split: 
         await res.body.dump().catch(() => undefined);
         if (cr?.total !== undefined && cr.total === offset && file.bytesTotal === offset) {
           o.log(`${file.localPath}: the server says every byte is already here (416 with size ${offset}).`);
-          await finish(fh, o, offset, hash, performance.now() - openedAt < QUICK_FILE_MS);
-          return;
+          if (await finishOrDropKept()) {
+            return;
+          }
+          continue;
         }
         await restart(`the server refused the range (416, size now ${cr?.total ?? 'unknown'})`);
         continue;
@@ -168,7 +212,17 @@ export async function transferFile(o: TransferOptions): Promise<void | { split: 
       }
 
       o.onConnected();
-      offset = await receiveBody(res.body, fh, offset, hash, o);
+      try {
+        const overlapAt = offset - overlap;
+        const chunks = expect && status === 206 ? pastOverlap(res.body as AsyncIterable<Buffer>, expect, overlapAt, () => (keptChecked = true)) : undefined;
+        offset = await receiveBody(res.body, fh, offset, hash, o, chunks);
+      } catch (e) {
+        if (!(e instanceof KeptBytesMismatch)) {
+          throw e;
+        }
+        await dropKept(e);
+        continue;
+      }
       if (file.bytesTotal !== undefined && offset !== file.bytesTotal) {
         throw new DownloadError('ECONNRESET', `The connection to ${redactUrl(file.remoteUrl)} ended after ${offset} of ${file.bytesTotal} bytes.`, {
           hresult: HRESULTS.WINHTTP_CONNECTION_ERROR,
@@ -176,8 +230,9 @@ export async function transferFile(o: TransferOptions): Promise<void | { split: 
           context: 'GENERAL_TRANSPORT',
         });
       }
-      await finish(fh, o, offset, hash, performance.now() - openedAt < QUICK_FILE_MS);
-      return;
+      if (await finishOrDropKept()) {
+        return;
+      }
     }
   } finally {
     await fh.close().catch(() => undefined);
@@ -220,6 +275,7 @@ async function openTemporary(o: TransferOptions): Promise<fs.FileHandle> {
         o.log(`${file.localPath}: the temporary file is gone; starting again.`);
       }
       file.durableBytes = 0;
+      file.keptFrom = undefined;
       file.restarts++;
       file.etag = undefined;
       file.lastModified = undefined;
@@ -351,7 +407,8 @@ export class WriteBatch {
 }
 
 /** Reads the body into the file at `offset`, hashing and counting as it goes; returns the new end. */
-async function receiveBody(body: Dispatcher.ResponseData['body'], fh: fs.FileHandle, offset: number, hash: Hash | undefined, o: TransferOptions): Promise<number> {
+/** `chunks`: the body as read (default: the body itself; pastOverlap() when its start is compared, not written). */
+async function receiveBody(body: Dispatcher.ResponseData['body'], fh: fs.FileHandle, offset: number, hash: Hash | undefined, o: TransferOptions, chunks?: AsyncIterable<Buffer>): Promise<number> {
   const { file } = o;
   let written = offset;
   const batch = new WriteBatch();
@@ -412,7 +469,7 @@ async function receiveBody(body: Dispatcher.ResponseData['body'], fh: fs.FileHan
   speedTimer.unref?.();
 
   try {
-    for await (const chunk of body as AsyncIterable<Buffer>) {
+    for await (const chunk of chunks ?? (body as AsyncIterable<Buffer>)) {
       assertBodyWithinBounds(file, written + batch.bytes + chunk.length, o.maxFileSizeBytes);
       hash?.update(chunk);
       batch.add(chunk);
@@ -437,6 +494,9 @@ async function receiveBody(body: Dispatcher.ResponseData['body'], fh: fs.FileHan
   } catch (e) {
     // Keep what arrived: write it and make it durable, so a resume starts after it.
     await checkpoint().catch(() => undefined);
+    if (e instanceof KeptBytesMismatch) {
+      throw e;
+    }
     if (stalled) {
       throw new DownloadError('STALLED', `The transfer from ${redactUrl(file.remoteUrl)} went slower than ${o.timeouts.lowSpeedBytesPerSecond} bytes/s for ${Math.round(o.timeouts.lowSpeedWindowMs / 1000)} s.`, {
         hresult: HRESULTS.WINHTTP_TIMEOUT,
@@ -482,6 +542,10 @@ async function finish(fh: fs.FileHandle, o: TransferOptions, size: number, hash:
   const { file } = o;
   if (hash && file.sha256) {
     const actual = hash.digest('hex');
+    if (!digestMatches(file.sha256, actual) && file.keptFrom !== undefined) {
+      // The bytes kept from before a crash may hide a lost range: fetched again once before failing.
+      throw new KeptBytesMismatch(file.keptFrom);
+    }
     if (!digestMatches(file.sha256, actual)) {
       await fh.truncate(0).catch(() => undefined);
       await fs.unlink(file.temporaryPath).catch(() => undefined);
@@ -510,6 +574,7 @@ async function finish(fh: fs.FileHandle, o: TransferOptions, size: number, hash:
   }
   file.bytesTotal = size;
   file.durableBytes = size;
+  file.keptFrom = undefined;
   file.bootId = undefined;
   file.transferred = true;
   o.onProgress(size);

@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { DownloadEngine, JobImpl } from '../../src/engine';
 import { judgeResumeResponse } from '../../src/engine/resumeJudge';
-import { openEngine, tempDir, waitForState } from '../support/engineHarness';
+import { openEngine, tempDir, waitForState, waitUntil } from '../support/engineHarness';
 import { randomBody, sha256Hex, TestServer } from '../support/testServer';
 
 const MiB = 1024 * 1024;
@@ -145,6 +145,130 @@ describe('resume trust', function () {
       const last = server.requestsFor('/f').at(-1)!;
       assert.equal(last.range, undefined, 'then one plain GET');
       assert.equal(last.status, 200);
+    });
+  });
+
+  describe('bytes kept after a crash of the process (same boot) that the page cache lost', () => {
+    let server: TestServer;
+    let dir: string;
+    let store: string;
+    const big = randomBody(8 * MiB + 4321, 143);
+
+    before(async () => {
+      server = await TestServer.start();
+    });
+    after(async () => {
+      await server.close();
+    });
+    beforeEach(() => {
+      server.reset();
+      dir = tempDir('md-kept-');
+      store = path.join(dir, 'store');
+    });
+    afterEach(() => {
+      fs.rmSync(dir, { recursive: true, force: true });
+    });
+
+    /** Zeroes [from, to) of a file, as a page cache lost before writeback leaves it. */
+    function zero(file: string, from: number, to: number): void {
+      const fd = fs.openSync(file, 'r+');
+      try {
+        fs.writeSync(fd, Buffer.alloc(to - from), 0, to - from, from);
+      } finally {
+        fs.closeSync(fd);
+      }
+    }
+
+    /** A job of `big` started with `segmentsPerFile`, suspended once `ready` holds, its engine closed. */
+    async function stopped(segmentsPerFile: number, ready: (job: JobImpl) => boolean, sha256?: string): Promise<JobImpl> {
+      server.route('/big', { body: big, throttleBytesPerSec: 6 * MiB });
+      const engine = await openEngine(store, { segmentsPerFile, minSegmentBytes: MiB });
+      try {
+        const job = await engine.createJob({ displayName: 'kept' });
+        await job.setMinimumRetryDelay(0);
+        await job.addFile(server.url('/big'), path.join(dir, 'k.bin'), { sha256 });
+        await job.resume();
+        await waitUntil(() => ready(job), 15_000, 'enough bytes');
+        await job.suspend();
+        return job;
+      } finally {
+        await engine.dispose();
+      }
+    }
+
+    /** Reopens the store, resumes the job and waits for TRANSFERRED: the destination's bytes. */
+    async function resumeAndRead(job: JobImpl): Promise<Buffer> {
+      server.route('/big', { body: big });
+      const engine = await openEngine(store, { segmentsPerFile: 3, minSegmentBytes: MiB });
+      try {
+        const again = engine.getJob(job.id);
+        await again.resume();
+        await waitForState(engine, again, 'TRANSFERRED');
+        assert.equal(await again.complete(), 'S_OK');
+        return fs.readFileSync(path.join(dir, 'k.bin'));
+      } finally {
+        await engine.dispose();
+      }
+    }
+
+    /** One connection: the next 300000 bytes written after the last checkpoint, as a killed process leaves them. */
+    async function oneConnectionKept(sha256?: string): Promise<{ job: JobImpl; durable: number; kept: number; temp: string }> {
+      const job = await stopped(1, (j) => j.record.files[0].durableBytes > MiB, sha256);
+      const durable = job.record.files[0].durableBytes;
+      const temp = job.record.files[0].temporaryPath;
+      fs.truncateSync(temp, durable);
+      fs.appendFileSync(temp, big.subarray(durable, durable + 300_000));
+      return { job, durable, kept: durable + 300_000, temp };
+    }
+
+    it('one connection: kept bytes whose end was lost are caught by the overlap and fetched again from the durable offset', async () => {
+      const { job, durable, kept, temp } = await oneConnectionKept();
+      zero(temp, kept - 2000, kept);
+      const before = server.requests.length;
+      const got = await resumeAndRead(job);
+      assert.equal(sha256Hex(got), sha256Hex(big));
+      const ranges = server.requests.slice(before).map((r) => r.range);
+      assert.deepEqual(ranges, [`bytes=${kept - 4096}-`, `bytes=${durable}-`], 'an overlap before the kept end, then from the durable offset');
+    });
+
+    it('one connection: a lost range inside the kept bytes fails the checksum once, and they are fetched again instead of BG_E_VALIDATION_FAILED', async () => {
+      const { job, durable, kept, temp } = await oneConnectionKept(sha256Hex(big));
+      zero(temp, durable + 10_000, durable + 12_000);
+      const before = server.requests.length;
+      const got = await resumeAndRead(job);
+      assert.equal(sha256Hex(got), sha256Hex(big));
+      const ranges = server.requests.slice(before).map((r) => r.range);
+      assert.deepEqual(ranges, [`bytes=${kept - 4096}-`, `bytes=${durable}-`], 'the overlap matched; after the checksum failed, from the durable offset');
+    });
+
+    /** Segments: the journal as a crash leaves it, 1 MiB of the middle segment written but not yet checkpointed. */
+    async function segmentsKept(sha256?: string): Promise<{ job: JobImpl; keptFrom: number; keptEnd: number; temp: string }> {
+      const job = await stopped(3, (j) => (j.record.files[0].segments?.[1]?.done ?? 0) > 1.5 * MiB, sha256);
+      const journalPath = path.join(store, 'jobs.json');
+      const journal = JSON.parse(fs.readFileSync(journalPath, 'utf8')) as { jobs: { files: { segments: { start: number; done: number; written?: number }[] }[] }[] };
+      const seg = journal.jobs[0].files[0].segments[1];
+      assert.ok(seg.written !== undefined && seg.written >= seg.done, `written noted: ${JSON.stringify(seg)}`);
+      seg.done = seg.written - MiB;
+      fs.writeFileSync(journalPath, JSON.stringify(journal));
+      return { job, keptFrom: seg.start + seg.done, keptEnd: seg.start + seg.written, temp: job.record.files[0].temporaryPath };
+    }
+
+    it('segments: kept bytes whose end was lost are caught by the overlap and the segment fetched again from its durable offset', async () => {
+      const { job, keptFrom, keptEnd, temp } = await segmentsKept();
+      zero(temp, keptEnd - 2000, keptEnd);
+      const before = server.requests.length;
+      const got = await resumeAndRead(job);
+      assert.equal(sha256Hex(got), sha256Hex(big));
+      const starts = server.requests.slice(before).map((r) => Number(/^bytes=(\d+)-/.exec(r.range ?? '')?.[1]));
+      assert.ok(starts.includes(keptEnd - 4096), `an overlap before the kept end: ${JSON.stringify(starts)}`);
+      assert.ok(starts.includes(keptFrom), `then from the durable offset: ${JSON.stringify(starts)}`);
+    });
+
+    it('segments: a lost range inside the kept bytes fails the checksum once, and they are fetched again instead of BG_E_VALIDATION_FAILED', async () => {
+      const { job, keptFrom, temp } = await segmentsKept(sha256Hex(big));
+      zero(temp, keptFrom + 10_000, keptFrom + 12_000);
+      const got = await resumeAndRead(job);
+      assert.equal(sha256Hex(got), sha256Hex(big));
     });
   });
 });
