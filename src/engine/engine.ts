@@ -71,6 +71,8 @@ export interface EngineOptions {
   segmentsPerFile?: number;
   /** No segment is smaller than this: files under twice this size never split. */
   minSegmentBytes?: number;
+  /** No downloaded file may be larger (ERROR_FILE_TOO_LARGE); default: no limit but the disk's free space. */
+  maxFileSizeBytes?: number;
 }
 
 const DEFAULT_TIMEOUTS: TransferTimeouts = {
@@ -715,6 +717,7 @@ export class DownloadEngine implements JobHost {
           maxRetryAfterSeconds: this.opts.maxRetryAfterSeconds ?? 3_600,
           segmentsPerFile: this.opts.segmentsPerFile ?? DEFAULT_SEGMENTS_PER_FILE,
           minSegmentBytes: this.opts.minSegmentBytes ?? DEFAULT_MIN_SEGMENT_BYTES,
+          maxFileSizeBytes: this.opts.maxFileSizeBytes,
           now: this.now,
           log: (m) => this.log('info', `[${job.displayName}] ${m}`),
           onConnected: () => {
@@ -723,6 +726,9 @@ export class DownloadEngine implements JobHost {
             }
           },
           onProgress: parallel ? (bytes) => this.onParallelProgress(job, i, bytes) : (bytes) => this.onProgress(job, bytes),
+          onNewBytes: () => {
+            job.record.noProgressSince = undefined;
+          },
           onCheckpoint: () => {
             job.record.modified = this.now();
             this.store.scheduleSave();
@@ -870,7 +876,8 @@ export class DownloadEngine implements JobHost {
     const rt = job.rt;
     const before = rt.liveBytes ?? 0;
     rt.liveBytes = bytes;
-    if (bytes > before) {
+    if (bytes > before && job.type === 'upload') {
+      // (A download's progress is bytes past the best offset its file reached: fetchFile's onNewBytes.)
       job.record.noProgressSince = undefined;
     }
     const t = Date.now();
@@ -1064,7 +1071,9 @@ export class DownloadEngine implements JobHost {
     } catch {
       return false;
     }
-    this.log('info', `${f.localPath}: kept ${size - f.durableBytes} bytes written before the process stopped (same boot, now flushed to disk).`);
+    this.log('info', `${f.localPath}: kept ${size - f.durableBytes} bytes written before the process stopped (same boot, now flushed to disk; checked against the server before use).`);
+    // Not trusted yet: the page cache may have lost them without a reboot (transfer.ts checks them).
+    f.keptFrom = Math.min(f.keptFrom ?? f.durableBytes, f.durableBytes);
     f.durableBytes = size;
     return true;
   }

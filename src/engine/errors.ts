@@ -82,7 +82,10 @@ export function invalidArg(message: string): DownloadError {
   return new DownloadError('E_INVALIDARG', message);
 }
 
-/** HTTP statuses map to 0x80190000 + status; 4xx are fatal except 408, 409, 429; 5xx transient except 501, 505. */
+/**
+ * HTTP statuses map to 0x80190000 + status; 4xx are fatal except 408, 409, 429; 5xx transient except 501, 505;
+ * 1xx, 204 and 3xx (a redirect the engine could not follow) fatal.
+ */
 export function httpError(status: number, url: string, retryAfterSeconds?: number): DownloadError {
   const transient = isTransientHttpStatus(status);
   const reason = HTTP_REASONS[status] ?? '';
@@ -95,6 +98,11 @@ export function httpError(status: number, url: string, retryAfterSeconds?: numbe
 }
 
 export function isTransientHttpStatus(status: number): boolean {
+  if (status < 200 || status === 204 || (status >= 300 && status < 400)) {
+    // Not an error the server may get over: an informational or empty answer, or a redirect that cannot be
+    // followed (no Location, 300/304/305). Retrying it for the no-progress timeout only hides it (BITS: fatal).
+    return false;
+  }
   if (status >= 500) {
     return status !== 501 && status !== 505;
   }
@@ -105,6 +113,9 @@ export function isTransientHttpStatus(status: number): boolean {
 }
 
 const HTTP_REASONS: Record<number, string> = {
+  204: 'No Content', 300: 'Multiple Choices', 301: 'Moved Permanently (without a Location)', 302: 'Found (without a Location)',
+  303: 'See Other (without a Location)', 304: 'Not Modified', 305: 'Use Proxy', 307: 'Temporary Redirect (without a Location)',
+  308: 'Permanent Redirect (without a Location)',
   400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 407: 'Proxy Authentication Required',
   408: 'Request Timeout', 409: 'Conflict', 410: 'Gone', 429: 'Too Many Requests', 500: 'Internal Server Error',
   501: 'Not Implemented', 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout', 505: 'HTTP Version Not Supported',

@@ -3,15 +3,13 @@
 // GET's 200 shows a large, rangeable, validated entity, the file is fetched in segments from then on, that
 // body read as the first one (a restart continues with the recorded segments).
 import type { Dispatcher } from 'undici';
-import { DownloadError, redactUrl } from './errors';
+import { noteBytesHeld } from './restarts';
 import { canSplit, planSegments, segmentedTransfer } from './segmentedTransfer';
 import { transferFile, type TransferOptions } from './transfer';
 
 /** Measured on the project's 2-core machine against nginx on loopback: see bench/README.md. */
 export const DEFAULT_SEGMENTS_PER_FILE = 2;
 export const DEFAULT_MIN_SEGMENT_BYTES = 16 * 1024 * 1024;
-/** Times one call may start a file over because its entity changed under the segments. */
-const MAX_RESTARTS_PER_CALL = 3;
 
 export interface FetchOptions extends TransferOptions {
   segmentsPerFile: number;
@@ -20,29 +18,35 @@ export interface FetchOptions extends TransferOptions {
   marksPath?: string;
 }
 
-export async function fetchFile(o: FetchOptions): Promise<void> {
-  const { file } = o;
-  let firstBody: Dispatcher.ResponseData['body'] | undefined;
-  for (let round = 0; ; round++) {
-    if (round > MAX_RESTARTS_PER_CALL) {
-      throw new DownloadError('DO_E_INSUFFICIENT_RANGE_SUPPORT', `The file at ${redactUrl(file.remoteUrl)} keeps changing while it is fetched in segments.`, {
-        transient: true,
-        context: 'REMOTE_FILE',
-      });
+export async function fetchFile(options: FetchOptions): Promise<void> {
+  const { file } = options;
+  // Bytes fetched again after a restart are not progress: only those past the best offset (restarts.ts).
+  const onProgress = (bytes: number): void => {
+    if (noteBytesHeld(file, bytes)) {
+      options.onNewBytes?.();
     }
+    options.onProgress(bytes);
+  };
+  const o: FetchOptions = { ...options, onProgress };
+  let firstBody: Dispatcher.ResponseData['body'] | undefined;
+  let split = o.segmentsPerFile > 1;
+  for (;;) {
     if (file.segments && !file.transferred) {
       // Segments on disk are finished as planned, even if segmenting was turned off since.
       const body = firstBody;
       firstBody = undefined;
-      if ((await segmentedTransfer({ ...o, firstBody: body })) === 'done') {
+      const outcome = await segmentedTransfer({ ...o, firstBody: body });
+      if (outcome === 'done') {
         return;
       }
+      // Its 206 answers carried nothing to check them by: one connection, whose resumes restart instead.
+      split &&= outcome !== 'unsplittable';
       // The segments are forgotten: journal that before the next attempt recreates the temporary file.
       await o.persistNow?.();
       continue;
     }
-    const split = o.segmentsPerFile > 1 ? (h: Parameters<NonNullable<TransferOptions['splitLargeFile']>>[0]) => canSplit(file, h, o.segmentsPerFile, o.minSegmentBytes) : undefined;
-    const r = await transferFile({ ...o, splitLargeFile: split });
+    const splitLargeFile = split ? (h: Parameters<NonNullable<TransferOptions['splitLargeFile']>>[0]) => canSplit(file, h, o.segmentsPerFile, o.minSegmentBytes) : undefined;
+    const r = await transferFile({ ...o, splitLargeFile });
     if (r === undefined) {
       return;
     }

@@ -1,4 +1,4 @@
-// sha256 of a growing file on a worker thread: the main thread (the extension host's, shared with every other
+// The checksum (sha256, sha384 or sha512) of a growing file on a worker thread: the main thread (the extension host's, shared with every other
 // extension) only says how far the bytes are contiguous; the worker reads them back (page cache) and hashes.
 import { Worker } from 'node:worker_threads';
 
@@ -8,7 +8,7 @@ const { parentPort, workerData } = require('node:worker_threads');
 const fs = require('node:fs');
 const { createHash } = require('node:crypto');
 const fd = fs.openSync(workerData.path, 'r');
-const hash = createHash('sha256');
+const hash = createHash(workerData.algorithm);
 const buf = Buffer.allocUnsafe(1 << 20);
 let pos = 0;
 parentPort.on('message', (m) => {
@@ -36,8 +36,8 @@ export class FileHasher {
   private posted = 0;
   private result: Promise<string>;
 
-  constructor(path: string) {
-    this.worker = new Worker(SOURCE, { eval: true, workerData: { path } });
+  constructor(path: string, algorithm: 'sha256' | 'sha384' | 'sha512' = 'sha256') {
+    this.worker = new Worker(SOURCE, { eval: true, workerData: { path, algorithm } });
     this.worker.unref();
     this.result = new Promise<string>((resolve, reject) => {
       this.worker.on('message', (m: { digest?: string; error?: string }) => {

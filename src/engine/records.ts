@@ -11,6 +11,11 @@ export interface FileRecord {
   bytesTotal?: number;
   /** Bytes known to be on disk (fdatasync'd) at the last checkpoint: the resume offset after a crash. */
   durableBytes: number;
+  /**
+   * Bytes from here to durableBytes were kept from before a crash of the process (same boot: flushed only at
+   * the restart) and are not yet checked against the server (keptBytes.ts).
+   */
+  keptFrom?: number;
   transferred: boolean;
   completed: boolean;
   /** Strong validators of the entity the bytes on disk belong to. */
@@ -20,6 +25,10 @@ export interface FileRecord {
   restarts: number;
   /** Which file the temporary was when it became transferred: Complete places it only if it still is (placementChecks.ts). */
   temporaryIdentity?: { dev: number; ino: number };
+  /** The most bytes this file ever held: only bytes past it count as progress (restarts.ts). */
+  bestOffset?: number;
+  /** Restarts from byte 0 since a byte last went past bestOffset (bounded: restarts.ts). */
+  fruitlessRestarts?: number;
   /** Set when the destination may replace an existing file (the user confirmed it in a save dialog). */
   replaceExisting?: boolean;
   /** Upload jobs only: the BITS upload session (durableBytes then counts the bytes the server acknowledged). */

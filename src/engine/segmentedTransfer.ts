@@ -2,7 +2,7 @@
 // there is an ETag), written at its offset into the one temporary file. Checkpoints fdatasync the file, then
 // record in the journal how far each segment is durable, so a restart fetches only what is missing. A changed
 // entity (200 to If-Range, 412, another ETag, size or Content-Range) is never spliced: the file starts over.
-import { createHash, type Hash } from 'node:crypto';
+import type { Hash } from 'node:crypto';
 import { constants as FS } from './io';
 import * as fs from './io';
 import type { Dispatcher } from 'undici';
@@ -10,23 +10,26 @@ import { DownloadError, HRESULTS, httpError, osError, redactUrl } from './errors
 import type { FileRecord, SegmentRecord } from './records';
 import { bootId } from './io';
 import { FileHasher } from './hashWorker';
+import { digestMatches, expectedDigest, newHash, validationFailed } from './integrity';
 import { parseRetryAfter } from './retryAfter';
+import { noteRestart } from './restarts';
+import { assertRoomFor } from './diskRoom';
 import {
-  parseContentRange,
   requestFollowingRedirects,
   stopOr,
-  strongEtag,
   TransferStopped,
   WriteBatch,
   type TransferOptions,
 } from './transfer';
 import { WriteMarks, type MarksKey } from './writeMarks';
+import { describeVerdict, judgeResumeResponse } from './resumeJudge';
+import { KeptBytesMismatch, OVERLAP_BYTES, pastOverlap, readKept } from './keptBytes';
 
 export interface SegmentedOptions extends TransferOptions {
   segmentsPerFile: number;
   minSegmentBytes: number;
   /**
-   * How the sha256 is computed: along the contiguous frontier on a worker thread (default), along the frontier
+   * How the checksum is computed: along the contiguous frontier on a worker thread (default), along the frontier
    * on this thread, or by re-reading the file once at the end (see bench/README.md for the measurements).
    */
   hashMode?: 'worker' | 'frontier' | 'end';
@@ -89,13 +92,30 @@ interface Lane {
   /** Absolute offset up to which bytes are written to the file (not necessarily durable). */
   written: number;
   failures: number;
+  /**
+   * Set when the lane kept bytes written before a crash of the process (same boot): where they start (the
+   * durable offset). They are not trusted (hashed, checkpointed) until an overlap with the server's bytes matched.
+   */
+  keptFrom?: number;
+  keptChecked?: boolean;
+}
+
+function unchecked(l: Lane): boolean {
+  return l.keptFrom !== undefined && !l.keptChecked && l.written > l.keptFrom;
+}
+
+/** How far a lane's bytes can be built on: its written offset, or the start of its kept bytes until they are checked. */
+function trusted(l: Lane): number {
+  return l.keptFrom !== undefined && !l.keptChecked ? l.keptFrom : l.written;
 }
 
 /**
  * Runs (or resumes) the segmented transfer recorded in `file.segments`. Resolves 'done' when the file is
- * transferred and verified, or 'restart' when the entity changed and the file was reset to fetch anew.
+ * transferred and verified, or 'restart' when the entity changed and the file was reset to fetch anew
+ * ('unsplittable': reset because a 206 could not be checked; fetch it over one connection), or 'again' when the
+ * checksum failed after bytes kept from before a crash: those ranges were set to be fetched again (once).
  */
-export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | 'restart'> {
+export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | 'restart' | 'unsplittable' | 'again'> {
   const { file } = o;
   const size = file.bytesTotal;
   const validator = file.etag ?? file.lastModified;
@@ -131,6 +151,8 @@ export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | '
   let checkpointing: Promise<void> | undefined;
   let failure: unknown;
   let changed: string | undefined;
+  /** A 206 came back without the recorded validators: ranged answers of this server cannot be checked. */
+  let unvalidated = false;
   let hasher: Promise<void> | undefined;
   let wakeHasher: (() => void) | undefined;
   let hashed = 0;
@@ -146,6 +168,7 @@ export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | '
     if (!st.isFile()) {
       throw osError(Object.assign(new Error('not a regular file'), { code: 'EISDIR' }), `The temporary file ${file.temporaryPath} is not a file`);
     }
+    await assertRoomFor(file, size, size - segs.reduce((n, x) => n + x.done, 0), o.maxFileSizeBytes);
     if (st.size !== size) {
       if (st.size < size && segs.some((s) => s.done > 0)) {
         o.log(`${file.localPath}: the temporary file is shorter than its segments say; fetching every segment again.`);
@@ -164,7 +187,8 @@ export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | '
       await fh.truncate(size);
       await fh.datasync();
     }
-    // The process died, not the machine: what it had written is in the page cache. Make it durable and keep it.
+    // The process died, not the machine: what it had written is in the page cache. Make it durable and keep it,
+    // as written but not yet trusted: each kept range is checked against the server first (keptBytes.ts).
     // The journal's `written` is as old as its last save; the marks are as recent as the last write.
     const noted = st.size === size ? WriteMarks.read(o.marksPath, marksKey) : undefined;
     const wrote = lanes.map((l, i) => Math.max(file.bootId === bootId() ? (l.rec.written ?? 0) : 0, noted?.[i] ?? 0));
@@ -174,12 +198,10 @@ export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | '
         await fh.datasync();
         for (const i of recovered) {
           const l = lanes[i];
-          l.rec.done = Math.min(wrote[i], l.rec.end - l.rec.start);
-          l.written = l.rec.start + l.rec.done;
+          l.keptFrom = l.written;
+          l.written = l.rec.start + Math.min(wrote[i], l.rec.end - l.rec.start);
         }
-        file.durableBytes = contiguous(segs, (i) => segs[i].start + segs[i].done);
-        o.log(`${file.localPath}: kept ${recovered.length} segment(s) written before the process stopped (same boot, now flushed to disk).`);
-        o.onCheckpoint();
+        o.log(`${file.localPath}: kept ${recovered.length} segment(s) written before the process stopped (same boot, now flushed to disk; checked against the server before use).`);
       } catch {
         // Not flushable: fall back to what was known durable.
       }
@@ -198,7 +220,7 @@ export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | '
       if (checkpointing) {
         return checkpointing;
       }
-      const snapshot = lanes.map((l) => l.written);
+      const snapshot = lanes.map(trusted);
       sinceCheckpoint = 0;
       lastCheckpointAt = o.now();
       checkpointing = (async () => {
@@ -209,7 +231,8 @@ export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | '
         }
         let moved = false;
         lanes.forEach((l, i) => {
-          const done = snapshot[i] - l.rec.start;
+          // (Kept bytes found bad meanwhile moved `written` back: never past it.)
+          const done = Math.min(snapshot[i], trusted(l)) - l.rec.start;
           if (done > l.rec.done) {
             l.rec.done = done;
             moved = true;
@@ -245,18 +268,18 @@ export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | '
     // Hash along the contiguous frontier, reading back what the segments wrote (page cache, not the network).
     if (file.sha256 && (o.hashMode ?? 'worker') === 'worker') {
       try {
-        worker = new FileHasher(file.temporaryPath);
+        worker = new FileHasher(file.temporaryPath, expectedDigest(file.sha256).algorithm);
       } catch (e) {
         o.log(`${file.localPath}: no hashing thread (${(e as Error).message}); hashing on the main thread.`);
       }
     }
     if (file.sha256 && !worker) {
-      hash = createHash('sha256');
+      hash = newHash(file.sha256);
       if (o.hashMode !== 'end') {
         const buf = Buffer.allocUnsafe(HASH_READ_BYTES);
         hasher = (async () => {
           for (;;) {
-            const frontier = contiguous(lanes.map((l) => l.rec), (i) => lanes[i].written);
+            const frontier = contiguous(lanes.map((l) => l.rec), (i) => trusted(lanes[i]));
             if (hashed >= frontier) {
               if (hashed >= size || inner.signal.aborted) {
                 return;
@@ -304,7 +327,7 @@ export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | '
 
     const runLane = async (lane: Lane): Promise<void> => {
       const end = lane.rec.end;
-      while (lane.written < end && !inner.signal.aborted) {
+      while ((lane.written < end || unchecked(lane)) && !inner.signal.aborted) {
         const from = lane.written;
         if (firstBody && from === 0) {
           // The response that revealed the file is this segment's first request: read it up to the segment's end.
@@ -331,7 +354,18 @@ export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | '
           }
           continue;
         }
-        const headers: Record<string, string> = { ...o.headers, range: `bytes=${from}-${end - 1}`, 'if-range': validator };
+        // Kept bytes not yet checked: ask again a few KiB before their end, to compare (keptBytes.ts).
+        const overlap = unchecked(lane) ? Math.min(OVERLAP_BYTES, from - lane.keptFrom!) : 0;
+        let expect: Buffer | undefined;
+        if (overlap > 0) {
+          try {
+            expect = await readKept(fh, from - overlap, overlap);
+          } catch (e) {
+            dropKept(lane, e as KeptBytesMismatch);
+            continue;
+          }
+        }
+        const headers: Record<string, string> = { ...o.headers, range: `bytes=${from - overlap}-${end - 1}`, 'if-range': validator };
         if (file.etag) {
           headers['if-match'] = file.etag;
         }
@@ -359,11 +393,11 @@ export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | '
           }
           continue;
         }
-        const cr = parseContentRange(res.headers['content-range']);
-        const etag = strongEtag(res.headers['etag']);
-        if (!cr || cr.start !== from || cr.end !== end - 1 || (cr.total !== undefined && cr.total !== size) || (etag && file.etag && etag !== file.etag)) {
+        const verdict = judgeResumeResponse(file, { start: from - overlap, end: end - 1 }, res.headers);
+        if (verdict !== 'append') {
           res.body.destroy();
-          entityChanged(`a segment's 206 answer did not match the request (Content-Range ${String(res.headers['content-range'])}, ETag ${String(etag)})`);
+          unvalidated ||= verdict === 'unvalidated';
+          entityChanged(`a segment: ${describeVerdict(verdict, res.headers)}`);
           return;
         }
         if (!connected) {
@@ -372,8 +406,12 @@ export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | '
         }
         const before = lane.written;
         try {
-          await receiveSegment(res.body, lane);
+          await receiveSegment(res.body, lane, false, expect && { bytes: expect, at: from - overlap });
         } catch (e) {
+          if (e instanceof KeptBytesMismatch) {
+            dropKept(lane, e);
+            continue;
+          }
           if (lane.written > before) {
             lane.failures = 0;
           }
@@ -396,6 +434,17 @@ export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | '
       }
     };
 
+    /** Kept bytes found unlike the server's (or unreadable): the lane goes back to its durable offset. */
+    const dropKept = (lane: Lane, e: KeptBytesMismatch): void => {
+      o.log(`${file.localPath}: ${e.message}; fetching the segment at ${lane.rec.start} again from byte ${lane.keptFrom}.`);
+      received -= lane.written - lane.keptFrom!;
+      lane.written = lane.keptFrom!;
+      lane.keptChecked = true;
+      lane.rec.written = bootId() === undefined ? undefined : lane.written - lane.rec.start;
+      noteWritten();
+      o.onProgress(received);
+    };
+
     /** After a failure of one segment: try it again (only it) unless the run is over or it keeps failing. */
     const retryable = async (lane: Lane, e: unknown): Promise<boolean> => {
       if (inner.signal.aborted) {
@@ -414,8 +463,11 @@ export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | '
       return !inner.signal.aborted;
     };
 
-    /** `cut`: the body runs past the segment (a whole-file 200); stop at the segment's end instead of failing. */
-    const receiveSegment = async (body: Dispatcher.ResponseData['body'], lane: Lane, cut = false): Promise<void> => {
+    /**
+     * `cut`: the body runs past the segment (a whole-file 200); stop at the segment's end instead of failing.
+     * `overlap`: the body starts with these bytes, already in the file at `at`: compared, not written.
+     */
+    const receiveSegment = async (body: Dispatcher.ResponseData['body'], lane: Lane, cut = false, overlap?: { bytes: Buffer; at: number }): Promise<void> => {
       const batch = new WriteBatch();
       const flush = async (): Promise<void> => {
         if (batch.bytes === 0) {
@@ -431,7 +483,7 @@ export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | '
           throw e;
         }
         if (worker) {
-          worker.advance(contiguous(segs, (i) => lanes[i].written));
+          worker.advance(contiguous(segs, (i) => trusted(lanes[i])));
         }
         noteWritten();
         if (bootId() !== undefined) {
@@ -442,8 +494,14 @@ export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | '
         wakeHasher?.();
         maybeCheckpoint();
       };
+      const verified = (): void => {
+        lane.keptChecked = true;
+        worker?.advance(contiguous(segs, (i) => trusted(lanes[i])));
+        wakeHasher?.();
+      };
+      const chunks = overlap ? pastOverlap(body as AsyncIterable<Buffer>, overlap.bytes, overlap.at, verified) : (body as AsyncIterable<Buffer>);
       try {
-        for await (const chunk of body as AsyncIterable<Buffer>) {
+        for await (const chunk of chunks) {
           if (lane.written + batch.bytes + chunk.length > lane.rec.end) {
             if (cut) {
               const keep = lane.rec.end - lane.written - batch.bytes;
@@ -475,7 +533,7 @@ export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | '
     };
 
     try {
-      await Promise.all(lanes.filter((l) => l.written < l.rec.end).map(runLane));
+      await Promise.all(lanes.filter((l) => l.written < l.rec.end || unchecked(l)).map(runLane));
     } finally {
       clearInterval(speedTimer);
     }
@@ -487,7 +545,7 @@ export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | '
       await fh.close().catch(() => undefined);
       marks?.close();
       resetFile(o, changed);
-      return 'restart';
+      return unvalidated ? 'unsplittable' : 'restart';
     }
     if (failure !== undefined || o.signal.aborted) {
       // Make what arrived durable, so a resume starts after it.
@@ -504,10 +562,11 @@ export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | '
     }
 
     // Every byte is written: verify, make it durable, and mark it transferred.
+    let digest: string | undefined;
     if (worker && file.sha256) {
       const w = worker;
       worker = undefined;
-      await verify(await w.digest(size));
+      digest = await w.digest(size);
     } else if (hash && file.sha256) {
       if (hasher) {
         wakeHasher?.();
@@ -523,18 +582,30 @@ export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | '
           pos += bytesRead;
         }
       }
-      await verify(hash.digest('hex'));
+      digest = hash.digest('hex');
     }
-    async function verify(actual: string): Promise<void> {
-      if (actual !== file.sha256) {
-        await fh.close().catch(() => undefined);
-        await fs.unlink(file.temporaryPath).catch(() => undefined);
-        resetFile(o, undefined);
-        file.restarts--; // a validation failure is not a restart
-        throw new DownloadError('BG_E_VALIDATION_FAILED', `The sha256 of ${file.localPath} is ${actual}, not the expected ${file.sha256}; the downloaded bytes were deleted.`, {
-          context: 'REMOTE_FILE',
-        });
+    if (digest !== undefined && !digestMatches(file.sha256!, digest)) {
+      const kept = lanes.filter((l) => l.keptFrom !== undefined);
+      if (kept.length > 0) {
+        // Bytes kept from before the crash were only checked at their end: they may hide a lost range. Fetch
+        // them again (next call, without any kept bytes) before calling the file bad.
+        for (const l of kept) {
+          l.rec.done = Math.min(l.rec.done, l.keptFrom! - l.rec.start);
+          l.rec.written = undefined;
+        }
+        marks?.close();
+        WriteMarks.remove(o.marksPath);
+        file.durableBytes = contiguous(segs, (i) => segs[i].start + segs[i].done);
+        o.log(`${file.localPath}: the checksum failed after a resume that kept unsynced bytes; fetching those ${kept.length} range(s) again.`);
+        o.onProgress(lanes.reduce((n, l) => n + l.rec.done, 0));
+        o.onCheckpoint();
+        await o.persistNow?.();
+        return 'again';
       }
+      await fh.close().catch(() => undefined);
+      await fs.unlink(file.temporaryPath).catch(() => undefined);
+      resetFile(o, undefined); // a validation failure is not a restart
+      throw validationFailed(file.localPath, file.sha256!, digest);
     }
     try {
       await fh.sync();
@@ -561,14 +632,14 @@ export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | '
   }
 }
 
-/** Forgets the segments and validators: the next request starts the file from byte 0. */
+/** Forgets the segments and validators: the next request starts the file from byte 0 (`why`: a restart, counted). */
 function resetFile(o: SegmentedOptions, why: string | undefined): void {
   const { file } = o;
   WriteMarks.remove(o.marksPath);
   if (why) {
+    noteRestart(file, why);
     o.log(`${file.localPath}: restarting from byte 0 because ${why}.`);
   }
-  file.restarts++;
   file.segments = undefined;
   file.bootId = undefined;
   file.durableBytes = 0;

@@ -1,14 +1,18 @@
 // Downloads one file into its temporary file: resume behind If-Range, follow redirects ourselves,
 // hash while writing, checkpoint durably, and turn every failure into a DownloadError.
-import { createHash, type Hash } from 'node:crypto';
+import type { Hash } from 'node:crypto';
 import * as fs from './io';
 import { constants as FS } from './io';
 import type { Dispatcher } from 'undici';
 import { bootId } from './io';
 import { DownloadError, HRESULTS, httpError, networkError, osError, redactUrl } from './errors';
-import { hashPrefix } from './integrity';
+import { digestMatches, hashPrefix, newHash, validationFailed } from './integrity';
 import type { FileRecord } from './records';
 import { parseRetryAfter } from './retryAfter';
+import { noteRestart } from './restarts';
+import { assertBodyWithinBounds, assertRoomFor } from './diskRoom';
+import { KeptBytesMismatch, OVERLAP_BYTES, pastOverlap, readKept } from './keptBytes';
+import { describeVerdict, judgeResumeResponse, parseContentRange, strongEtag } from './resumeJudge';
 
 export interface TransferTimeouts {
   /** Longest wait for the response headers. */
@@ -34,8 +38,12 @@ export interface TransferOptions {
   maxRetryAfterSeconds: number;
   now: () => number;
   log: (message: string) => void;
+  /** No file grows past this many bytes (ERROR_FILE_TOO_LARGE); undefined: no limit but the disk's free space. */
+  maxFileSizeBytes?: number;
   /** Called with the bytes now in the temporary file (live, not yet durable). Must be cheap. */
   onProgress: (bytes: number) => void;
+  /** Called when the file holds more bytes than it ever did (restarts.ts): progress, for the no-progress timeout. */
+  onNewBytes?: () => void;
   /** Called once the server answered and body bytes are about to flow. */
   onConnected: () => void;
   /** Called after file.durableBytes (and validators) changed: the caller persists the store. */
@@ -58,12 +66,11 @@ export class TransferStopped extends Error {
 }
 
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
-const CREDENTIAL_HEADERS = new Set(['authorization', 'cookie', 'proxy-authorization']);
+/** Dropped on a change of origin even when the job did not set them itself. */
+const CROSS_ORIGIN_DROPPED = new Set(['authorization', 'cookie', 'proxy-authorization', 'referer']);
 const WRITE_BATCH_BYTES = 512 * 1024;
 /** A file finished this soon after it was opened gets the one-call check of its path (see finish()). */
 const QUICK_FILE_MS = 1_000;
-/** Times one transfer call may start over from byte 0 before giving up (a server that never keeps its word). */
-const MAX_RESTARTS_PER_CALL = 3;
 
 export async function transferFile(o: TransferOptions): Promise<void | { split: Dispatcher.ResponseData['body'] }> {
   const { file } = o;
@@ -75,13 +82,14 @@ export async function transferFile(o: TransferOptions): Promise<void | { split: 
     let offset = file.durableBytes;
     let hash: Hash | undefined;
     if (file.sha256) {
-      hash = offset > 0 ? await hashPrefix(fh, offset) : createHash('sha256');
+      hash = offset > 0 ? await hashPrefix(fh, offset, file.sha256) : newHash(file.sha256);
     }
     const restart = async (why: string): Promise<void> => {
+      noteRestart(file, why);
       o.log(`${file.localPath}: restarting from byte 0 because ${why}.`);
-      file.restarts++;
       offset = 0;
       file.durableBytes = 0;
+      file.keptFrom = undefined;
       file.bytesTotal = undefined;
       file.etag = undefined;
       file.lastModified = undefined;
@@ -89,25 +97,59 @@ export async function transferFile(o: TransferOptions): Promise<void | { split: 
       // claiming more durable bytes than the file holds).
       await o.persistNow?.();
       await fh.truncate(0);
-      hash = file.sha256 ? createHash('sha256') : undefined;
+      hash = file.sha256 ? newHash(file.sha256) : undefined;
       o.onProgress(0);
       o.onCheckpoint();
     };
-
-    for (let attempt = 0; ; attempt++) {
-      if (attempt > MAX_RESTARTS_PER_CALL) {
-        throw new DownloadError('DO_E_INSUFFICIENT_RANGE_SUPPORT', `The server of ${redactUrl(file.remoteUrl)} keeps answering range requests inconsistently.`, {
-          transient: true,
-          context: 'REMOTE_FILE',
-        });
+    // Bytes kept from before a crash of the process (engine.ts keepWrittenBytes) are checked before use: an
+    // overlap with the server's bytes first, and the checksum fails over to fetching them again (keptBytes.ts).
+    let keptChecked = false;
+    const dropKept = async (e: KeptBytesMismatch): Promise<void> => {
+      const from = file.keptFrom ?? 0;
+      o.log(`${file.localPath}: ${e.message}; fetching again from byte ${from}.`);
+      offset = from;
+      file.durableBytes = from;
+      file.keptFrom = undefined;
+      await o.persistNow?.();
+      await fh.truncate(from);
+      if (file.sha256) {
+        hash = await hashPrefix(fh, from, file.sha256);
       }
+      o.onProgress(from);
+      o.onCheckpoint();
+    };
+    /** finish(), or false when the checksum failed with kept bytes in the file: they were dropped, fetch again. */
+    const finishOrDropKept = async (): Promise<boolean> => {
+      try {
+        await finish(fh, o, offset, hash, performance.now() - openedAt < QUICK_FILE_MS);
+        return true;
+      } catch (e) {
+        if (!(e instanceof KeptBytesMismatch)) {
+          throw e;
+        }
+        await dropKept(e);
+        return false;
+      }
+    };
+
+    for (;;) {
       const validator = file.etag ?? file.lastModified;
       if (offset > 0 && !validator) {
         await restart('the server gave no strong validator (ETag or Last-Modified) to resume safely');
       }
+      const overlap = !keptChecked && file.keptFrom !== undefined && offset > file.keptFrom ? Math.min(OVERLAP_BYTES, offset - file.keptFrom) : 0;
+      let expect: Buffer | undefined;
+      if (overlap > 0) {
+        try {
+          expect = await readKept(fh, offset - overlap, overlap);
+        } catch (e) {
+          await dropKept(e as KeptBytesMismatch);
+          continue;
+        }
+      }
       const headers: Record<string, string> = { ...o.headers };
       if (offset > 0 && validator) {
-        headers['range'] = `bytes=${offset}-`;
+        headers['range'] = `bytes=${offset - overlap}-`;
         headers['if-range'] = validator;
         o.log(`${file.localPath}: resuming at byte ${offset} with If-Range ${validator}.`);
       }
@@ -115,25 +157,24 @@ export async function transferFile(o: TransferOptions): Promise<void | { split: 
       const status = res.statusCode;
 
       if (status === 206 && offset > 0) {
-        const cr = parseContentRange(res.headers['content-range']);
-        const etag = strongEtag(res.headers['etag']);
-        const sizeChanged = cr?.total !== undefined && file.bytesTotal !== undefined && cr.total !== file.bytesTotal;
-        if (!cr || cr.start !== offset || sizeChanged || (etag && file.etag && etag !== file.etag)) {
+        const verdict = judgeResumeResponse(file, { start: offset - overlap }, res.headers);
+        if (verdict !== 'append') {
           await res.body.dump().catch(() => undefined);
-          await restart(`the server's 206 answer did not match the request (Content-Range ${String(res.headers['content-range'])})`);
+          await restart(describeVerdict(verdict, res.headers));
           continue;
         }
-        if (cr.total !== undefined) {
-          file.bytesTotal = cr.total;
-        }
+        file.bytesTotal = parseContentRange(res.headers['content-range'])?.total ?? file.bytesTotal;
+        await assertRoomOrDrop(res, file, offset, o);
       } else if (status === 200) {
         if (offset > 0) {
           await restart('the server sent the whole file (it ignored the range, or the file changed)');
         }
         file.bytesTotal = contentLength(res.headers);
         file.etag = strongEtag(res.headers['etag']);
-        file.lastModified = file.etag ? undefined : strongLastModified(res.headers);
+        // Both, when both are strong: a resumed 206 must then match each one it carries (resumeJudge.ts).
+        file.lastModified = strongLastModified(res.headers);
         o.onCheckpoint();
+        await assertRoomOrDrop(res, file, 0, o);
         if (o.splitLargeFile?.(res.headers)) {
           // Hand over to a segmented transfer, body unread: it becomes the first segment. (Its boot id goes with
           // the segment plan: until that is journaled, nothing here may pass for bytes written in this boot.)
@@ -145,8 +186,10 @@ export async function transferFile(o: TransferOptions): Promise<void | { split: 
         await res.body.dump().catch(() => undefined);
         if (cr?.total !== undefined && cr.total === offset && file.bytesTotal === offset) {
           o.log(`${file.localPath}: the server says every byte is already here (416 with size ${offset}).`);
-          await finish(fh, o, offset, hash, performance.now() - openedAt < QUICK_FILE_MS);
-          return;
+          if (await finishOrDropKept()) {
+            return;
+          }
+          continue;
         }
         await restart(`the server refused the range (416, size now ${cr?.total ?? 'unknown'})`);
         continue;
@@ -169,7 +212,17 @@ export async function transferFile(o: TransferOptions): Promise<void | { split: 
       }
 
       o.onConnected();
-      offset = await receiveBody(res.body, fh, offset, hash, o);
+      try {
+        const overlapAt = offset - overlap;
+        const chunks = expect && status === 206 ? pastOverlap(res.body as AsyncIterable<Buffer>, expect, overlapAt, () => (keptChecked = true)) : undefined;
+        offset = await receiveBody(res.body, fh, offset, hash, o, chunks);
+      } catch (e) {
+        if (!(e instanceof KeptBytesMismatch)) {
+          throw e;
+        }
+        await dropKept(e);
+        continue;
+      }
       if (file.bytesTotal !== undefined && offset !== file.bytesTotal) {
         throw new DownloadError('ECONNRESET', `The connection to ${redactUrl(file.remoteUrl)} ended after ${offset} of ${file.bytesTotal} bytes.`, {
           hresult: HRESULTS.WINHTTP_CONNECTION_ERROR,
@@ -177,11 +230,22 @@ export async function transferFile(o: TransferOptions): Promise<void | { split: 
           context: 'GENERAL_TRANSPORT',
         });
       }
-      await finish(fh, o, offset, hash, performance.now() - openedAt < QUICK_FILE_MS);
-      return;
+      if (await finishOrDropKept()) {
+        return;
+      }
     }
   } finally {
     await fh.close().catch(() => undefined);
+  }
+}
+
+/** Refuses (before a byte is written) a size past the maximum or the disk's free space; the body is dropped. */
+async function assertRoomOrDrop(res: Dispatcher.ResponseData, file: FileRecord, offset: number, o: TransferOptions): Promise<void> {
+  try {
+    await assertRoomFor(file, file.bytesTotal, (file.bytesTotal ?? 0) - offset, o.maxFileSizeBytes);
+  } catch (e) {
+    res.body.destroy();
+    throw e;
   }
 }
 
@@ -211,6 +275,7 @@ async function openTemporary(o: TransferOptions): Promise<fs.FileHandle> {
         o.log(`${file.localPath}: the temporary file is gone; starting again.`);
       }
       file.durableBytes = 0;
+      file.keptFrom = undefined;
       file.restarts++;
       file.etag = undefined;
       file.lastModified = undefined;
@@ -276,7 +341,10 @@ export async function requestFollowingRedirects(originalUrl: string, headers: Re
       throw redirectError(`The server redirected from https to insecure http (${redactUrl(next.href)}); allow insecure redirects to follow it.`, 'INSECURE_REDIRECT');
     }
     if (next.origin !== url.origin) {
-      hdrs = Object.fromEntries(Object.entries(hdrs).filter(([k]) => !CREDENTIAL_HEADERS.has(k.toLowerCase())));
+      // Any header of the job may be a secret meant for its own server (API keys come under every name): none
+      // goes to another origin, nor a Referer. Only the engine's own range/validator headers follow.
+      const jobHeaders = new Set(Object.keys(o.headers).map((k) => k.toLowerCase()));
+      hdrs = Object.fromEntries(Object.entries(hdrs).filter(([k]) => !jobHeaders.has(k.toLowerCase()) && !CROSS_ORIGIN_DROPPED.has(k.toLowerCase())));
     }
     o.log(`${redactUrl(url.href)} redirected (${res.statusCode}) to ${redactUrl(next.href)}.`);
     seen.add(next.href);
@@ -339,7 +407,8 @@ export class WriteBatch {
 }
 
 /** Reads the body into the file at `offset`, hashing and counting as it goes; returns the new end. */
-async function receiveBody(body: Dispatcher.ResponseData['body'], fh: fs.FileHandle, offset: number, hash: Hash | undefined, o: TransferOptions): Promise<number> {
+/** `chunks`: the body as read (default: the body itself; pastOverlap() when its start is compared, not written). */
+async function receiveBody(body: Dispatcher.ResponseData['body'], fh: fs.FileHandle, offset: number, hash: Hash | undefined, o: TransferOptions, chunks?: AsyncIterable<Buffer>): Promise<number> {
   const { file } = o;
   let written = offset;
   const batch = new WriteBatch();
@@ -400,7 +469,8 @@ async function receiveBody(body: Dispatcher.ResponseData['body'], fh: fs.FileHan
   speedTimer.unref?.();
 
   try {
-    for await (const chunk of body as AsyncIterable<Buffer>) {
+    for await (const chunk of chunks ?? (body as AsyncIterable<Buffer>)) {
+      assertBodyWithinBounds(file, written + batch.bytes + chunk.length, o.maxFileSizeBytes);
       hash?.update(chunk);
       batch.add(chunk);
       received += chunk.length;
@@ -424,6 +494,9 @@ async function receiveBody(body: Dispatcher.ResponseData['body'], fh: fs.FileHan
   } catch (e) {
     // Keep what arrived: write it and make it durable, so a resume starts after it.
     await checkpoint().catch(() => undefined);
+    if (e instanceof KeptBytesMismatch) {
+      throw e;
+    }
     if (stalled) {
       throw new DownloadError('STALLED', `The transfer from ${redactUrl(file.remoteUrl)} went slower than ${o.timeouts.lowSpeedBytesPerSecond} bytes/s for ${Math.round(o.timeouts.lowSpeedWindowMs / 1000)} s.`, {
         hresult: HRESULTS.WINHTTP_TIMEOUT,
@@ -469,7 +542,11 @@ async function finish(fh: fs.FileHandle, o: TransferOptions, size: number, hash:
   const { file } = o;
   if (hash && file.sha256) {
     const actual = hash.digest('hex');
-    if (actual !== file.sha256) {
+    if (!digestMatches(file.sha256, actual) && file.keptFrom !== undefined) {
+      // The bytes kept from before a crash may hide a lost range: fetched again once before failing.
+      throw new KeptBytesMismatch(file.keptFrom);
+    }
+    if (!digestMatches(file.sha256, actual)) {
       await fh.truncate(0).catch(() => undefined);
       await fs.unlink(file.temporaryPath).catch(() => undefined);
       file.durableBytes = 0;
@@ -478,9 +555,7 @@ async function finish(fh: fs.FileHandle, o: TransferOptions, size: number, hash:
       file.lastModified = undefined;
       o.onProgress(0);
       o.onCheckpoint();
-      throw new DownloadError('BG_E_VALIDATION_FAILED', `The sha256 of ${file.localPath} is ${actual}, not the expected ${file.sha256}; the downloaded bytes were deleted.`, {
-        context: 'REMOTE_FILE',
-      });
+      throw validationFailed(file.localPath, file.sha256, actual);
     }
   }
   const named = quick ? fs.stat(file.temporaryPath).catch(() => undefined) : undefined;
@@ -499,6 +574,7 @@ async function finish(fh: fs.FileHandle, o: TransferOptions, size: number, hash:
   }
   file.bytesTotal = size;
   file.durableBytes = size;
+  file.keptFrom = undefined;
   file.bootId = undefined;
   file.transferred = true;
   o.onProgress(size);
@@ -512,32 +588,10 @@ export function stopOr(e: unknown, o: TransferOptions, url: string): Error {
   return networkError(e, url);
 }
 
-export function parseContentRange(v: string | string[] | undefined): { start?: number; end?: number; total?: number } | undefined {
-  const s = Array.isArray(v) ? v[0] : v;
-  if (!s) {
-    return undefined;
-  }
-  const m = /^bytes\s+(?:(\d+)-(\d+)|\*)\/(\d+|\*)$/i.exec(s.trim());
-  if (!m) {
-    return undefined;
-  }
-  return {
-    start: m[1] === undefined ? undefined : Number(m[1]),
-    end: m[2] === undefined ? undefined : Number(m[2]),
-    total: m[3] === '*' ? undefined : Number(m[3]),
-  };
-}
-
 export function contentLength(h: Record<string, string | string[] | undefined>): number | undefined {
   const v = h['content-length'];
   const s = Array.isArray(v) ? v[0] : v;
   return s !== undefined && /^\d+$/.test(s) ? Number(s) : undefined;
-}
-
-/** Only strong ETags may go into If-Range (RFC 9110 §13.1.5). */
-export function strongEtag(v: string | string[] | undefined): string | undefined {
-  const s = Array.isArray(v) ? v[0] : v;
-  return s && /^"[^"]*"$/.test(s.trim()) ? s.trim() : undefined;
 }
 
 /** A Last-Modified is strong when the response's Date is at least a second later (RFC 9110 §8.8.2.2). */

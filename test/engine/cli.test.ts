@@ -91,6 +91,18 @@ describe('CLI (dist/cli.js)', function () {
     assert.deepEqual(fs.readdirSync(out), ['a.bin'], 'no temporary file left');
   });
 
+  it('--max-size refuses a larger file before writing it: exit 1 with ERROR_FILE_TOO_LARGE', async () => {
+    server.route('/a.bin', { body });
+    const out = path.join(dir, 'out');
+    fs.mkdirSync(out);
+    const r = await cli(['get', server.url('/a.bin'), '-o', out, '--store', store, '--max-size', '1M']);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /ERROR_FILE_TOO_LARGE \(0x800700DF\)/);
+    assert.ok(!fs.existsSync(path.join(out, 'a.bin')));
+    const fits = await cli(['get', server.url('/a.bin'), '-o', out, '--store', store, '--max-size', '3M']);
+    assert.equal(fits.code, 0, fits.stderr);
+  });
+
   it('several URLs, several files in flight, one --output per URL name; a rerun refuses to overwrite', async () => {
     const files = Array.from({ length: 12 }, (_, i) => randomBody(10_000 + i * 997, 100 + i));
     files.forEach((b, i) => server.route(`/f${i}.bin`, { body: b }));

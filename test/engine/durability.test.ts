@@ -116,7 +116,7 @@ describe('durability', () => {
     }
   });
 
-  it(matrix('process', 'bytes written past the last checkpoint, then the process killed (same boot)', 'kept (flushed at start-up); the resume asks only for the rest; right sha256'), async () => {
+  it(matrix('process', 'bytes written past the last checkpoint, then the process killed (same boot)', 'kept (flushed at start-up), checked by a 4 KiB overlap; the resume asks only for the rest; right sha256'), async () => {
     const { store, job } = await stoppedPartWay('kept', 'k.bin', { sha256: sha256Hex(big) });
     const durable = job.record.files[0].durableBytes;
     assert.ok(durable > 0 && durable + 100_000 < big.length);
@@ -131,7 +131,8 @@ describe('durability', () => {
       server.route('/big', { body: big });
       await again.resume();
       await waitForState(engine, again, 'TRANSFERRED');
-      assert.equal(server.requests[before].range, `bytes=${durable + 100_000}-`, 'the resume starts after them');
+      assert.equal(server.requests[before].range, `bytes=${durable + 100_000 - 4096}-`, 'the resume starts after them, asking again their last 4 KiB to check them');
+      assert.equal(server.requests.length, before + 1, 'they matched: one request');
       await again.complete();
       assert.equal(sha256Hex(fs.readFileSync(path.join(dir, 'k.bin'))), sha256Hex(big));
     } finally {

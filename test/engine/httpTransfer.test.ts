@@ -1,10 +1,14 @@
 // HTTP behaviour of a transfer: resume decisions, validators, redirects, timeouts and integrity.
 import * as assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import * as path from 'node:path';
 import type { LookupFunction } from 'node:net';
 import { Agent } from 'undici';
 import { DownloadEngine, type EngineOptions, type JobImpl } from '../../src/engine';
+import { httpError, isTransientHttpStatus } from '../../src/engine/errors';
+import { MAX_FRUITLESS_RESTARTS } from '../../src/engine/restarts';
 import { openEngine, tempDir, waitForState, waitUntil } from '../support/engineHarness';
 import { matrix } from '../support/matrix';
 import { randomBody, sha256Hex, TEST_TLS, TestServer } from '../support/testServer';
@@ -225,6 +229,89 @@ describe('HTTP transfers', () => {
     assert.equal(job.record.files[0].restarts, 2);
   });
 
+  it(matrix('network', 'no range support, connection broken at 90 % every time', `ERROR DO_E_DOWNLOAD_NO_PROGRESS after ${MAX_FRUITLESS_RESTARTS} restarts from 0 without a new byte, not fetched again for 14 days`), async () => {
+    server.route('/r', { body, ranges: false, etag: null, resetAfterBytes: 900_000 });
+    const job = await start(server.url('/r'));
+    await waitForState(engine, job, 'ERROR', 10_000);
+    assert.equal(job.getError()?.code, 'DO_E_DOWNLOAD_NO_PROGRESS');
+    assert.equal(job.getError()?.hresult, 0x80d02002);
+    assert.match(job.getError()!.message, /started over from byte 0 5 times without getting past byte 900000/);
+    assert.equal(server.requestsFor('/r').length, 1 + MAX_FRUITLESS_RESTARTS, 'the first try and one per restart');
+  });
+
+  it('bytes fetched again after a restart are not progress: the no-progress clock keeps running until a byte passes the best offset', async () => {
+    server.route('/r', { body, ranges: false, etag: null, resetAfterBytes: 900_000, resetTimes: 2, throttleBytesPerSec: 20_000_000 });
+    const since: (number | undefined)[] = [];
+    const sub = engine.onDidChangeJob((j) => {
+      if (j.state === 'TRANSIENT_ERROR' && since.length < 10) {
+        since.push(j.record.noProgressSince);
+      }
+    });
+    try {
+      const job = await start(server.url('/r'));
+      await finishAndRead(job);
+      assert.ok(since.length >= 2, `two transient errors seen: ${since.length}`);
+      assert.ok(since[0] !== undefined);
+      assert.ok(since.every((t) => t === since[0]), `the clock started at the first error and was never reset: ${JSON.stringify(since)}`);
+      assert.equal(job.record.files[0].restarts, 2);
+      assert.equal(job.record.noProgressSince, undefined, 'cleared once transferred');
+    } finally {
+      sub.dispose();
+    }
+  });
+
+  describe('disk room', () => {
+    /** A response of `headers` whose body never ends: 64 KiB chunks as fast as the client takes them. */
+    function endless(headers: Record<string, string>): (req: IncomingMessage, res: ServerResponse) => void {
+      return (_req, res) => {
+        res.writeHead(200, { 'content-type': 'application/octet-stream', ...headers });
+        const chunk = Buffer.alloc(64 * 1024, 0x61);
+        const pump = (): void => {
+          while (!res.destroyed && res.write(chunk)) {
+            // fill the socket
+          }
+          if (!res.destroyed) {
+            res.once('drain', pump);
+          }
+        };
+        pump();
+      };
+    }
+
+    it(matrix('disk', 'a Content-Length larger than the free space (8 TB)', 'refused before a byte is written: TRANSIENT_ERROR ENOSPC 0x80070070, temporary file empty'), async () => {
+      server.route('/huge', { handler: endless({ 'content-length': String(8 * 1024 ** 4) }) });
+      const job = await start(server.url('/huge'), 'huge.bin');
+      await job.setMinimumRetryDelay(600);
+      await waitForState(engine, job, ['TRANSIENT_ERROR', 'ERROR']);
+      assert.equal(job.state, 'TRANSIENT_ERROR');
+      assert.equal(job.getError()?.code, 'ENOSPC');
+      assert.equal(job.getError()?.hresult, 0x80070070);
+      assert.match(job.getError()!.message, /needs 8796093022208 more bytes but the disk of .* has only \d+ free/);
+      assert.equal(fs.statSync(job.getFiles()[0].temporaryPath).size, 0, 'nothing written');
+    });
+
+    it(matrix('disk', 'an endless body without a length; a length past the maximum file size', 'stopped at maxFileSizeBytes: ERROR ERROR_FILE_TOO_LARGE 0x800700DF; a Content-Length past it refused before writing'), async () => {
+      const limited = await openEngine(path.join(dir, 'limited'), { maxFileSizeBytes: 2_000_000 });
+      try {
+        server.route('/endless', { handler: endless({}) });
+        const job = await start(server.url('/endless'), 'endless.bin', { e: limited });
+        await waitForState(limited, job, 'ERROR');
+        assert.equal(job.getError()?.code, 'ERROR_FILE_TOO_LARGE');
+        assert.equal(job.getError()?.hresult, 0x800700df);
+        assert.ok(fs.statSync(job.getFiles()[0].temporaryPath).size <= 2_000_000, 'never written past the maximum');
+        server.route('/big', { handler: endless({ 'content-length': '2000001' }) });
+        const big = await start(server.url('/big'), 'big.bin', { e: limited });
+        await waitForState(limited, big, 'ERROR');
+        assert.equal(big.getError()?.code, 'ERROR_FILE_TOO_LARGE');
+        assert.equal(fs.statSync(big.getFiles()[0].temporaryPath).size, 0, 'refused before writing');
+        server.route('/fits', { body: body.subarray(0, 2_000_000) });
+        await finishAndRead(await start(server.url('/fits'), 'fits.bin', { e: limited }), limited);
+      } finally {
+        await limited.dispose();
+      }
+    });
+  });
+
   describe('redirects', () => {
     it('follows a chain, and each resume starts again from the original URL', async () => {
       server.route('/start', { redirect: { location: '/hop1', status: 301 } });
@@ -261,22 +348,30 @@ describe('HTTP transfers', () => {
       assert.equal(server.requestsFor('/a').length, 1);
     });
 
-    it(matrix('network', 'cross-origin redirect carrying an Authorization header', 'Authorization and Cookie stripped on the cross-origin hop, kept on the same origin'), async () => {
+    it(matrix('network', 'cross-origin redirect carrying the job\'s headers', 'every header of the job (Authorization, Cookie, X-Api-Key, …) and Referer dropped on the hop to another origin (other port), kept on the same origin'), async () => {
       const other = await TestServer.start();
       try {
-        other.route('/file', { body });
+        other.route('/file', { body, resetAfterBytes: 300_000, resetTimes: 1 });
         server.route('/same', { redirect: { location: '/cross' } });
         server.route('/cross', { redirect: { location: other.url('/file') } });
         const job = await engine.createJob({ displayName: 'auth' });
-        await job.setHttpHeaders({ Authorization: 'Bearer s3cret', Cookie: 'a=b', 'X-Keep': 'yes' });
+        await job.setMinimumRetryDelay(0);
+        const jobHeaders = { Authorization: 'Bearer s3cret', Cookie: 'a=b', 'X-Api-Key': 'k3y', 'X-Keep': 'yes', Referer: 'https://intranet.example/page' };
+        await job.setHttpHeaders(jobHeaders);
         await job.addFile(server.url('/same'), path.join(dir, 'auth.bin'));
         await job.resume();
         await waitForState(engine, job, 'TRANSFERRED');
-        assert.equal(server.requestsFor('/cross')[0].headers.authorization, 'Bearer s3cret');
-        const final = other.requestsFor('/file')[0].headers;
-        assert.equal(final.authorization, undefined);
-        assert.equal(final.cookie, undefined);
-        assert.equal(final['x-keep'], 'yes');
+        const sameOrigin = server.requestsFor('/cross')[0].headers;
+        assert.equal(sameOrigin.authorization, 'Bearer s3cret');
+        assert.equal(sameOrigin['x-api-key'], 'k3y');
+        const finals = other.requestsFor('/file');
+        assert.equal(finals.length, 2, 'the first answer and the resume');
+        assert.ok(finals[1].range, 'the engine\'s own Range still follows');
+        for (const r of finals) {
+          for (const name of Object.keys(jobHeaders)) {
+            assert.equal(r.headers[name.toLowerCase()], undefined, `${name} reached the other origin`);
+          }
+        }
       } finally {
         await other.close();
       }
@@ -372,8 +467,8 @@ describe('HTTP transfers', () => {
       }
     });
 
-    it(matrix('network', 'HTTP status classification', '4xx ERROR except 408/409/429, 5xx TRANSIENT_ERROR except 501/505; code HTTP_n, hresult 0x80190000 + n'), async () => {
-      const cases: [number, string][] = [[401, 'ERROR'], [403, 'ERROR'], [410, 'ERROR'], [408, 'TRANSIENT_ERROR'], [409, 'TRANSIENT_ERROR'], [429, 'TRANSIENT_ERROR'], [500, 'TRANSIENT_ERROR'], [501, 'ERROR'], [502, 'TRANSIENT_ERROR'], [505, 'ERROR']];
+    it(matrix('network', 'HTTP status classification', '4xx ERROR except 408/409/429, 5xx TRANSIENT_ERROR except 501/505, 204 and 3xx that cannot be followed ERROR; code HTTP_n, hresult 0x80190000 + n'), async () => {
+      const cases: [number, string][] = [[204, 'ERROR'], [300, 'ERROR'], [302, 'ERROR'], [304, 'ERROR'], [305, 'ERROR'], [401, 'ERROR'], [403, 'ERROR'], [410, 'ERROR'], [408, 'TRANSIENT_ERROR'], [409, 'TRANSIENT_ERROR'], [429, 'TRANSIENT_ERROR'], [500, 'TRANSIENT_ERROR'], [501, 'ERROR'], [502, 'TRANSIENT_ERROR'], [505, 'ERROR']];
       const jobs: [number, string, JobImpl][] = [];
       for (const [status, want] of cases) {
         server.route(`/s${status}`, { status });
@@ -390,6 +485,18 @@ describe('HTTP transfers', () => {
     });
   });
 
+  it('statuses that are not errors a retry can cure are fatal: 1xx, 204, 3xx without a usable Location', () => {
+    for (const status of [100, 101, 103, 199, 204, 300, 301, 302, 304, 305, 306, 307, 308, 399]) {
+      const err = httpError(status, 'http://example.test/f');
+      assert.equal(err.transient, false, `HTTP ${status}`);
+      assert.equal(err.code, `HTTP_${status}`);
+      assert.equal(err.hresult, 0x80190000 + status);
+    }
+    for (const status of [200, 201, 206, 408, 409, 429, 500, 502, 503]) {
+      assert.equal(isTransientHttpStatus(status), true, `HTTP ${status}`);
+    }
+  });
+
   describe('integrity', () => {
     it('a matching sha256 (hex or SRI) completes; the hash survives a resume', async () => {
       server.route('/r', { body, resetAfterBytes: 300_000, resetTimes: 2 });
@@ -397,9 +504,30 @@ describe('HTTP transfers', () => {
       const a = await start(server.url('/r'), 'hex.bin', { sha256: hex.toUpperCase() });
       assert.equal(sha256Hex(await finishAndRead(a)), hex);
       const sri = 'sha256-' + Buffer.from(hex, 'hex').toString('base64');
-      const b = await start(server.url('/r'), 'sri.bin', { sha256: `sha384-xyz ${sri}` });
+      const b = await start(server.url('/r'), 'sri.bin', { sha256: `md5-xyz ${sri}` });
       assert.equal(sha256Hex(await finishAndRead(b)), hex);
       assert.equal(b.getFiles()[0].sha256, hex);
+    });
+
+    it('SRI with several algorithms: the strongest one present is verified (sha512 > sha384 > sha256), across a resume', async () => {
+      server.route('/r', { body, resetAfterBytes: 300_000, resetTimes: 2 });
+      const sri = (alg: string, data: Buffer): string => `${alg}-${createHash(alg).update(data).digest('base64')}`;
+      const wrong = Buffer.from('not the body');
+      // The right sha512 beside a wrong sha256: the sha512 decides.
+      const good = await start(server.url('/r'), 'good.bin', { sha256: `${sri('sha256', wrong)} ${sri('sha512', body)} ${sri('sha384', wrong)}` });
+      assert.equal(sha256Hex(await finishAndRead(good)), sha256Hex(body));
+      assert.equal(good.getFiles()[0].sha256, `sha512:${createHash('sha512').update(body).digest('hex')}`);
+      // A right sha256 does not make up for a wrong sha384.
+      const bad = await start(server.url('/r'), 'bad384.bin', { sha256: `${sri('sha256', body)} ${sri('sha384', wrong)}` });
+      await waitForState(engine, bad, 'ERROR');
+      assert.equal(bad.getError()?.code, 'BG_E_VALIDATION_FAILED');
+      assert.match(bad.getError()!.message, /sha384/);
+      // sha384 alone.
+      const only384 = await start(server.url('/r'), 'only384.bin', { sha256: sri('sha384', body) });
+      assert.equal(sha256Hex(await finishAndRead(only384)), sha256Hex(body));
+      // A malformed token of a known algorithm is refused, never skipped for a weaker one.
+      const job = await engine.createJob({ displayName: 'malformed' });
+      await assert.rejects(job.addFile(server.url('/r'), path.join(dir, 'm.bin'), { sha256: `sha512-xyz ${sri('sha256', body)}` }), /not a valid sha512/);
     });
 
     it('a mismatch → ERROR BG_E_VALIDATION_FAILED, the bad temporary removed, no destination', async () => {

@@ -1,11 +1,13 @@
 // Segmented transfers: several ranged connections into one temporary file, guarded by If-Range / If-Match,
 // with per-segment durable progress in the store.
 import * as assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Agent } from 'undici';
 import { fetchFile, type FetchOptions } from '../../src/engine/fetchFile';
+import { parseSha256 } from '../../src/engine/integrity';
 import type { FileRecord } from '../../src/engine/records';
 import { canSplit, planSegments } from '../../src/engine/segmentedTransfer';
 import type { DownloadEngine, DownloadError, JobImpl } from '../../src/engine';
@@ -158,6 +160,14 @@ describe('segmented transfers', function () {
         await assert.rejects(run('00'.repeat(32)), (e: DownloadError) => e.code === 'BG_E_VALIDATION_FAILED');
         assert.ok(server.requestsFor('/big').length >= 3, 'it was segmented');
         assert.ok(!fs.existsSync(path.join(dir, `.h-${hashMode}.bin.mdpart`)), 'the bad bytes are deleted');
+        // An SRI sha512 is verified with sha512.
+        const sha512 = createHash('sha512').update(body).digest();
+        const strong = await run(parseSha256(`sha512-${sha512.toString('base64')}`)!);
+        assert.equal(strong.transferred, true);
+        fs.rmSync(strong.temporaryPath);
+        const wrong = Buffer.from(sha512);
+        wrong[0] ^= 1;
+        await assert.rejects(run(parseSha256(`sha512-${wrong.toString('base64')}`)!), (e: DownloadError) => e.code === 'BG_E_VALIDATION_FAILED' && /sha512/.test(e.message));
       } finally {
         await dispatcher.close();
       }

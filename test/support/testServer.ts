@@ -74,6 +74,10 @@ export interface RouteOptions {
   redirect?: { location: string; status?: 301 | 302 | 303 | 307 | 308 };
   /** ETag changes on each request (suffix counter), and If-Range then never matches. */
   changeEtagEachRequest?: boolean;
+  /** From request number `requests` + 1 on, the entity is another one (the file changed on the server). */
+  changeAfter?: { requests: number; body: Buffer; etag?: string | null; lastModified?: string | null };
+  /** Send ETag / Last-Modified on 206 answers too. Default true; false: only on the others (seen behind proxies). */
+  validatorsOn206?: boolean;
   /** Always answer 416 with Content-Range: bytes * /<size> to a Range request. */
   answer416?: boolean;
   /** Answer 412 to a request carrying If-Match/If-Range. */
@@ -518,9 +522,11 @@ export class TestServer {
       return;
     }
 
-    const entity = this.entityOf(state);
+    const swap = o.changeAfter !== undefined && hit > o.changeAfter.requests ? o.changeAfter : undefined;
+    const entity = swap ? swap.body : this.entityOf(state);
     const size = entity.length;
-    let etag = this.baseEtagOf(state, entity);
+    let etag = swap ? (swap.etag === undefined ? defaultEtag(entity) : swap.etag) : this.baseEtagOf(state, entity);
+    const lastModified = swap ? swap.lastModified : o.lastModified;
     if (o.changeEtagEachRequest) {
       etag = etagWithSuffix(etag ?? defaultEtag(entity), hit);
     }
@@ -530,8 +536,8 @@ export class TestServer {
     if (etag != null) {
       validators.ETag = etag;
     }
-    if (o.lastModified != null) {
-      validators['Last-Modified'] = o.lastModified;
+    if (lastModified != null) {
+      validators['Last-Modified'] = lastModified;
     }
 
     let status = 200;
@@ -547,7 +553,7 @@ export class TestServer {
       const honour =
         o.ifRange === false ||
         ifRange === undefined ||
-        ifRangeMatches(ifRange, etag, o.lastModified, o.changeEtagEachRequest === true);
+        ifRangeMatches(ifRange, etag, lastModified, o.changeEtagEachRequest === true);
       if (honour) {
         const r = parseRange(rangeHeader, size);
         if (r === 'unsatisfiable') {
@@ -577,7 +583,7 @@ export class TestServer {
     if (status === 206) {
       res.setHeader('Content-Range', `bytes ${start}-${end - 1}/${size}`);
     }
-    for (const [k, v] of Object.entries(validators)) {
+    for (const [k, v] of Object.entries(status === 206 && o.validatorsOn206 === false ? {} : validators)) {
       res.setHeader(k, v);
     }
     if (o.gzip) {
