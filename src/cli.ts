@@ -388,7 +388,11 @@ async function get(a: Args): Promise<number> {
       bar = progressBar(job);
     }
     await job.resume();
-    const result = await outcome;
+    // The engine's timers (retry, no-progress deadline) are unref'd so that an editor can close at any time;
+    // between a transient error and its retry nothing else holds the event loop, and Node would exit 0
+    // with the file not there. The CLI exits only on a final outcome (contract §7).
+    const keepAlive = setInterval(() => undefined, 60_000);
+    const result = await outcome.finally(() => clearInterval(keepAlive));
     if (result === 'STOPPED') {
       bar?.stop(false);
       bar = undefined;

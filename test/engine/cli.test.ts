@@ -136,6 +136,43 @@ describe('CLI (dist/cli.js)', function () {
     assert.deepEqual(fs.readdirSync(out), []);
   });
 
+  describe('never exits before a final outcome (contract §7)', () => {
+    it('a 503 then a 200: waits for the retry and exits 0 with the file in place', async () => {
+      server.route('/a.bin', { body, status: 503, failTimes: 1 });
+      const out = path.join(dir, 'out');
+      fs.mkdirSync(out);
+      const r = await cli(['get', server.url('/a.bin'), '-o', out, '--store', store, '--retry-delay', '1']);
+      assert.equal(r.code, 0, `exit ${r.code}: ${r.stderr}`);
+      assert.equal(server.requestsFor('/a.bin').length, 2, 'retried once');
+      assert.equal(sha256Hex(fs.readFileSync(path.join(out, 'a.bin'))), sha256Hex(body));
+      assert.deepEqual(fs.readdirSync(out), ['a.bin']);
+    });
+
+    it('a connection reset mid-body: resumes after the retry delay and exits 0 with the right bytes', async () => {
+      server.route('/a.bin', { body, resetAfterBytes: 1_000_000, resetTimes: 1 });
+      const out = path.join(dir, 'out');
+      fs.mkdirSync(out);
+      const r = await cli(['get', server.url('/a.bin'), '-o', out, '--store', store, '--retry-delay', '1', '--sha256', sha256Hex(body)]);
+      assert.equal(r.code, 0, `exit ${r.code}: ${r.stderr}`);
+      const reqs = server.requestsFor('/a.bin');
+      assert.equal(reqs.length, 2);
+      assert.match(reqs[1].range ?? '', /^bytes=[1-9]\d*-$/, 'resumed with a range');
+      assert.equal(sha256Hex(fs.readFileSync(path.join(out, 'a.bin'))), sha256Hex(body));
+      assert.deepEqual(fs.readdirSync(out), ['a.bin']);
+    });
+
+    it('--timeout S: a server that keeps failing transiently ends in exit 1 with DO_E_DOWNLOAD_NO_PROGRESS', async () => {
+      server.route('/a.bin', { body, status: 503 });
+      const out = path.join(dir, 'out');
+      fs.mkdirSync(out);
+      const r = await cli(['get', server.url('/a.bin'), '-o', out, '--store', store, '--retry-delay', '1', '--timeout', '3']);
+      assert.equal(r.code, 1, `exit ${r.code}: ${r.stderr}`);
+      assert.match(r.stderr, /DO_E_DOWNLOAD_NO_PROGRESS \(0x80D02002\): .*no progress.*3 s/i);
+      assert.ok(server.requestsFor('/a.bin').length >= 2, 'retried until the timeout');
+      assert.deepEqual(fs.readdirSync(out), []);
+    });
+  });
+
   it('SIGKILL mid-file, then the same command again: resumes with Range + If-Range and the bytes are right', async () => {
     const big = randomBody(16_000_000, 72);
     server.route('/big.bin', { body: big, throttleBytesPerSec: 4_000_000 });
