@@ -8,6 +8,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
 import { DownloadEngine, DownloadError, formatHresult, type JobImpl } from './engine';
+import { claimStore } from './engine/remote/storeClaim';
 
 // undici's HTTP parser is WebAssembly. V8 compiles it at once with its baseline compiler, then again, optimised,
 // on a background thread that the process waits for before it can exit: 0.18 s of every run here, for code that
@@ -183,32 +184,22 @@ function parse(argv: string[]): Args | 'help' {
   };
 }
 
-/** One CLI at a time per store: the engine owns its journal. A lock left by a dead process is taken over. */
-function lockStore(dir: string): () => void {
+/**
+ * One CLI at a time per store: the engine owns its journal. The claim is the store's socket (the one the
+ * editor's windows use), which the kernel releases when its process dies however it dies: a rerun after a
+ * crash never waits for a dead process, whose pid may meanwhile belong to another one.
+ */
+async function lockStore(dir: string): Promise<() => Promise<void>> {
   fs.mkdirSync(dir, { recursive: true });
-  const lock = path.join(dir, 'cli.lock');
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      fs.writeFileSync(lock, String(process.pid), { flag: 'wx' });
-      return () => fs.rmSync(lock, { force: true });
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') {
-        throw e;
-      }
-      const pid = Number(fs.readFileSync(lock, 'utf8'));
-      let alive = false;
-      try {
-        alive = Number.isInteger(pid) && pid > 0 && pid !== process.pid && (process.kill(pid, 0), true);
-      } catch {
-        alive = false;
-      }
-      if (alive) {
-        throw new DownloadError('E_ACCESSDENIED', `Another managed-downloads process (pid ${pid}) is using the store ${dir}; wait for it or pass --store DIR.`);
-      }
-      fs.rmSync(lock, { force: true });
-    }
+  const claim = await claimStore(dir);
+  if (!claim) {
+    throw new DownloadError('E_ACCESSDENIED', `Another managed-downloads process is using the store ${dir}; wait for it or pass --store DIR.`);
   }
-  throw new DownloadError('E_ACCESSDENIED', `Cannot lock the store ${dir}.`);
+  // Nothing is served to whoever connects: the socket only says the store is taken.
+  claim.server.on('connection', (socket) => socket.destroy());
+  // The pid lock file of earlier versions: the claim replaces it.
+  fs.rmSync(path.join(dir, 'cli.lock'), { force: true });
+  return () => claim.release();
 }
 
 /** Identifies "the same command": same URLs, destinations and checksums, in the same order. */
@@ -293,7 +284,7 @@ async function get(a: Args): Promise<number> {
       throw new UsageError(`${out} already exists (from ${a.urls[i]}); pass --overwrite to replace it.`);
     }
   }
-  const unlock = lockStore(a.store);
+  const unlock = await lockStore(a.store);
   let engine: DownloadEngine | undefined;
   let bar: { stop(final: boolean): void } | undefined;
   let interrupted = false;
@@ -424,7 +415,7 @@ async function get(a: Args): Promise<number> {
   } finally {
     bar?.stop(false);
     await engine?.dispose();
-    unlock();
+    await unlock();
   }
 }
 

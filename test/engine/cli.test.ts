@@ -173,6 +173,36 @@ describe('CLI (dist/cli.js)', function () {
     });
   });
 
+  describe('one CLI per store, released by the kernel when its process dies', () => {
+    it('a cli.lock naming a live unrelated process does not block a rerun', async () => {
+      server.route('/a.bin', { body });
+      const out = path.join(dir, 'out');
+      fs.mkdirSync(out);
+      fs.mkdirSync(store, { recursive: true });
+      // What a SIGKILLed CLI whose pid was reused (here by the test runner) leaves behind.
+      fs.writeFileSync(path.join(store, 'cli.lock'), String(process.pid));
+      const r = await cli(['get', server.url('/a.bin'), '-o', out, '--store', store]);
+      assert.equal(r.code, 0, `exit ${r.code}: ${r.stderr}`);
+      assert.equal(sha256Hex(fs.readFileSync(path.join(out, 'a.bin'))), sha256Hex(body));
+    });
+
+    it('a second CLI on a store in use is refused clearly and the first one finishes', async () => {
+      server.route('/slow.bin', { body, throttleBytesPerSec: 2_000_000 });
+      server.route('/a.bin', { body });
+      const out = path.join(dir, 'out');
+      fs.mkdirSync(out);
+      const first = start(['get', server.url('/slow.bin'), '-o', out, '--store', store]);
+      await waitUntil(() => server.requestsFor('/slow.bin').length > 0, 10_000, 'the first CLI downloading');
+      const second = await cli(['get', server.url('/a.bin'), '-o', out, '--store', store]);
+      assert.equal(second.code, 1, second.stderr);
+      assert.match(second.stderr, /E_ACCESSDENIED \(0x80070005\): Another managed-downloads process is using the store/);
+      assert.equal(server.requestsFor('/a.bin').length, 0);
+      const r = await first.done;
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(sha256Hex(fs.readFileSync(path.join(out, 'slow.bin'))), sha256Hex(body));
+    });
+  });
+
   it('SIGKILL mid-file, then the same command again: resumes with Range + If-Range and the bytes are right', async () => {
     const big = randomBody(16_000_000, 72);
     server.route('/big.bin', { body: big, throttleBytesPerSec: 4_000_000 });
