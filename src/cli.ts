@@ -278,12 +278,24 @@ function describe(e: unknown): string {
   return `${err?.code ?? 'E_FAIL'} (${formatHresult(0x80004005)}): ${err?.message ?? String(e)}`;
 }
 
-async function get(a: Args): Promise<number> {
+/**
+ * Refuses to replace an existing destination without --overwrite, unless the journal says it is ours: the
+ * engine's start-up finished a Complete that a crash interrupted (the destination was our temporary, or
+ * holds the verified bytes) and the resumed job counts that file completed.
+ */
+function checkDestinations(a: Args, resumed: JobImpl | undefined): void {
+  if (a.overwrite) {
+    return;
+  }
+  const placed = new Set(resumed?.getFiles().filter((f) => f.completed).map((f) => f.localPath));
   for (const [i, out] of a.outputs.entries()) {
-    if (!a.overwrite && fs.existsSync(out)) {
+    if (!placed.has(out) && fs.existsSync(out)) {
       throw new UsageError(`${out} already exists (from ${a.urls[i]}); pass --overwrite to replace it.`);
     }
   }
+}
+
+async function get(a: Args): Promise<number> {
   const unlock = await lockStore(a.store);
   let engine: DownloadEngine | undefined;
   let bar: { stop(final: boolean): void } | undefined;
@@ -310,12 +322,13 @@ async function get(a: Args): Promise<number> {
     });
     const key = runKey(a);
     const mine = new Set(a.outputs);
-    let job: JobImpl | undefined;
+    let job = engine.enumJobs().find((j) => j.description === key);
+    checkDestinations(a, job);
     for (const j of engine.enumJobs({ includeFinal: true })) {
       if (j.isFinal) {
         await engine.removeJob(j.id);
-      } else if (j.description === key && !job) {
-        job = j;
+      } else if (j === job) {
+        continue;
       } else if (j.record.files.some((f) => mine.has(f.localPath))) {
         // An unfinished run with other arguments for the same files: it is superseded.
         await j.cancel();
@@ -325,6 +338,10 @@ async function get(a: Args): Promise<number> {
     if (job) {
       if (a.verbose) {
         process.stderr.write(`Resuming the unfinished download of ${job.displayName}.\n`);
+      }
+      if (a.overwrite) {
+        // Started without --overwrite: now the user allows Complete to replace what is there.
+        await job.setReplaceExisting(true);
       }
     } else {
       const first = path.basename(a.outputs[0]);

@@ -9,7 +9,7 @@ import { Emitter } from './emitter';
 import { bootId } from './io';
 import { DownloadError, HRESULTS, invalidArg, osError } from './errors';
 import { FileHeaderVault, type HeaderVault } from './headerVault';
-import { parseSha256 } from './integrity';
+import { hashPrefix, parseSha256 } from './integrity';
 import { JobImpl, type AddedFile, type JobHost } from './job';
 import {
   DEFAULT_MINIMUM_RETRY_DELAY_SECONDS,
@@ -176,9 +176,11 @@ export class DownloadEngine implements JobHost {
     }
     for (const f of r.files) {
       if (f.transferred || f.completed) {
-        // A crash inside complete(): the destination may already be our file (hard link to the temporary).
+        // A crash inside complete(): the destination may already be our file (hard link to the temporary), or
+        // hold exactly the bytes the sha256 asks for (then the temporary has nothing more to give).
         const [t, d] = await Promise.all([fs.lstat(f.temporaryPath).catch(() => undefined), fs.lstat(f.localPath).catch(() => undefined)]);
-        if (t?.isFile() && d?.isFile() && t.ino === d.ino && t.dev === d.dev) {
+        const ours = t?.isFile() && d?.isFile() && t.ino === d.ino && t.dev === d.dev;
+        if (ours || (!f.completed && d?.isFile() && d.size === f.bytesTotal && (await holdsSha256(f.localPath, f.sha256)))) {
           await fs.unlink(f.temporaryPath).catch(() => undefined);
           Object.assign(f, { transferred: true, completed: true });
           continue;
@@ -982,6 +984,24 @@ async function removeQuietly(p: string): Promise<void> {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') {
       throw osError(e, `Cannot delete the temporary file ${p}`);
     }
+  }
+}
+
+/** Whether the file's bytes have this sha256 (false when none is known or the file cannot be read). */
+async function holdsSha256(file: string, sha256: string | undefined): Promise<boolean> {
+  if (!sha256) {
+    return false;
+  }
+  try {
+    const fh = await fs.open(file, fsConstants.O_RDONLY | (fsConstants.O_NOFOLLOW ?? 0));
+    try {
+      const { size } = await fh.stat();
+      return (await hashPrefix(fh, size)).digest('hex') === sha256;
+    } finally {
+      await fh.close();
+    }
+  } catch {
+    return false;
   }
 }
 

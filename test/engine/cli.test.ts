@@ -3,7 +3,8 @@ import * as assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { tempDir, waitUntil } from '../support/engineHarness';
+import { DownloadEngine } from '../../src/engine';
+import { fastOptions, tempDir, waitForState, waitUntil } from '../support/engineHarness';
 import { randomBody, sha256Hex, TestServer } from '../support/testServer';
 
 const CLI = path.resolve(__dirname, '..', '..', '..', 'dist', 'cli.js');
@@ -200,6 +201,76 @@ describe('CLI (dist/cli.js)', function () {
       const r = await first.done;
       assert.equal(r.code, 0, r.stderr);
       assert.equal(sha256Hex(fs.readFileSync(path.join(out, 'slow.bin'))), sha256Hex(body));
+    });
+  });
+
+  describe('a crash inside Complete: the same command again finishes it', () => {
+    const big = randomBody(4_000_000, 73);
+
+    /**
+     * Leaves the store as a CLI killed inside Complete would: the job TRANSFERRED in the journal, its temporary
+     * full-size, then `place` puts the destination in place the way Complete had got to before the crash.
+     */
+    async function killedInsideComplete(args: string[], out: string, place: (temporary: string, dest: string) => void): Promise<void> {
+      server.route('/big.bin', { body: big, throttleBytesPerSec: 2_000_000 });
+      const first = start(args);
+      await waitUntil(() => durableInStore(store) > 0, 15_000, 'a durable checkpoint');
+      first.child.kill('SIGKILL');
+      await first.done;
+      server.route('/big.bin', { body: big });
+      const engine = await DownloadEngine.open(fastOptions(store));
+      try {
+        const [job] = engine.enumJobs();
+        await job.resume();
+        await waitForState(engine, job, 'TRANSFERRED');
+        const file = job.getFiles()[0];
+        place(file.temporaryPath, path.join(out, 'big.bin'));
+      } finally {
+        await engine.dispose();
+      }
+      assert.equal(fs.readdirSync(out).length, 2, 'destination and temporary both there');
+    }
+
+    it('killed between linking the destination and journaling it: exits 0, the file in place, no temporary left', async () => {
+      const out = path.join(dir, 'out');
+      fs.mkdirSync(out);
+      const args = ['get', server.url('/big.bin'), '-o', out, '--store', store];
+      await killedInsideComplete(args, out, (temporary, dest) => fs.linkSync(temporary, dest));
+      const requests = server.requestsFor('/big.bin').length;
+      const r = await cli(args);
+      assert.equal(r.code, 0, `exit ${r.code}: ${r.stderr}`);
+      assert.equal(sha256Hex(fs.readFileSync(path.join(out, 'big.bin'))), sha256Hex(big));
+      assert.deepEqual(fs.readdirSync(out), ['big.bin'], 'no temporary left');
+      assert.equal(server.requestsFor('/big.bin').length, requests, 'nothing downloaded again');
+    });
+
+    it('the destination holds the verified bytes (--sha256) and the temporary is gone: exits 0 without downloading again', async () => {
+      const out = path.join(dir, 'out');
+      fs.mkdirSync(out);
+      const args = ['get', server.url('/big.bin'), '-o', out, '--store', store, '--sha256', sha256Hex(big)];
+      await killedInsideComplete(args, out, (temporary, dest) => fs.copyFileSync(temporary, dest));
+      fs.unlinkSync(fs.readdirSync(out).filter((n) => n !== 'big.bin').map((n) => path.join(out, n))[0]);
+      const requests = server.requestsFor('/big.bin').length;
+      const r = await cli(args);
+      assert.equal(r.code, 0, `exit ${r.code}: ${r.stderr}`);
+      assert.equal(sha256Hex(fs.readFileSync(path.join(out, 'big.bin'))), sha256Hex(big));
+      assert.deepEqual(fs.readdirSync(out), ['big.bin']);
+      assert.equal(server.requestsFor('/big.bin').length, requests, 'nothing downloaded again');
+    });
+
+    it('a destination that is not ours still needs --overwrite, and the unfinished download is kept', async () => {
+      const out = path.join(dir, 'out');
+      fs.mkdirSync(out);
+      const args = ['get', server.url('/big.bin'), '-o', out, '--store', store, '--sha256', sha256Hex(big)];
+      await killedInsideComplete(args, out, (_temporary, dest) => fs.writeFileSync(dest, 'someone else'));
+      const r = await cli(args);
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, /already exists.*--overwrite/);
+      assert.equal(fs.readFileSync(path.join(out, 'big.bin'), 'utf8'), 'someone else');
+      const forced = await cli([...args, '--overwrite']);
+      assert.equal(forced.code, 0, forced.stderr);
+      assert.equal(sha256Hex(fs.readFileSync(path.join(out, 'big.bin'))), sha256Hex(big));
+      assert.deepEqual(fs.readdirSync(out), ['big.bin']);
     });
   });
 
