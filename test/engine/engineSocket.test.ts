@@ -3,8 +3,9 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
+import { SharedEngine } from '../../src/engine/remote/sharedEngine';
 import { claimStore, socketPathFor, type StoreClaim } from '../../src/engine/remote/storeClaim';
-import { tempDir } from '../support/engineHarness';
+import { fastOptions, tempDir } from '../support/engineHarness';
 
 const uid = process.getuid!();
 
@@ -130,5 +131,61 @@ describe('engine socket: a private place, checked before use', () => {
     fs.chownSync(socketPathFor(store), uid + 1234, uid + 1234);
     await assert.rejects(claim(store), (e: Error & { code?: string }) => e.code === 'E_ACCESSDENIED' && /owned by another user/.test(e.message));
     assert.equal(other.connections(), 0);
+  });
+});
+
+describe('engine socket: a client cannot make the owner buffer without bound', () => {
+  let dir: string;
+  let owner: SharedEngine;
+
+  beforeEach(async () => {
+    dir = tempDir('md-sock-');
+    owner = await SharedEngine.open(fastOptions(path.join(dir, 'store')));
+  });
+  afterEach(async () => {
+    await owner.dispose();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** Connects a raw socket to the owner, writes `bytes`, and resolves with whether the owner closed it. */
+  function sendRaw(bytes: Buffer[]): Promise<{ closedByOwner: boolean }> {
+    return new Promise((resolve) => {
+      const s = net.connect(socketPathFor(path.join(dir, 'store')));
+      let written = false;
+      const timer = setTimeout(() => {
+        s.destroy();
+        resolve({ closedByOwner: false });
+      }, 5_000);
+      s.on('error', () => undefined);
+      s.on('close', () => {
+        clearTimeout(timer);
+        resolve({ closedByOwner: written });
+      });
+      s.on('connect', () => {
+        for (const b of bytes) {
+          s.write(b);
+        }
+        written = true;
+      });
+    });
+  }
+
+  it('a message announced at 2 GB: the owner closes the connection, and goes on serving the others', async () => {
+    const chunk = Buffer.alloc(1 << 20, 0x20);
+    const r = await sendRaw([Buffer.from('Content-Length: 2000000000\r\n\r\n{"jsonrpc":"2.0",'), ...Array.from({ length: 16 }, () => chunk)]);
+    assert.equal(r.closedByOwner, true, 'the owner kept the connection open (and buffered it)');
+    const client = await SharedEngine.open(fastOptions(path.join(dir, 'store')));
+    try {
+      assert.equal(client.role, 'client');
+      const job = await client.service.createJob({ displayName: 'still served' });
+      assert.equal(owner.service.getJob(job.id).displayName, 'still served');
+    } finally {
+      await client.dispose();
+    }
+  });
+
+  it('headers that never end: the owner closes the connection', async () => {
+    const r = await sendRaw([Buffer.from('Content-Type: '), Buffer.alloc(1 << 20, 0x41)]);
+    assert.equal(r.closedByOwner, true, 'the owner kept the connection open (and buffered it)');
   });
 });
