@@ -10,6 +10,7 @@ import { setFlagsFromString } from 'node:v8';
 import { DownloadEngine, DownloadError, formatHresult, type JobImpl } from './engine';
 import { redactUrl } from './engine/errors';
 import { checkRemoteUrl } from './engine/validation';
+import { claimStore } from './engine/remote/storeClaim';
 
 // undici's HTTP parser is WebAssembly. V8 compiles it at once with its baseline compiler, then again, optimised,
 // on a background thread that the process waits for before it can exit: 0.18 s of every run here, for code that
@@ -197,32 +198,22 @@ function parse(argv: string[]): Args | 'help' {
   };
 }
 
-/** One CLI at a time per store: the engine owns its journal. A lock left by a dead process is taken over. */
-function lockStore(dir: string): () => void {
+/**
+ * One CLI at a time per store: the engine owns its journal. The claim is the store's socket (the one the
+ * editor's windows use), which the kernel releases when its process dies however it dies: a rerun after a
+ * crash never waits for a dead process, whose pid may meanwhile belong to another one.
+ */
+async function lockStore(dir: string): Promise<() => Promise<void>> {
   fs.mkdirSync(dir, { recursive: true });
-  const lock = path.join(dir, 'cli.lock');
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      fs.writeFileSync(lock, String(process.pid), { flag: 'wx' });
-      return () => fs.rmSync(lock, { force: true });
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') {
-        throw e;
-      }
-      const pid = Number(fs.readFileSync(lock, 'utf8'));
-      let alive = false;
-      try {
-        alive = Number.isInteger(pid) && pid > 0 && pid !== process.pid && (process.kill(pid, 0), true);
-      } catch {
-        alive = false;
-      }
-      if (alive) {
-        throw new DownloadError('E_ACCESSDENIED', `Another managed-downloads process (pid ${pid}) is using the store ${dir}; wait for it or pass --store DIR.`);
-      }
-      fs.rmSync(lock, { force: true });
-    }
+  const claim = await claimStore(dir);
+  if (!claim) {
+    throw new DownloadError('E_ACCESSDENIED', `Another managed-downloads process is using the store ${dir}; wait for it or pass --store DIR.`);
   }
-  throw new DownloadError('E_ACCESSDENIED', `Cannot lock the store ${dir}.`);
+  // Nothing is served to whoever connects: the socket only says the store is taken.
+  claim.server.on('connection', (socket) => socket.destroy());
+  // The pid lock file of earlier versions: the claim replaces it.
+  fs.rmSync(path.join(dir, 'cli.lock'), { force: true });
+  return () => claim.release();
 }
 
 /** Identifies "the same command": same URLs, destinations and checksums, in the same order. */
@@ -301,13 +292,25 @@ function describe(e: unknown): string {
   return `${err?.code ?? 'E_FAIL'} (${formatHresult(0x80004005)}): ${err?.message ?? String(e)}`;
 }
 
-async function get(a: Args): Promise<number> {
+/**
+ * Refuses to replace an existing destination without --overwrite, unless the journal says it is ours: the
+ * engine's start-up finished a Complete that a crash interrupted (the destination was our temporary, or
+ * holds the verified bytes) and the resumed job counts that file completed.
+ */
+function checkDestinations(a: Args, resumed: JobImpl | undefined): void {
+  if (a.overwrite) {
+    return;
+  }
+  const placed = new Set(resumed?.getFiles().filter((f) => f.completed).map((f) => f.localPath));
   for (const [i, out] of a.outputs.entries()) {
-    if (!a.overwrite && fs.existsSync(out)) {
+    if (!placed.has(out) && fs.existsSync(out)) {
       throw new UsageError(`${out} already exists (from ${redactUrl(a.urls[i])}); pass --overwrite to replace it.`);
     }
   }
-  const unlock = lockStore(a.store);
+}
+
+async function get(a: Args): Promise<number> {
+  const unlock = await lockStore(a.store);
   let engine: DownloadEngine | undefined;
   let bar: { stop(final: boolean): void } | undefined;
   let interrupted = false;
@@ -334,12 +337,13 @@ async function get(a: Args): Promise<number> {
     });
     const key = runKey(a);
     const mine = new Set(a.outputs);
-    let job: JobImpl | undefined;
+    let job = engine.enumJobs().find((j) => j.description === key);
+    checkDestinations(a, job);
     for (const j of engine.enumJobs({ includeFinal: true })) {
       if (j.isFinal) {
         await engine.removeJob(j.id);
-      } else if (j.description === key && !job) {
-        job = j;
+      } else if (j === job) {
+        continue;
       } else if (j.record.files.some((f) => mine.has(f.localPath))) {
         // An unfinished run with other arguments for the same files: it is superseded.
         await j.cancel();
@@ -349,6 +353,10 @@ async function get(a: Args): Promise<number> {
     if (job) {
       if (a.verbose) {
         process.stderr.write(`Resuming the unfinished download of ${job.displayName}.\n`);
+      }
+      if (a.overwrite) {
+        // Started without --overwrite: now the user allows Complete to replace what is there.
+        await job.setReplaceExisting(true);
       }
     } else {
       const first = path.basename(a.outputs[0]);
@@ -403,7 +411,11 @@ async function get(a: Args): Promise<number> {
       bar = progressBar(job);
     }
     await job.resume();
-    const result = await outcome;
+    // The engine's timers (retry, no-progress deadline) are unref'd so that an editor can close at any time;
+    // between a transient error and its retry nothing else holds the event loop, and Node would exit 0
+    // with the file not there. The CLI exits only on a final outcome (contract §7).
+    const keepAlive = setInterval(() => undefined, 60_000);
+    const result = await outcome.finally(() => clearInterval(keepAlive));
     if (result === 'STOPPED') {
       bar?.stop(false);
       bar = undefined;
@@ -427,7 +439,11 @@ async function get(a: Args): Promise<number> {
     const r = await job.complete();
     bar?.stop(true);
     bar = undefined;
-    if (r !== 'S_OK') {
+    if (r === 'BG_S_UNABLE_TO_DELETE_FILES') {
+      // Success for what was kept; the engine retries deleting the rest at its next start.
+      process.stderr.write(`BG_S_UNABLE_TO_DELETE_FILES (0x0020001A): some temporary files could not be deleted yet: ${job.leftoverTemporaries.join(', ')}\n`);
+    }
+    if (!job.getFiles().every((f) => f.completed)) {
       process.stderr.write('BG_S_PARTIAL_COMPLETE (0x00200017): not every file could be kept.\n');
       return 1;
     }
@@ -435,7 +451,7 @@ async function get(a: Args): Promise<number> {
   } finally {
     bar?.stop(false);
     await engine?.dispose();
-    unlock();
+    await unlock();
   }
 }
 

@@ -82,6 +82,11 @@ export class EngineHost extends Disposable {
     return this.shared.service;
   }
 
+  /** Resolves once a take-over (or reconnection) in progress is over. */
+  settled(): Promise<void> {
+    return this.shared.settled();
+  }
+
   /** Whether this window runs the engine ('owner') or acts through another window ('client'). */
   get role(): 'owner' | 'client' {
     return this.shared.role;

@@ -9,7 +9,7 @@ import { Emitter } from './emitter';
 import { bootId } from './io';
 import { DownloadError, HRESULTS, invalidArg, osError } from './errors';
 import { FileHeaderVault, type HeaderVault } from './headerVault';
-import { parseSha256 } from './integrity';
+import { digestMatches, hashPrefix, parseSha256 } from './integrity';
 import { JobImpl, type AddedFile, type JobHost } from './job';
 import {
   DEFAULT_MINIMUM_RETRY_DELAY_SECONDS,
@@ -189,9 +189,11 @@ export class DownloadEngine implements JobHost {
     }
     for (const f of r.files) {
       if (f.transferred || f.completed) {
-        // A crash inside complete(): the destination may already be our file (hard link to the temporary).
+        // A crash inside complete(): the destination may already be our file (hard link to the temporary), or
+        // hold exactly the bytes the sha256 asks for (then the temporary has nothing more to give).
         const [t, d] = await Promise.all([fs.lstat(f.temporaryPath).catch(() => undefined), fs.lstat(f.localPath).catch(() => undefined)]);
-        if (t?.isFile() && d?.isFile() && t.ino === d.ino && t.dev === d.dev) {
+        const ours = t?.isFile() && d?.isFile() && t.ino === d.ino && t.dev === d.dev;
+        if (ours || (!f.completed && d?.isFile() && d.size === f.bytesTotal && (await holdsSha256(f.localPath, f.sha256)))) {
           await fs.unlink(f.temporaryPath).catch(() => undefined);
           Object.assign(f, { transferred: true, completed: true });
           continue;
@@ -1098,6 +1100,24 @@ export class DownloadEngine implements JobHost {
 /** Whether `p` has the shape of a temporary file's name (validation.ts temporaryPathFor). */
 function isTemporaryName(p: unknown): p is string {
   return typeof p === 'string' && path.isAbsolute(p) && /^\..+\.[0-9a-f]{8}\.mdpart$/.test(path.basename(p));
+}
+
+/** Whether the file's bytes have this checksum (false when none is known or the file cannot be read). */
+async function holdsSha256(file: string, sha256: string | undefined): Promise<boolean> {
+  if (!sha256) {
+    return false;
+  }
+  try {
+    const fh = await fs.open(file, fsConstants.O_RDONLY | (fsConstants.O_NOFOLLOW ?? 0));
+    try {
+      const { size } = await fh.stat();
+      return digestMatches(sha256, (await hashPrefix(fh, size, sha256)).digest('hex'));
+    } finally {
+      await fh.close();
+    }
+  } catch {
+    return false;
+  }
 }
 
 function parentDir(p: string): string {

@@ -221,6 +221,15 @@ export class JobImpl implements Job {
     });
   }
 
+  /** Engine-internal: let complete() replace existing destinations of this job's files (the CLI's --overwrite). */
+  setReplaceExisting(on: boolean): Promise<void> {
+    return this.update('change', () => {
+      for (const f of this.record.files) {
+        f.replaceExisting = on ? true : undefined;
+      }
+    });
+  }
+
   private update(verb: string, apply: () => void): Promise<void> {
     return this.exclusive(async () => {
       this.assertNotFinal(verb);

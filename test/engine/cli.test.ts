@@ -3,7 +3,8 @@ import * as assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { tempDir, waitUntil } from '../support/engineHarness';
+import { DownloadEngine } from '../../src/engine';
+import { fastOptions, tempDir, waitForState, waitUntil } from '../support/engineHarness';
 import { randomBody, sha256Hex, TestServer } from '../support/testServer';
 
 const CLI = path.resolve(__dirname, '..', '..', '..', 'dist', 'cli.js');
@@ -146,6 +147,143 @@ describe('CLI (dist/cli.js)', function () {
     assert.notEqual(r.code, 0);
     assert.match(r.stderr, /BG_E_VALIDATION_FAILED \(0x80200053\)/);
     assert.deepEqual(fs.readdirSync(out), []);
+  });
+
+  describe('never exits before a final outcome (contract §7)', () => {
+    it('a 503 then a 200: waits for the retry and exits 0 with the file in place', async () => {
+      server.route('/a.bin', { body, status: 503, failTimes: 1 });
+      const out = path.join(dir, 'out');
+      fs.mkdirSync(out);
+      const r = await cli(['get', server.url('/a.bin'), '-o', out, '--store', store, '--retry-delay', '1']);
+      assert.equal(r.code, 0, `exit ${r.code}: ${r.stderr}`);
+      assert.equal(server.requestsFor('/a.bin').length, 2, 'retried once');
+      assert.equal(sha256Hex(fs.readFileSync(path.join(out, 'a.bin'))), sha256Hex(body));
+      assert.deepEqual(fs.readdirSync(out), ['a.bin']);
+    });
+
+    it('a connection reset mid-body: resumes after the retry delay and exits 0 with the right bytes', async () => {
+      server.route('/a.bin', { body, resetAfterBytes: 1_000_000, resetTimes: 1 });
+      const out = path.join(dir, 'out');
+      fs.mkdirSync(out);
+      const r = await cli(['get', server.url('/a.bin'), '-o', out, '--store', store, '--retry-delay', '1', '--sha256', sha256Hex(body)]);
+      assert.equal(r.code, 0, `exit ${r.code}: ${r.stderr}`);
+      const reqs = server.requestsFor('/a.bin');
+      assert.equal(reqs.length, 2);
+      assert.match(reqs[1].range ?? '', /^bytes=[1-9]\d*-$/, 'resumed with a range');
+      assert.equal(sha256Hex(fs.readFileSync(path.join(out, 'a.bin'))), sha256Hex(body));
+      assert.deepEqual(fs.readdirSync(out), ['a.bin']);
+    });
+
+    it('--timeout S: a server that keeps failing transiently ends in exit 1 with DO_E_DOWNLOAD_NO_PROGRESS', async () => {
+      server.route('/a.bin', { body, status: 503 });
+      const out = path.join(dir, 'out');
+      fs.mkdirSync(out);
+      const r = await cli(['get', server.url('/a.bin'), '-o', out, '--store', store, '--retry-delay', '1', '--timeout', '3']);
+      assert.equal(r.code, 1, `exit ${r.code}: ${r.stderr}`);
+      assert.match(r.stderr, /DO_E_DOWNLOAD_NO_PROGRESS \(0x80D02002\): .*no progress.*3 s/i);
+      assert.ok(server.requestsFor('/a.bin').length >= 2, 'retried until the timeout');
+      assert.deepEqual(fs.readdirSync(out), []);
+    });
+  });
+
+  describe('one CLI per store, released by the kernel when its process dies', () => {
+    it('a cli.lock naming a live unrelated process does not block a rerun', async () => {
+      server.route('/a.bin', { body });
+      const out = path.join(dir, 'out');
+      fs.mkdirSync(out);
+      fs.mkdirSync(store, { recursive: true });
+      // What a SIGKILLed CLI whose pid was reused (here by the test runner) leaves behind.
+      fs.writeFileSync(path.join(store, 'cli.lock'), String(process.pid));
+      const r = await cli(['get', server.url('/a.bin'), '-o', out, '--store', store]);
+      assert.equal(r.code, 0, `exit ${r.code}: ${r.stderr}`);
+      assert.equal(sha256Hex(fs.readFileSync(path.join(out, 'a.bin'))), sha256Hex(body));
+    });
+
+    it('a second CLI on a store in use is refused clearly and the first one finishes', async () => {
+      server.route('/slow.bin', { body, throttleBytesPerSec: 2_000_000 });
+      server.route('/a.bin', { body });
+      const out = path.join(dir, 'out');
+      fs.mkdirSync(out);
+      const first = start(['get', server.url('/slow.bin'), '-o', out, '--store', store]);
+      await waitUntil(() => server.requestsFor('/slow.bin').length > 0, 10_000, 'the first CLI downloading');
+      const second = await cli(['get', server.url('/a.bin'), '-o', out, '--store', store]);
+      assert.equal(second.code, 1, second.stderr);
+      assert.match(second.stderr, /E_ACCESSDENIED \(0x80070005\): Another managed-downloads process is using the store/);
+      assert.equal(server.requestsFor('/a.bin').length, 0);
+      const r = await first.done;
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(sha256Hex(fs.readFileSync(path.join(out, 'slow.bin'))), sha256Hex(body));
+    });
+  });
+
+  describe('a crash inside Complete: the same command again finishes it', () => {
+    const big = randomBody(4_000_000, 73);
+
+    /**
+     * Leaves the store as a CLI killed inside Complete would: the job TRANSFERRED in the journal, its temporary
+     * full-size, then `place` puts the destination in place the way Complete had got to before the crash.
+     */
+    async function killedInsideComplete(args: string[], out: string, place: (temporary: string, dest: string) => void): Promise<void> {
+      server.route('/big.bin', { body: big, throttleBytesPerSec: 2_000_000 });
+      const first = start(args);
+      await waitUntil(() => durableInStore(store) > 0, 15_000, 'a durable checkpoint');
+      first.child.kill('SIGKILL');
+      await first.done;
+      server.route('/big.bin', { body: big });
+      const engine = await DownloadEngine.open(fastOptions(store));
+      try {
+        const [job] = engine.enumJobs();
+        await job.resume();
+        await waitForState(engine, job, 'TRANSFERRED');
+        const file = job.getFiles()[0];
+        place(file.temporaryPath, path.join(out, 'big.bin'));
+      } finally {
+        await engine.dispose();
+      }
+      assert.equal(fs.readdirSync(out).length, 2, 'destination and temporary both there');
+    }
+
+    it('killed between linking the destination and journaling it: exits 0, the file in place, no temporary left', async () => {
+      const out = path.join(dir, 'out');
+      fs.mkdirSync(out);
+      const args = ['get', server.url('/big.bin'), '-o', out, '--store', store];
+      await killedInsideComplete(args, out, (temporary, dest) => fs.linkSync(temporary, dest));
+      const requests = server.requestsFor('/big.bin').length;
+      const r = await cli(args);
+      assert.equal(r.code, 0, `exit ${r.code}: ${r.stderr}`);
+      assert.equal(sha256Hex(fs.readFileSync(path.join(out, 'big.bin'))), sha256Hex(big));
+      assert.deepEqual(fs.readdirSync(out), ['big.bin'], 'no temporary left');
+      assert.equal(server.requestsFor('/big.bin').length, requests, 'nothing downloaded again');
+    });
+
+    it('the destination holds the verified bytes (--sha256) and the temporary is gone: exits 0 without downloading again', async () => {
+      const out = path.join(dir, 'out');
+      fs.mkdirSync(out);
+      const args = ['get', server.url('/big.bin'), '-o', out, '--store', store, '--sha256', sha256Hex(big)];
+      await killedInsideComplete(args, out, (temporary, dest) => fs.copyFileSync(temporary, dest));
+      fs.unlinkSync(fs.readdirSync(out).filter((n) => n !== 'big.bin').map((n) => path.join(out, n))[0]);
+      const requests = server.requestsFor('/big.bin').length;
+      const r = await cli(args);
+      assert.equal(r.code, 0, `exit ${r.code}: ${r.stderr}`);
+      assert.equal(sha256Hex(fs.readFileSync(path.join(out, 'big.bin'))), sha256Hex(big));
+      assert.deepEqual(fs.readdirSync(out), ['big.bin']);
+      assert.equal(server.requestsFor('/big.bin').length, requests, 'nothing downloaded again');
+    });
+
+    it('a destination that is not ours still needs --overwrite, and the unfinished download is kept', async () => {
+      const out = path.join(dir, 'out');
+      fs.mkdirSync(out);
+      const args = ['get', server.url('/big.bin'), '-o', out, '--store', store, '--sha256', sha256Hex(big)];
+      await killedInsideComplete(args, out, (_temporary, dest) => fs.writeFileSync(dest, 'someone else'));
+      const r = await cli(args);
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, /already exists.*--overwrite/);
+      assert.equal(fs.readFileSync(path.join(out, 'big.bin'), 'utf8'), 'someone else');
+      const forced = await cli([...args, '--overwrite']);
+      assert.equal(forced.code, 0, forced.stderr);
+      assert.equal(sha256Hex(fs.readFileSync(path.join(out, 'big.bin'))), sha256Hex(big));
+      assert.deepEqual(fs.readdirSync(out), ['big.bin']);
+    });
   });
 
   it('SIGKILL mid-file, then the same command again: resumes with Range + If-Range and the bytes are right', async () => {

@@ -8,6 +8,12 @@ import type { JobImpl } from '../job';
 import type { CreateJobOptions, Disposable } from '../types';
 import { Notifications, PROTOCOL_VERSION, REMOTE_JOB_METHODS, Requests, type HelloResult, type JobSnapshot, type RemoteJobMethod, type WireError } from './protocol';
 
+/**
+ * The largest request a window may send: an addFileSet of about a hundred thousand files. Beyond it the
+ * connection is closed rather than the message buffered (a 2 GB Content-Length would be held in memory).
+ */
+const MAX_REQUEST_BYTES = 32 * 1024 * 1024;
+
 export function snapshotOf(job: JobImpl): JobSnapshot {
   return { record: job.record, files: job.getFiles(), speed: job.getSpeed() };
 }
@@ -29,7 +35,10 @@ export class EngineServer {
   }
 
   private serve(socket: net.Socket): void {
-    const conn = connectionOver(socket);
+    const conn = connectionOver(socket, {
+      maxMessageBytes: MAX_REQUEST_BYTES,
+      onRefused: (why) => this.log(`Closed a connection to the job engine that sent ${why}.`),
+    });
     const e = this.engine;
     // A client that went away must not disturb the engine: notifications to it are dropped.
     const notify = (method: string, params: unknown): void => {

@@ -19,6 +19,7 @@ import {
   type JobTimes,
   type NewFile,
 } from '../types';
+import { checkSocketFile } from './storeClaim';
 import { Notifications, PROTOCOL_VERSION, Requests, type HelloResult, type JobSnapshot, type RemoteJobMethod, type WireError } from './protocol';
 
 export class RemoteJob implements EngineJob {
@@ -137,7 +138,10 @@ export class RemoteEngine implements JobService {
     private readonly socket: net.Socket,
   ) {}
 
-  static connect(socketPath: string, timeoutMs = 5_000): Promise<RemoteEngine> {
+  static async connect(socketPath: string, timeoutMs = 5_000): Promise<RemoteEngine> {
+    if ((await checkSocketFile(socketPath)) !== 'ours') {
+      throw new Error(`No job engine listens at ${socketPath}.`);
+    }
     return new Promise((resolve, reject) => {
       const socket = net.connect(socketPath);
       const timer = setTimeout(() => {

@@ -38,6 +38,11 @@ export class SharedEngine {
     return this._role;
   }
 
+  /** Resolves once a take-over (or reconnection) in progress is over; at once when none is. */
+  async settled(): Promise<void> {
+    await this.pending;
+  }
+
   /** The local engine when this window owns the store. */
   get localEngine(): DownloadEngine | undefined {
     return this._role === 'owner' ? (this._service as DownloadEngine) : undefined;

@@ -1,27 +1,99 @@
 // One engine per store: the window that can listen on the store's socket owns it. The kernel frees the
 // socket when its process dies, so a crashed owner leaves only a file nobody answers on (stale).
+// Whoever can put a socket where we look would receive every request of the user's windows (headers,
+// URLs, paths): the socket lives in the store or in a folder only this user can enter, and is checked
+// (a socket, not a link, owned by this user) before anything connects to it.
+// On Windows the name is a named pipe (\\.\pipe\...), outside any folder: these checks do not apply there, and
+// who may open the pipe is left to its default security descriptor (not reviewed yet).
 import { createHash } from 'node:crypto';
 import * as fs from '../io';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { DownloadError } from '../errors';
 
-/** Unix socket paths are limited to about 104 bytes; longer store paths use a private folder in tmp. */
+/** Unix socket paths are limited to about 104 bytes; longer store paths use a private folder (see below). */
 const MAX_SOCKET_PATH = 100;
 /** A takeover lock older than this was left by a crash and may be broken. */
 const STALE_LOCK_MS = 10_000;
 
+const isWindows = process.platform === 'win32';
+
+function currentUid(): number | undefined {
+  return typeof process.getuid === 'function' ? process.getuid() : undefined;
+}
+
 export function socketPathFor(storeDir: string): string {
   const hash = createHash('sha256').update(path.resolve(storeDir)).digest('hex').slice(0, 24);
-  if (process.platform === 'win32') {
+  if (isWindows) {
     return `\\\\.\\pipe\\managed-downloads-${hash}`;
   }
   const inStore = path.join(storeDir, 'engine.sock');
   if (Buffer.byteLength(inStore) <= MAX_SOCKET_PATH) {
     return inStore;
   }
-  const uid = typeof process.getuid === 'function' ? process.getuid() : 'user';
-  return path.join(os.tmpdir(), `managed-downloads-${uid}`, `${hash}.sock`);
+  return path.join(privateSocketFolder(), `${hash}.sock`);
+}
+
+/** $XDG_RUNTIME_DIR (the user's own, 0700 by the spec), else a folder in tmp that we create (0700) and check. */
+function privateSocketFolder(): string {
+  const runtime = process.env.XDG_RUNTIME_DIR;
+  if (runtime && path.isAbsolute(runtime)) {
+    return path.join(runtime, 'managed-downloads');
+  }
+  return path.join(os.tmpdir(), `managed-downloads-${currentUid() ?? 'user'}`);
+}
+
+function refused(what: string, why: string): DownloadError {
+  return new DownloadError('E_ACCESSDENIED', `Refusing to use ${what}: ${why}. Remove it (it may have been planted by someone else) and try again.`);
+}
+
+/** Creates the socket's private folder, or checks the one that exists: a real folder of this user's, closed to others. */
+async function preparePrivateFolder(folder: string): Promise<void> {
+  await fs.mkdir(folder, { mode: 0o700 }).catch((e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EEXIST') {
+      throw e;
+    }
+  });
+  const st = await fs.lstat(folder);
+  if (st.isSymbolicLink()) {
+    throw refused(`the socket folder ${folder}`, 'it is a symbolic link');
+  }
+  if (!st.isDirectory()) {
+    throw refused(`the socket folder ${folder}`, 'it is not a folder');
+  }
+  if (st.uid !== currentUid()) {
+    throw refused(`the socket folder ${folder}`, `it is owned by another user (uid ${st.uid})`);
+  }
+  if ((st.mode & 0o077) !== 0) {
+    throw refused(`the socket folder ${folder}`, `group or others may use it (mode ${(st.mode & 0o777).toString(8)})`);
+  }
+}
+
+/**
+ * Whether the socket file can be trusted: 'absent' (nothing there), 'ours' (a socket of this user's) or
+ * 'stale' (something of ours that is no socket, to be replaced); a link or someone else's file is refused.
+ */
+export async function checkSocketFile(socketPath: string): Promise<'absent' | 'ours' | 'stale'> {
+  if (isWindows) {
+    return 'ours';
+  }
+  const st = await fs.lstat(socketPath).catch((e: NodeJS.ErrnoException) => {
+    if (e.code === 'ENOENT') {
+      return undefined;
+    }
+    throw e;
+  });
+  if (!st) {
+    return 'absent';
+  }
+  if (st.isSymbolicLink()) {
+    throw refused(`the job engine's socket ${socketPath}`, 'it is a symbolic link');
+  }
+  if (st.uid !== currentUid()) {
+    throw refused(`the job engine's socket ${socketPath}`, `it is owned by another user (uid ${st.uid})`);
+  }
+  return st.isSocket() ? 'ours' : 'stale';
 }
 
 export interface StoreClaim {
@@ -37,9 +109,16 @@ export interface StoreClaim {
  */
 export async function claimStore(storeDir: string): Promise<StoreClaim | undefined> {
   const socketPath = socketPathFor(storeDir);
-  await fs.mkdir(path.dirname(socketPath), { recursive: true, mode: 0o700 }).catch(() => undefined);
+  if (!isWindows) {
+    const folder = path.dirname(socketPath);
+    if (path.resolve(folder) === path.resolve(storeDir)) {
+      await fs.mkdir(folder, { recursive: true, mode: 0o700 }).catch(() => undefined);
+    } else {
+      await preparePrivateFolder(folder);
+    }
+  }
   for (let attempt = 0; attempt < 20; attempt++) {
-    if (await canConnect(socketPath)) {
+    if ((await checkSocketFile(socketPath)) === 'ours' && (await canConnect(socketPath))) {
       return undefined;
     }
     // Binding happens under a lock, so two windows never both remove a stale socket and both listen.
@@ -49,7 +128,7 @@ export async function claimStore(storeDir: string): Promise<StoreClaim | undefin
       continue;
     }
     try {
-      if (await canConnect(socketPath)) {
+      if ((await checkSocketFile(socketPath)) === 'ours' && (await canConnect(socketPath))) {
         return undefined;
       }
       if (process.platform !== 'win32') {

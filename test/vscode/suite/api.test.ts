@@ -3,7 +3,6 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Job, JobFile } from '../../../src/api/api.d';
-import type { EngineJob } from '../../../src/engine';
 import { randomBody, TestServer } from '../../support/testServer';
 import { activate, cleanupJobs, tempDir, waitFor, waitForState, type TestApi } from './util';
 
@@ -188,7 +187,7 @@ describe('API', () => {
     fs.writeFileSync(replaced, 'old');
     const a = await newJob('no replace');
     await a.addFile(server.url('/new.txt'), kept);
-    const b = (await newJob('replace')) as EngineJob;
+    const b = api._test.engine.getJob((await newJob('replace')).id);
     await b.addFile(server.url('/new.txt'), replaced, { replaceExisting: true });
     await Promise.all([a.resume(), b.resume()]);
     await waitForState(api, a.id, 'TRANSFERRED');

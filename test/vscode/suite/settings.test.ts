@@ -3,7 +3,7 @@ import * as assert from 'node:assert/strict';
 import * as path from 'node:path';
 import type { EngineJob } from '../../../src/engine';
 import { randomBody, TestServer } from '../../support/testServer';
-import { activate, cleanupJobs, setSetting, sleep, tempDir, waitFor, type TestApi } from './util';
+import { activate, cleanupJobs, createEngineJob, setSetting, sleep, tempDir, waitFor, type TestApi } from './util';
 
 describe('settings', () => {
   let api: TestApi;
@@ -55,13 +55,13 @@ describe('settings', () => {
   it('minimumRetryDelaySeconds and noProgressTimeoutSeconds apply to new jobs', async () => {
     await setSetting('minimumRetryDelaySeconds', 42);
     await setSetting('noProgressTimeoutSeconds', 3600);
-    const j = (await api.createJob({ displayName: 'with settings' })) as EngineJob;
+    const j = await createEngineJob(api, { displayName: 'with settings' });
     created.add(j.id);
     assert.equal(j.minimumRetryDelaySeconds, 42);
     assert.equal(j.noProgressTimeoutSeconds, 3600);
     await setSetting('minimumRetryDelaySeconds', undefined);
     await setSetting('noProgressTimeoutSeconds', undefined);
-    const k = (await api.createJob({ displayName: 'defaults' })) as EngineJob;
+    const k = await createEngineJob(api, { displayName: 'defaults' });
     created.add(k.id);
     assert.equal(k.minimumRetryDelaySeconds, 600);
     assert.equal(k.noProgressTimeoutSeconds, 1_209_600);

@@ -5,7 +5,7 @@ import * as vscode from 'vscode';
 import type { EngineJob } from '../../../src/engine';
 import type { TreeNode } from '../../../src/views/jobsTreeProvider';
 import { randomBody, TestServer } from '../../support/testServer';
-import { activate, cleanupJobs, setSetting, sleep, tempDir, waitFor, waitForState, type TestApi } from './util';
+import { activate, cleanupJobs, createEngineJob, setSetting, sleep, tempDir, waitFor, waitForState, type TestApi } from './util';
 
 const FINISHED_GROUP = 'managedDownloads.finished';
 
@@ -35,7 +35,7 @@ describe('tree view', () => {
   });
 
   async function job(name: string, route?: string): Promise<EngineJob> {
-    const j = (await api.createJob({ displayName: name })) as EngineJob;
+    const j = await createEngineJob(api, { displayName: name });
     created.add(j.id);
     if (route) {
       await j.addFile(server.url(route), path.join(dir, name));

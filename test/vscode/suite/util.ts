@@ -5,7 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { ManagedDownloadsApi } from '../../../src/api/api.d';
-import type { EngineJob, JobState } from '../../../src/engine';
+import type { CreateJobOptions, EngineJob, JobState } from '../../../src/engine';
 import type { NotificationRecord } from '../../../src/notifications';
 import type { TestHook } from '../../../src/testHook';
 
@@ -43,6 +43,14 @@ export async function waitFor<T>(fn: () => T | undefined | null | false, what: s
 /** The live job (looked up again each time, so it follows an engine re-open). */
 export function jobState(api: TestApi, id: string): JobState {
   return api.getJob(id).state;
+}
+
+/**
+ * Creates a job through the API and returns the engine's own object for it, for tests that look at what only
+ * the extension sees (speed, settings, replaceExisting); the API's handles have the contract's members only.
+ */
+export async function createEngineJob(api: TestApi, o: CreateJobOptions): Promise<EngineJob> {
+  return api._test.engine.getJob((await api.createJob(o)).id);
 }
 
 export function waitForState(api: TestApi, id: string, states: JobState | JobState[], timeoutMs = 20_000): Promise<EngineJob> {
