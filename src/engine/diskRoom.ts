@@ -7,19 +7,22 @@ import { DownloadError, redactUrl } from './errors';
 import type { FileRecord } from './records';
 
 const ENOSPC_HRESULT = 0x80070070;
+const ROOM_CHECK_MIN_BYTES = 1024 * 1024;
 /** ERROR_FILE_TOO_LARGE: "The file size exceeds the limit allowed and cannot be saved." */
 const FILE_TOO_LARGE_HRESULT = 0x800700df;
 
 /**
  * Before writing: `total` is the entity's announced size (undefined: unknown), `toWrite` the bytes still to
  * come. Throws ERROR_FILE_TOO_LARGE (fatal) past `maxFileSizeBytes`, ENOSPC (transient: space may be freed)
- * when the file system has less room than that. A file system that cannot say its free space is not checked.
+ * when the file system has less room than that (checked from 1 MiB on). A file system that cannot say its free
+ * space is not checked.
  */
 export async function assertRoomFor(file: FileRecord, total: number | undefined, toWrite: number, maxFileSizeBytes: number | undefined): Promise<void> {
   if (total !== undefined) {
     assertWithinMaximum(file, total, maxFileSizeBytes, 'announces');
   }
-  if (toWrite <= 0) {
+  if (toWrite < ROOM_CHECK_MIN_BYTES) {
+    // A small file is not worth a file-system call each (thousands of them): a full disk still fails its write.
     return;
   }
   const dir = path.dirname(file.temporaryPath);

@@ -48,7 +48,7 @@ export function parseSha256(value: unknown): string | undefined {
     }
   }
   if (!best) {
-    throw invalidArg(`'${shorten(v)}' is not a checksum: give 64 hex digits (sha256) or an SRI value such as sha256-<base64> or sha512-<base64>.`);
+    throw invalidArg(`'${shorten(v)}' is not a sha256 or SRI checksum: give 64 hex digits or an SRI value such as sha256-<base64> or sha512-<base64>.`);
   }
   return best.algorithm === 'sha256' ? best.hex : `${best.algorithm}:${best.hex}`;
 }

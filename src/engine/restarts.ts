@@ -13,7 +13,7 @@ export const MAX_FRUITLESS_RESTARTS = 5;
  * the best offset ever reached: new bytes, the only kind that counts as progress.
  */
 export function noteBytesHeld(file: FileRecord, bytes: number): boolean {
-  if (bytes <= (file.bestOffset ?? 0)) {
+  if (bytes <= count(file.bestOffset)) {
     return false;
   }
   file.bestOffset = bytes;
@@ -24,7 +24,7 @@ export function noteBytesHeld(file: FileRecord, bytes: number): boolean {
 /** Counts a restart of the file from byte 0; throws (fatal) when it is one too many without new bytes. */
 export function noteRestart(file: FileRecord, why: string): void {
   file.restarts++;
-  const fruitless = (file.fruitlessRestarts ?? 0) + 1;
+  const fruitless = count(file.fruitlessRestarts) + 1;
   if (fruitless <= MAX_FRUITLESS_RESTARTS) {
     file.fruitlessRestarts = fruitless;
     return;
@@ -33,7 +33,12 @@ export function noteRestart(file: FileRecord, why: string): void {
   file.fruitlessRestarts = 0;
   throw new DownloadError(
     'DO_E_DOWNLOAD_NO_PROGRESS',
-    `${file.localPath} started over from byte 0 ${MAX_FRUITLESS_RESTARTS} times without getting past byte ${file.bestOffset ?? 0} (last because ${why}): the server of ${redactUrl(file.remoteUrl)} cannot resume it; stopped instead of downloading it again and again.`,
+    `${file.localPath} started over from byte 0 ${MAX_FRUITLESS_RESTARTS} times without getting past byte ${count(file.bestOffset)} (last because ${why}): the server of ${redactUrl(file.remoteUrl)} cannot resume it; stopped instead of downloading it again and again.`,
     { context: 'REMOTE_FILE' },
   );
+}
+
+/** A count from the journal (hostile input like any file on disk): anything but a whole number ≥ 0 is 0. */
+function count(v: unknown): number {
+  return Number.isSafeInteger(v) && (v as number) >= 0 ? (v as number) : 0;
 }

@@ -80,6 +80,9 @@ export async function transferFile(o: TransferOptions): Promise<void | { split: 
   file.bootId = bootId();
   try {
     let offset = file.durableBytes;
+    if (file.keptFrom !== undefined && !(Number.isSafeInteger(file.keptFrom) && file.keptFrom >= 0 && file.keptFrom <= offset)) {
+      file.keptFrom = 0; // a journal that says nonsense: none of the bytes is taken on trust
+    }
     let hash: Hash | undefined;
     if (file.sha256) {
       hash = offset > 0 ? await hashPrefix(fh, offset, file.sha256) : newHash(file.sha256);

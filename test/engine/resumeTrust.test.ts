@@ -26,6 +26,9 @@ describe('resume trust', function () {
       assert.equal(judgeResumeResponse(recorded, { start: 100 }, { ...ok, 'last-modified': 'Wed, 21 Oct 2015 07:28:00 +0000' }), 'append', 'the same instant, written otherwise');
       assert.equal(judgeResumeResponse({ etag: '"abc"' }, { start: 100 }, ok), 'append', 'size unknown before: adopted');
       assert.equal(judgeResumeResponse({ lastModified: lm, bytesTotal: 1000 }, { start: 100 }, { ...ok, etag: '"other"' }), 'append', 'an ETag that was not recorded is not compared');
+      assert.equal(judgeResumeResponse({ etag: '"abc"' }, { start: 100 }, { ...ok, 'content-range': 'bytes 100-999/*' }), 'append', 'no size on either side: the validator decides');
+      assert.equal(judgeResumeResponse({ lastModified: 'not a date' }, { start: 100 }, { ...ok, etag: undefined, 'last-modified': 'not a date' }), 'append', 'unparsable dates compare as text');
+      assert.equal(judgeResumeResponse({ etag: '"abc"', bytesTotal: 1000 }, { start: 100 }, { ...ok, etag: ['"abc"', '"zzz"'] }), 'append', 'a repeated header: its first value');
     });
 
     it('a different validator or size is another version of the file', () => {
@@ -36,6 +39,7 @@ describe('resume trust', function () {
       assert.equal(judgeResumeResponse(recorded, { start: 100 }, { ...ok, 'content-range': 'bytes 100-1000/1001' }), 'changed');
       assert.equal(judgeResumeResponse(recorded, { start: 100 }, { ...ok, 'content-range': 'bytes 100-999/*' }), 'changed', 'the size no longer said');
       assert.equal(judgeResumeResponse({ ...recorded, lastModified: undefined }, { start: 100 }, { ...ok, etag: '"x"' }), 'changed');
+      assert.equal(judgeResumeResponse({ lastModified: 'not a date' }, { start: 100 }, { ...ok, etag: undefined, 'last-modified': 'not a date either' }), 'changed');
     });
 
     it('a 206 that carries none of the recorded validators, or only a weak ETag, is not trusted', () => {
