@@ -376,7 +376,7 @@ describe('complete() and cancel()', () => {
       );
       assert.equal(job.getFiles().length, 0);
       await assert.rejects(job.addFileSet([]), /non-empty/);
-      await assert.rejects(job.addFile(server.url('/f1'), dest(1), { sha256: 'abc' }), /not a checksum/);
+      await assert.rejects(job.addFile(server.url('/f1'), dest(1), { sha256: 'abc' }), /not a sha256/);
     });
 
     it('job names: empty, over 256 characters', async () => {
