@@ -9,7 +9,7 @@ import { Emitter } from './emitter';
 import { bootId } from './io';
 import { DownloadError, HRESULTS, invalidArg, osError } from './errors';
 import { FileHeaderVault, type HeaderVault } from './headerVault';
-import { digestMatches, hashPrefix, parseSha256 } from './integrity';
+import { fileMatchesDigest, parseSha256 } from './integrity';
 import { JobImpl, type AddedFile, type JobHost } from './job';
 import {
   DEFAULT_MINIMUM_RETRY_DELAY_SECONDS,
@@ -1104,20 +1104,7 @@ function isTemporaryName(p: unknown): p is string {
 
 /** Whether the file's bytes have this checksum (false when none is known or the file cannot be read). */
 async function holdsSha256(file: string, sha256: string | undefined): Promise<boolean> {
-  if (!sha256) {
-    return false;
-  }
-  try {
-    const fh = await fs.open(file, fsConstants.O_RDONLY | (fsConstants.O_NOFOLLOW ?? 0));
-    try {
-      const { size } = await fh.stat();
-      return digestMatches(sha256, (await hashPrefix(fh, size, sha256)).digest('hex'));
-    } finally {
-      await fh.close();
-    }
-  } catch {
-    return false;
-  }
+  return sha256 !== undefined && (await fileMatchesDigest(file, sha256));
 }
 
 function parentDir(p: string): string {

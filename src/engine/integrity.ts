@@ -96,3 +96,21 @@ export async function hashPrefix(file: fs.FileHandle, length: number, normalised
 function shorten(s: string): string {
   return s.length > 80 ? s.slice(0, 77) + '…' : s;
 }
+
+/**
+ * Whether the file at `p` holds exactly the bytes of this checksum (a normalised one, parseSha256's result).
+ * False when it cannot be read, is not a regular file, or is a symbolic link (never followed).
+ */
+export async function fileMatchesDigest(p: string, normalised: string): Promise<boolean> {
+  try {
+    const fh = await fs.open(p, fs.constants.O_RDONLY | (fs.constants.O_NOFOLLOW ?? 0));
+    try {
+      const st = await fh.stat();
+      return st.isFile() && digestMatches(normalised, (await hashPrefix(fh, st.size, normalised)).digest('hex'));
+    } finally {
+      await fh.close();
+    }
+  } catch {
+    return false;
+  }
+}

@@ -1,13 +1,11 @@
 // Runs one download task in a pseudo-terminal: one job, one updating line per file, Complete at the end.
 // Closing the terminal or stopping the task cancels the job (its temporaries are deleted).
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { describeError, formatBytes, formatDuration, formatPercent, formatSpeed } from '../common/format';
 import type { EngineJob } from '../engine';
-import { parseSha256 } from '../engine/integrity';
+import { fileMatchesDigest, parseSha256 } from '../engine/integrity';
 import type { EngineHost } from '../engineHost';
 import { planTask, type DownloadTaskDefinition, type PlannedFile } from './taskDefinition';
 
@@ -133,7 +131,7 @@ export class DownloadTerminal implements vscode.Pseudoterminal {
     if (!want) {
       return 'exists-unverified';
     }
-    return (await sha256OfFile(f.localPath)) === want ? 'up-to-date' : 'exists-mismatch';
+    return (await fileMatchesDigest(f.localPath, want)) ? 'up-to-date' : 'exists-mismatch';
   }
 
   private onChange(job: EngineJob): void {
@@ -261,14 +259,4 @@ export class DownloadTerminal implements vscode.Pseudoterminal {
     }
     this.listeners = [];
   }
-}
-
-function sha256OfFile(p: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const hash = createHash('sha256');
-    createReadStream(p)
-      .on('data', (c) => hash.update(c))
-      .on('error', reject)
-      .on('end', () => resolve(hash.digest('hex')));
-  });
 }

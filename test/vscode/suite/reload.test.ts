@@ -45,7 +45,7 @@ describe('reload', () => {
     await api._test.reopenEngine();
 
     const again = api.getJob(job.id);
-    assert.notEqual(again, job, 'a new engine, a new live object');
+    assert.equal(again, job, 'the handle follows the job into the new engine (contract: API objects are live views)');
     assert.equal(again.state, 'SUSPENDED');
     assert.equal(again.displayName, 'survivor');
     assert.equal(again.priority, 'HIGH');

@@ -76,17 +76,20 @@ export function notificationsSince(api: TestApi, from: number): NotificationReco
 
 /** Cancels (best effort) and forgets the jobs a test created, so tests do not see each other's jobs. */
 export async function cleanupJobs(api: TestApi, ids: Iterable<string>): Promise<void> {
-  for (const id of ids) {
-    try {
-      const job = api._test.engine.getJob(id);
-      if (!job.isFinal) {
-        await job.cancel();
+  // All at once: the store writes concurrent changes together (hundreds of jobs one by one took a minute).
+  await Promise.all(
+    [...ids].map(async (id) => {
+      try {
+        const job = api._test.engine.getJob(id);
+        if (!job.isFinal) {
+          await job.cancel();
+        }
+        await api._test.engine.removeJob(id);
+      } catch {
+        // already gone
       }
-      await api._test.engine.removeJob(id);
-    } catch {
-      // already gone
-    }
-  }
+    }),
+  );
 }
 
 export async function setSetting(key: string, value: unknown): Promise<void> {
