@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
-import { DownloadEngine, DownloadError, formatHresult, type JobImpl } from './engine';
+import { archiveFormatOf, defaultExtractFolder, DownloadEngine, DownloadError, extractArchive, formatHresult, type JobImpl } from './engine';
 
 // undici's HTTP parser is WebAssembly. V8 compiles it at once with its baseline compiler, then again, optimised,
 // on a background thread that the process waits for before it can exit: 0.18 s of every run here, for code that
@@ -30,6 +30,8 @@ Options:
       --sha256 HEX         expected sha256 (hex or sha256-<base64>); once per URL, in order
       --store DIR          folder of the job store (default: ${defaultStoreDir()})
       --overwrite          replace existing destination files
+      --extract [DIR]      unpack each .zip, .tar, .tar.gz or .tgz once it is in place, into DIR (one archive)
+                           or a folder beside it named after it (use --extract=DIR when a URL follows)
       --retry-delay S      seconds between retries of transient errors (default 5)
       --timeout S          give up after S seconds without progress (default 120)
   -q, --quiet              no progress bar even on a terminal
@@ -52,6 +54,8 @@ interface Args {
   timeout: number;
   progress: boolean;
   verbose: boolean;
+  /** Unpack the archives among the files: into `folder` when given, else beside each archive. */
+  extract?: { folder?: string };
 }
 
 class UsageError extends Error {}
@@ -106,9 +110,24 @@ export function nameFromUrl(url: string): string {
   return name === '' || name === '.' || name === '..' ? 'index.html' : name;
 }
 
+/** `--extract` takes an optional folder, which parseArgs cannot say: the next word is the folder unless it is an option or a URL. */
+function optionalExtractValue(argv: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] !== '--extract') {
+      out.push(argv[i]);
+    } else if (i + 1 < argv.length && !argv[i + 1].startsWith('-') && !/^[a-z][a-z0-9+.-]*:/i.test(argv[i + 1])) {
+      out.push(`--extract=${argv[++i]}`);
+    } else {
+      out.push('--extract=');
+    }
+  }
+  return out;
+}
+
 function parse(argv: string[]): Args | 'help' {
   const { values, positionals } = parseArgs({
-    args: argv,
+    args: optionalExtractValue(argv),
     allowPositionals: true,
     strict: true,
     options: {
@@ -121,6 +140,7 @@ function parse(argv: string[]): Args | 'help' {
       sha256: { type: 'string', multiple: true },
       store: { type: 'string' },
       overwrite: { type: 'boolean' },
+      extract: { type: 'string' },
       'retry-delay': { type: 'string' },
       timeout: { type: 'string' },
       quiet: { type: 'boolean', short: 'q' },
@@ -163,6 +183,15 @@ function parse(argv: string[]): Args | 'help' {
     }
     seen.add(o);
   }
+  if (values.extract !== undefined) {
+    const archives = outputs.filter((o) => archiveFormatOf(o));
+    if (archives.length === 0) {
+      throw new UsageError('--extract unpacks .zip, .tar, .tar.gz and .tgz files, and none of the files is one.');
+    }
+    if (values.extract !== '' && archives.length > 1) {
+      throw new UsageError('--extract DIR names one folder: give it with one archive, or use --extract alone (each beside its archive).');
+    }
+  }
   const sums = values.sha256 ?? [];
   if (sums.length > 0 && sums.length !== urls.length) {
     throw new UsageError(`Give --sha256 once per URL (${urls.length}), in the same order, or not at all.`);
@@ -180,6 +209,7 @@ function parse(argv: string[]): Args | 'help' {
     timeout: parseCount(values.timeout, '--timeout', 0, 14 * 86_400) ?? 120,
     progress: !values.quiet && process.stderr.isTTY === true,
     verbose: values.verbose === true,
+    extract: values.extract === undefined ? undefined : { folder: values.extract === '' ? undefined : path.resolve(values.extract) },
   };
 }
 
@@ -416,12 +446,37 @@ async function get(a: Args): Promise<number> {
       process.stderr.write('BG_S_PARTIAL_COMPLETE (0x00200017): not every file could be kept.\n');
       return 1;
     }
-    return 0;
+    return a.extract ? await extractAll(a, a.extract.folder) : 0;
   } finally {
     bar?.stop(false);
     await engine?.dispose();
     unlock();
   }
+}
+
+/** Unpacks the archives among the downloaded files; a failure leaves the archive in place and exits 1. */
+async function extractAll(a: Args, folder: string | undefined): Promise<number> {
+  for (const archive of a.outputs.filter((o) => archiveFormatOf(o))) {
+    const into = folder ?? defaultExtractFolder(archive);
+    let last = 0;
+    const result = await extractArchive(archive, into, {
+      onProgress: (read, total) => {
+        const now = Date.now();
+        if (a.progress && now - last >= 100) {
+          last = now;
+          process.stderr.write(`\r\x1b[KExtracting ${path.basename(archive)}: ${total ? ((read / total) * 100).toFixed(0) : 100}%`);
+        }
+      },
+    });
+    if (a.progress || a.verbose) {
+      process.stderr.write(
+        result.alreadyExtracted
+          ? `\r\x1b[K${result.folder} already holds ${path.basename(archive)}'s contents.\n`
+          : `\r\x1b[KExtracted ${result.files} file${result.files === 1 ? '' : 's'} (${human(result.bytes)}) into ${result.folder}\n`,
+      );
+    }
+  }
+  return 0;
 }
 
 /** MD_CLI_EVENT_LOOP_STATS=file: the benchmark's probe of how responsive the engine's thread stays. */

@@ -115,3 +115,13 @@ export function affectsEngine(e: vscode.ConfigurationChangeEvent): { engine: boo
     e.affectsConfiguration(`${SECTION}.segmentsPerFile`);
   return { engine, network };
 }
+
+/** Bounds of extraction (zip bombs): bytes written at most this many times the archive's size, and at most this many bytes. */
+export function extractLimits(): { maxRatio: number; maxBytes: number } {
+  const ratio = config().get<unknown>('extract.maxRatio');
+  const bytes = config().get<unknown>('extract.maxBytes');
+  return {
+    maxRatio: typeof ratio === 'number' && ratio >= 1 ? ratio : 200,
+    maxBytes: typeof bytes === 'number' && bytes >= 1 ? Math.floor(bytes) : 10 * 1024 ** 3,
+  };
+}
