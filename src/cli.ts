@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
-import { archiveFormatOf, defaultExtractFolder, DownloadEngine, DownloadError, extractArchive, formatHresult, type JobImpl } from './engine';
+import { archiveFormatOf, defaultExtractFolder, DownloadEngine, DownloadError, extractArchive, formatHresult, MIN_BYTES_PER_SECOND, parseRate, type JobImpl } from './engine';
 
 // undici's HTTP parser is WebAssembly. V8 compiles it at once with its baseline compiler, then again, optimised,
 // on a background thread that the process waits for before it can exit: 0.18 s of every run here, for code that
@@ -30,6 +30,7 @@ Options:
       --sha256 HEX         expected sha256 (hex or sha256-<base64>); once per URL, in order
       --store DIR          folder of the job store (default: ${defaultStoreDir()})
       --overwrite          replace existing destination files
+      --limit-rate RATE    at most RATE bytes per second for the whole run (suffixes k, M, G: 500k, 2M)
       --extract [DIR]      unpack each .zip, .tar, .tar.gz or .tgz once it is in place, into DIR (one archive)
                            or a folder beside it named after it (use --extract=DIR when a URL follows)
       --retry-delay S      seconds between retries of transient errors (default 5)
@@ -54,6 +55,8 @@ interface Args {
   timeout: number;
   progress: boolean;
   verbose: boolean;
+  /** Bytes per second for all transfers of the run; 0: no limit. */
+  limitRate: number;
   /** Unpack the archives among the files: into `folder` when given, else beside each archive. */
   extract?: { folder?: string };
 }
@@ -78,6 +81,14 @@ function parseSize(v: string, what: string): number {
   }
   const mult = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[m[2].toLowerCase() as '' | 'k' | 'm' | 'g'];
   return Number(m[1]) * mult;
+}
+
+function parseLimitRate(v: string): number {
+  const n = parseRate(v);
+  if (n === undefined || (n > 0 && n < MIN_BYTES_PER_SECOND)) {
+    throw new UsageError(`--limit-rate must be a number of bytes per second (optionally with k, M or G), at least ${MIN_BYTES_PER_SECOND} or 0, not '${v}'.`);
+  }
+  return n;
 }
 
 function parseCount(v: string | undefined, what: string, min: number, max: number): number | undefined {
@@ -141,6 +152,7 @@ function parse(argv: string[]): Args | 'help' {
       store: { type: 'string' },
       overwrite: { type: 'boolean' },
       extract: { type: 'string' },
+      'limit-rate': { type: 'string' },
       'retry-delay': { type: 'string' },
       timeout: { type: 'string' },
       quiet: { type: 'boolean', short: 'q' },
@@ -209,6 +221,7 @@ function parse(argv: string[]): Args | 'help' {
     timeout: parseCount(values.timeout, '--timeout', 0, 14 * 86_400) ?? 120,
     progress: !values.quiet && process.stderr.isTTY === true,
     verbose: values.verbose === true,
+    limitRate: values['limit-rate'] === undefined ? 0 : parseLimitRate(values['limit-rate']),
     extract: values.extract === undefined ? undefined : { folder: values.extract === '' ? undefined : path.resolve(values.extract) },
   };
 }
@@ -285,7 +298,7 @@ function progressBar(job: JobImpl): { stop(final: boolean): void } {
       `[${bar}]`,
       p.bytesTotal ? `${(frac * 100).toFixed(0).padStart(3)}%` : '',
       `${human(p.bytesTransferred)}${p.bytesTotal ? ' / ' + human(p.bytesTotal) : ''}`,
-      speed > 0 ? `${human(speed)}/s` : '',
+      speed > 0 ? `${human(speed)}/s${job.speedLimited ? ', limited' : ''}` : '',
       eta !== undefined ? `ETA ${duration(eta)}` : '',
       p.filesTotal > 1 ? `${p.filesTransferred}/${p.filesTotal} files` : '',
       job.state === 'TRANSIENT_ERROR' ? '(retrying)' : '',
@@ -338,6 +351,7 @@ async function get(a: Args): Promise<number> {
       // Several files in flight already fill the pipe: split files only when asked to, then.
       ...(a.segments !== undefined ? { segmentsPerFile: a.segments } : a.concurrency > 1 ? { segmentsPerFile: 1 } : {}),
       ...(a.minSegmentBytes !== undefined ? { minSegmentBytes: a.minSegmentBytes } : {}),
+      maxBytesPerSecond: a.limitRate,
       retryDelayFloorSeconds: 0,
       // Frequent checkpoints (they run beside the transfer) and, for a few files, a journal written every 50 ms
       // (5 ms measured 10–25 % slower on a 1 GiB file): a crash fetches again about the last 50 ms of bytes.

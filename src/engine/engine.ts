@@ -23,6 +23,7 @@ import { planSchedule } from './scheduler';
 import { JobStore, syncDir } from './store';
 import { DEFAULT_MIN_SEGMENT_BYTES, DEFAULT_SEGMENTS_PER_FILE, fetchFile } from './fetchFile';
 import { FileFailure, runFilesInParallel } from './parallelFiles';
+import { RateLimiter } from './rateLimiter';
 import { placeInOrder } from './placeFiles';
 import { TransferStopped, type TransferTimeouts } from './transfer';
 import { cancelUploadSession, closeUploadSession, newUploadFile, uploadFile, type SessionCallOptions } from './upload';
@@ -68,6 +69,8 @@ export interface EngineOptions {
   segmentsPerFile?: number;
   /** No segment is smaller than this: files under twice this size never split. */
   minSegmentBytes?: number;
+  /** Speed limit of all transfers together, in bytes per second (0: none); jobs may set a lower one of their own. */
+  maxBytesPerSecond?: number;
 }
 
 const DEFAULT_TIMEOUTS: TransferTimeouts = {
@@ -90,6 +93,7 @@ export class DownloadEngine implements JobHost {
   private retentionTimer: NodeJS.Timeout | undefined;
   private disposed = false;
   private readonly opts: EngineOptions;
+  private readonly limiter: RateLimiter;
   readonly now: () => number;
   /** What was wrong with the store at start-up (shown to the user, never fatal). */
   problems: string[] = [];
@@ -114,6 +118,12 @@ export class DownloadEngine implements JobHost {
     this.store.onSaveError = (e) => this.log('error', `Saving the job store failed: ${(e as Error).message}`);
     this.vault = opts.headerVault ?? new FileHeaderVault(opts.storeDir);
     this.givenDispatcher = opts.dispatcher;
+    this.limiter = new RateLimiter(opts.maxBytesPerSecond ?? 0);
+  }
+
+  /** Whether a speed limit (the job's or the global one) is holding the job back right now. */
+  speedLimited(job: JobImpl): boolean {
+    return this.limiter.isLimiting(job.id);
   }
 
   /** Loads the store, reconciles temporaries with it, applies retention and starts scheduling. */
@@ -284,7 +294,10 @@ export class DownloadEngine implements JobHost {
   }
 
   /** Settings that may change while running (VS Code configuration). */
-  updateOptions(o: Pick<EngineOptions, 'maxConcurrentJobs' | 'retentionDays' | 'allowInsecureRedirects' | 'network' | 'segmentsPerFile'>): void {
+  updateOptions(o: Pick<EngineOptions, 'maxConcurrentJobs' | 'retentionDays' | 'allowInsecureRedirects' | 'network' | 'segmentsPerFile' | 'maxBytesPerSecond'>): void {
+    if (o.maxBytesPerSecond !== undefined) {
+      this.limiter.setGlobalLimit(o.maxBytesPerSecond);
+    }
     if (o.network !== undefined && this.ownDispatcher) {
       const old = this.ownDispatcher;
       this.ownDispatcher = undefined; // the next transfer builds one with the new settings
@@ -670,6 +683,7 @@ export class DownloadEngine implements JobHost {
             this.store.scheduleSave();
           },
           persistNow: () => this.store.save(),
+          pace: (bytes) => this.limiter.take(job.record, bytes, sig),
           marksPath: this.marksPath(job, i),
         });
         if (sig.aborted) {

@@ -112,6 +112,9 @@ export class DownloadTerminal implements vscode.Pseudoterminal {
     if (plan.headers && Object.keys(plan.headers).length > 0) {
       await job.setHttpHeaders(plan.headers);
     }
+    if (plan.maxBytesPerSecond) {
+      await job.setMaxBytesPerSecond(plan.maxBytesPerSecond);
+    }
     for (const [i, f] of plan.files.entries()) {
       // Build tools expect output folders to appear (like curl --create-dirs).
       await fs.mkdir(path.dirname(f.localPath), { recursive: true });

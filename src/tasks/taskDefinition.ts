@@ -24,6 +24,8 @@ export interface DownloadTaskDefinition extends vscode.TaskDefinition {
   headers?: Record<string, string>;
   /** Unpack the archive(s) after Complete: true = beside each archive, named after it; a string = that folder. */
   extract?: boolean | string;
+  /** The job's own speed limit, bytes per second (0: only the global limit). */
+  maxBytesPerSecond?: number;
 }
 
 export interface PlannedFile {
@@ -39,6 +41,7 @@ export interface TaskPlan {
   headers?: Record<string, string>;
   /** The archives to unpack after Complete, each with its folder. */
   extractions: { archive: string; folder: string }[];
+  maxBytesPerSecond?: number;
 }
 
 /**
@@ -86,7 +89,18 @@ export function planTask(def: DownloadTaskDefinition, workspaceFolder: string | 
   if (def.headers !== undefined && (typeof def.headers !== 'object' || def.headers === null || Array.isArray(def.headers))) {
     throw new Error(vscode.l10n.t("'headers' must be an object of header names to values."));
   }
-  return { files, priority, displayName: def.displayName, headers: def.headers, extractions: planExtractions(def.extract, files, workspaceFolder) };
+  const limit = def.maxBytesPerSecond;
+  if (limit !== undefined && (typeof limit !== 'number' || !Number.isFinite(limit) || limit < 0)) {
+    throw new Error(vscode.l10n.t("'maxBytesPerSecond' must be a number of bytes per second (0 for none)."));
+  }
+  return {
+    files,
+    priority,
+    displayName: def.displayName,
+    headers: def.headers,
+    extractions: planExtractions(def.extract, files, workspaceFolder),
+    maxBytesPerSecond: limit || undefined,
+  };
 }
 
 function planExtractions(extract: unknown, files: PlannedFile[], workspaceFolder: string | undefined): { archive: string; folder: string }[] {

@@ -63,6 +63,19 @@ describe('CLI --extract and --limit-rate', function () {
     assert.equal(fs.existsSync(path.join(path.dirname(dir), 'evil.txt')), false);
   });
 
+  it('--limit-rate 256k: 1 MiB takes at least the time the limit allows; a bad rate is a usage error (exit 2)', async () => {
+    server.route('/one-mib.bin', { body: Buffer.alloc(1024 * 1024, 7) });
+    const started = performance.now();
+    const r = await cli(['get', server.url('/one-mib.bin'), '-o', dir, '--store', path.join(dir, 'store'), '--limit-rate', '256k']);
+    const seconds = (performance.now() - started) / 1000;
+    assert.equal(r.code, 0, r.stderr);
+    // A lower bound only (a slow machine makes it longer, never shorter): 1 MiB less two chunks of burst at 256 KiB/s.
+    assert.ok(seconds >= 2.5, `took ${seconds.toFixed(2)} s`);
+    const bad = await cli(['get', server.url('/one-mib.bin'), '-o', dir, '--store', path.join(dir, 'store'), '--limit-rate', 'fast']);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /--limit-rate must be/);
+  });
+
   it('--extract with no archive among the files is a usage error (exit 2)', async () => {
     const r = await cli(['get', server.url('/data.bin'), '-o', dir, '--store', path.join(dir, 'store'), '--extract']);
     assert.equal(r.code, 2, r.stderr);

@@ -9,7 +9,7 @@ import type { CreateJobOptions, Disposable } from '../types';
 import { Notifications, PROTOCOL_VERSION, REMOTE_JOB_METHODS, Requests, type HelloResult, type JobSnapshot, type RemoteJobMethod, type WireError } from './protocol';
 
 export function snapshotOf(job: JobImpl): JobSnapshot {
-  return { record: job.record, files: job.getFiles(), speed: job.getSpeed() };
+  return { record: job.record, files: job.getFiles(), speed: job.getSpeed(), speedLimited: job.speedLimited };
 }
 
 export class EngineServer {
