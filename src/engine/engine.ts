@@ -668,7 +668,7 @@ export class DownloadEngine implements JobHost {
           checkpointIntervalMs: this.opts.checkpointIntervalMs ?? 2_000,
           checkpointBytes: this.opts.checkpointBytes ?? 64 * 1024 * 1024,
           maxRetryAfterSeconds: this.opts.maxRetryAfterSeconds ?? 3_600,
-          segmentsPerFile: this.opts.segmentsPerFile ?? DEFAULT_SEGMENTS_PER_FILE,
+          segmentsPerFile: this.limiter.segmentsFor(job.record, this.opts.segmentsPerFile ?? DEFAULT_SEGMENTS_PER_FILE),
           minSegmentBytes: this.opts.minSegmentBytes ?? DEFAULT_MIN_SEGMENT_BYTES,
           now: this.now,
           log: (m) => this.log('info', `[${job.displayName}] ${m}`),

@@ -16,6 +16,12 @@ const MIN_BURST_BYTES = 64 * 1024;
 const STARVATION_MS = 15_000;
 /** A job counts as held back by a limit when it waited for one this recently (for "limited" in the UI). */
 const LIMITED_RECENTLY_MS = 2_000;
+/**
+ * Each connection reads one chunk (up to 64 KiB) before it pays for it: under a low limit, many connections
+ * would read that much ahead of the budget when they start. A file is split only into as many segments as
+ * the limit gives this much each, so that head start stays under 1/8 s of the limit.
+ */
+const BYTES_PER_SECOND_PER_SEGMENT = 512 * 1024;
 /** Below this, a chunk of 64 KiB would take more than a minute: the limit would look like a stalled transfer. */
 export const MIN_BYTES_PER_SECOND = 1024;
 
@@ -201,6 +207,16 @@ export class RateLimiter {
       this.lastHeld.set(id, this.now());
     }
     return wait;
+  }
+
+  /** How many connections a file of `job` may use, given `wanted` without limits (see BYTES_PER_SECOND_PER_SEGMENT). */
+  segmentsFor(job: PacedJob, wanted: number): number {
+    const own = job.maxBytesPerSecond;
+    const limits = [this.global.bytesPerSecond, typeof own === 'number' && Number.isFinite(own) ? own : 0].filter((l) => l > 0);
+    if (limits.length === 0) {
+      return wanted;
+    }
+    return Math.max(1, Math.min(wanted, Math.floor(Math.min(...limits) / BYTES_PER_SECOND_PER_SEGMENT)));
   }
 
   /** Whether a limit held this job back in the last moments (the UI says "limited"). */

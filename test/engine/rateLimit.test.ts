@@ -75,11 +75,18 @@ describe('speed limits', function () {
   });
 
   it('the global limit holds across the segments of one file', async () => {
-    await open({ maxBytesPerSecond: 512 * KiB, segmentsPerFile: 4, minSegmentBytes: 1 * MiB });
+    await open({ maxBytesPerSecond: 2 * MiB, segmentsPerFile: 4, minSegmentBytes: 1 * MiB });
     const job = await start('split', '/a');
     await waitUntil(() => server.requestsFor('/a').length >= 4, 10_000, 'four segment requests');
     const [r] = await measure([job], 2_500);
-    near(r, 512 * KiB, 'four segments');
+    near(r, 2 * MiB, 'four segments');
+  });
+
+  it('under a low limit a file is split only into the connections the limit needs (each reads a chunk ahead)', async () => {
+    await open({ maxBytesPerSecond: 1 * MiB, segmentsPerFile: 4, minSegmentBytes: 1 * MiB });
+    const job = await start('split', '/a');
+    await waitUntil(() => job.getProgress().bytesTransferred > 1 * MiB, 10_000, 'a first MiB');
+    assert.equal(server.requestsFor('/a').length, 2, '1 MiB/s: two connections of 512 KiB/s each');
   });
 
   it('two jobs share the global limit', async () => {
