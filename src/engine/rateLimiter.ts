@@ -1,14 +1,16 @@
 // Speed limits (contract §10): the engine's global limit, shared by every transfer, and each job's own limit.
 // A transfer pays for each body chunk after reading it and, while the bucket is in debt, waits before reading
 // the next one: the body stream is not read, so TCP's flow control slows the server down. Bursts stay small
-// (a bucket holds about 50 ms of bytes, at least one chunk). Under the global limit, waiting transfers are
+// (a bucket holds 100 ms of bytes, plus the one chunk each transfer reads before paying). Under the global limit, waiting transfers are
 // served by priority (FOREGROUND first, then HIGH, NORMAL, LOW), first come first served within one.
 import type { JobPriority } from './types';
 
 const PRIORITY_ORDER: Record<JobPriority, number> = { FOREGROUND: 0, HIGH: 1, NORMAL: 2, LOW: 3 };
-/** The bucket holds this much time of bytes: bursts stay short, timers firing late lose nothing. */
-const BURST_SECONDS = 0.05;
-const MIN_BURST_BYTES = 64 * 1024;
+/**
+ * The bucket holds this much time of bytes: bursts stay short, and a timer firing up to this late loses
+ * nothing. No minimum: a chunk is admitted whenever the balance is not negative, whatever its size.
+ */
+const BURST_SECONDS = 0.1;
 /**
  * A transfer starved by higher priorities still gets a chunk after this long: a transfer that receives
  * nothing for the low-speed window (2 min by default) would be taken for a stalled connection.
@@ -86,7 +88,7 @@ class Bucket {
   }
 
   private depth(): number {
-    return Math.max(this.rate * BURST_SECONDS, MIN_BURST_BYTES);
+    return this.rate * BURST_SECONDS;
   }
 
   private refill(): void {
