@@ -289,6 +289,7 @@ export class DownloadEngine implements JobHost {
       throw job.invalidState('remove', 'only finished jobs can be removed; cancel it first');
     }
     this.jobs.delete(id);
+    this.limiter.forget(id);
     await this.store.save();
     this._onDidRemoveJob.fire(job);
   }

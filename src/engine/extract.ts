@@ -98,7 +98,7 @@ export async function extractArchive(archivePath: string, folder?: string, optio
         options.onProgress?.(read, size);
       });
     } catch (e) {
-      throw e instanceof DownloadError ? e : damaged(label, e);
+      throw e instanceof DownloadError || options.signal?.aborted ? e : damaged(label, e);
     }
     await writer.createLinks();
     const marker: Marker = { archive: label, sha256, extractedAt: new Date().toISOString(), files: writer.files, bytes: writer.bytes };
@@ -108,6 +108,9 @@ export async function extractArchive(archivePath: string, folder?: string, optio
     staging = undefined;
     return { folder: target, alreadyExtracted: false, files: writer.files, bytes: writer.bytes };
   } catch (e) {
+    if (options.signal?.aborted && !(e instanceof DownloadError)) {
+      throw new DownloadError('E_ABORT', `Extracting '${label}' was cancelled; nothing was extracted.`, { hresult: 0x80004004, context: 'LOCAL_FILE' });
+    }
     throw e instanceof DownloadError ? e : osError(e, `Cannot extract '${label}'`);
   } finally {
     await archive.close().catch(() => undefined);

@@ -192,6 +192,14 @@ describe('extractArchive', () => {
     assert.deepEqual(fs.readdirSync(dir).sort(), ['app', 'app.zip']);
   });
 
+  it('stops when cancelled part-way (E_ABORT), leaving nothing', async () => {
+    const archive = zipOf('many.zip', Array.from({ length: 20 }, (_, i) => ({ name: `f${i}.bin`, data: Buffer.alloc(100_000, i), store: true })));
+    const abort = new AbortController();
+    const err = (await extractArchive(archive, undefined, { signal: abort.signal, onProgress: (read, total) => read > total / 3 && abort.abort() }).catch((e: unknown) => e)) as DownloadError;
+    assert.equal(err.code, 'E_ABORT', err.message);
+    assert.deepEqual(fs.readdirSync(dir), ['many.zip']);
+  });
+
   it("does not replace a folder of the user's own files", async () => {
     const archive = zipOf('app.zip', [{ name: 'v.txt', data: 'v1' }]);
     fs.mkdirSync(path.join(dir, 'app'));
