@@ -84,7 +84,15 @@ export async function extractArchive(archivePath: string, folder?: string, optio
     if (existing?.sha256 === sha256) {
       return { folder: target, alreadyExtracted: true, files: existing.files, bytes: existing.bytes };
     }
-    await checkReplaceable(target, existing !== undefined);
+    // Our own earlier extraction of this archive (an older version of it) is replaced; anything else is not.
+    const replacing = existing !== undefined && existing.archive === label;
+    if (existing && !replacing) {
+      throw new DownloadError('EEXIST', `Cannot extract '${label}' into '${target}': that folder holds the contents of '${existing.archive}'.`, {
+        hresult: 0x800700b7,
+        context: 'LOCAL_FILE',
+      });
+    }
+    await checkReplaceable(target, replacing);
     options.signal?.throwIfAborted();
 
     await fs.mkdir(path.dirname(target), { recursive: true });
@@ -104,7 +112,7 @@ export async function extractArchive(archivePath: string, folder?: string, optio
     const marker: Marker = { archive: label, sha256, extractedAt: new Date().toISOString(), files: writer.files, bytes: writer.bytes };
     await fs.writeFile(path.join(staging, EXTRACT_MARKER), JSON.stringify(marker, null, 2) + '\n');
     options.onProgress?.(size, size);
-    await putInPlace(staging, target, existing !== undefined);
+    await putInPlace(staging, target, replacing);
     staging = undefined;
     return { folder: target, alreadyExtracted: false, files: writer.files, bytes: writer.bytes };
   } catch (e) {

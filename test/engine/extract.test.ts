@@ -190,6 +190,13 @@ describe('extractArchive', () => {
     assert.equal((await extractArchive(archive)).alreadyExtracted, false);
     assert.equal(fs.readFileSync(path.join(out, 'v.txt'), 'utf8'), 'v2');
     assert.deepEqual(fs.readdirSync(dir).sort(), ['app', 'app.zip']);
+
+    // Another archive that would unpack into the same folder does not replace it.
+    const other = tarOf('app.tgz', [{ name: 'v.txt', data: 'other' }]);
+    const err = (await extractArchive(other).catch((e: unknown) => e)) as DownloadError;
+    assert.equal(err.code, 'EEXIST');
+    assert.match(err.message, /holds the contents of 'app\.zip'/);
+    assert.equal(fs.readFileSync(path.join(out, 'v.txt'), 'utf8'), 'v2');
   });
 
   it('stops when cancelled part-way (E_ABORT), leaving nothing', async () => {
