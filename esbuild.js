@@ -31,6 +31,14 @@ const undiciApartPlugin = {
   },
 };
 
+/** The same for yauzl and tar (src/engine/archiveCore.ts → dist/archive.js), required on the first extraction. */
+const archiveApartPlugin = {
+  name: 'archive-apart',
+  setup(build) {
+    build.onResolve({ filter: /^\.\/archiveCore$/ }, () => ({ path: './archive.js', external: true }));
+  },
+};
+
 async function main() {
   const common = {
     bundle: true,
@@ -49,9 +57,10 @@ async function main() {
       entryPoints: ['src/extension.ts'],
       outfile: 'dist/extension.js',
       external: ['vscode'],
-      plugins: [...common.plugins, undiciApartPlugin],
+      plugins: [...common.plugins, undiciApartPlugin, archiveApartPlugin],
     }),
     esbuild.context({ ...common, entryPoints: ['src/engine/undiciCore.ts'], outfile: 'dist/undici.js' }),
+    esbuild.context({ ...common, entryPoints: ['src/engine/archiveCore.ts'], outfile: 'dist/archive.js' }),
     esbuild.context({ ...common, entryPoints: ['src/cli.ts'], outfile: 'dist/cli.js' }),
   ]);
   if (watch) {

@@ -10,6 +10,7 @@
 import type { RouteOptions } from '../test/support/testServer';
 import { randomBody, sha256Hex, TestServer } from '../test/support/testServer';
 import { startBitsUploadServer, type BitsUploadServer } from '../test/support/bitsUploadServer';
+import { makeZip } from '../test/support/archives';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -61,6 +62,18 @@ const FILES: DemoFile[] = [
     size: 8 * MiB,
     body: lazy(() => randomBody(8 * MiB, 1003)),
     options: { ranges: false, etag: null, throttleBytesPerSec: 1 * MiB },
+  },
+  {
+    path: '/files/tools.zip',
+    description: 'a small zip (a folder, a script, a readme) to try Extract on',
+    body: lazy(() =>
+      makeZip([
+        { name: 'tools/' },
+        { name: 'tools/hello.sh', data: '#!/bin/sh\necho "Hello from the extracted archive"\n', unixMode: 0o100755 },
+        { name: 'tools/README.txt', data: 'Unpacked by Managed Downloads.\n'.repeat(50) },
+      ]),
+    ),
+    options: { headers: { 'Content-Type': 'application/zip' } },
   },
   {
     path: '/files/missing.bin',

@@ -95,8 +95,14 @@ export function segmentsPerFile(): number {
   return clampInt(config().get('segmentsPerFile'), 1, 16, 2);
 }
 
-export function liveEngineOptions(): Pick<EngineOptions, 'maxConcurrentJobs' | 'retentionDays' | 'allowInsecureRedirects' | 'network' | 'segmentsPerFile'> {
+/** The speed limit of all downloads together, bytes per second; 0: none. */
+export function maxBytesPerSecond(): number {
+  return clampInt(config().get('maxBytesPerSecond'), 0, Number.MAX_SAFE_INTEGER, 0);
+}
+
+export function liveEngineOptions(): Pick<EngineOptions, 'maxConcurrentJobs' | 'retentionDays' | 'allowInsecureRedirects' | 'network' | 'segmentsPerFile' | 'maxBytesPerSecond'> {
   return {
+    maxBytesPerSecond: maxBytesPerSecond(),
     segmentsPerFile: segmentsPerFile(),
     maxConcurrentJobs: maxConcurrentJobs(),
     retentionDays: retentionDays(),
@@ -112,6 +118,17 @@ export function affectsEngine(e: vscode.ConfigurationChangeEvent): { engine: boo
     e.affectsConfiguration(`${SECTION}.maxConcurrentJobs`) ||
     e.affectsConfiguration(`${SECTION}.retentionDays`) ||
     e.affectsConfiguration(`${SECTION}.allowInsecureRedirects`) ||
-    e.affectsConfiguration(`${SECTION}.segmentsPerFile`);
+    e.affectsConfiguration(`${SECTION}.segmentsPerFile`) ||
+    e.affectsConfiguration(`${SECTION}.maxBytesPerSecond`);
   return { engine, network };
+}
+
+/** Bounds of extraction (zip bombs): bytes written at most this many times the archive's size, and at most this many bytes. */
+export function extractLimits(): { maxRatio: number; maxBytes: number } {
+  const ratio = config().get<unknown>('extract.maxRatio');
+  const bytes = config().get<unknown>('extract.maxBytes');
+  return {
+    maxRatio: typeof ratio === 'number' && ratio >= 1 ? ratio : 200,
+    maxBytes: typeof bytes === 'number' && bytes >= 1 ? Math.floor(bytes) : 10 * 1024 ** 3,
+  };
 }

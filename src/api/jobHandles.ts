@@ -75,6 +75,7 @@ function jobHandle(first: EngineJob, service: () => JobService, settled: () => P
     get priority() { return view().priority; },
     get state() { return view().state; },
     get errorCount() { return view().errorCount; },
+    get maxBytesPerSecond() { return view().maxBytesPerSecond; },
     getFiles: () => view().getFiles().map(frozenFile),
     getProgress: () => ({ ...view().getProgress() }),
     getTimes: () => ({ ...view().getTimes() }),
@@ -93,6 +94,7 @@ function jobHandle(first: EngineJob, service: () => JobService, settled: () => P
     setMinimumRetryDelay: (seconds: number) => act((j) => j.setMinimumRetryDelay(seconds)),
     setNoProgressTimeout: (seconds: number) => act((j) => j.setNoProgressTimeout(seconds)),
     setHttpHeaders: (headers: Record<string, string>) => act((j) => j.setHttpHeaders(headers)),
+    setMaxBytesPerSecond: (bytesPerSecond: number) => act((j) => j.setMaxBytesPerSecond(bytesPerSecond)),
   };
   return Object.freeze(handle);
 }

@@ -1,7 +1,8 @@
-// Open and Reveal the files a completed job put in place.
+// Open, Reveal and Extract the files a completed job put in place.
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { DownloadError, type JobFile } from '../engine';
+import { archiveFormatOf, DownloadError, extractArchive, type JobFile } from '../engine';
+import * as settings from '../settings';
 import { FileNode } from '../views/nodes/fileNode';
 import { registerCommand, targetJobs, type CommandContext } from './common';
 import { notificationText } from '../common/untrustedText';
@@ -80,6 +81,52 @@ export function registerFileCommands(ctx: CommandContext): vscode.Disposable[] {
         void vscode.window.showInformationMessage(notificationText(vscode.l10n.t('The file is at {0}', f.localPath)), copy).then((c) => (c === copy ? vscode.env.clipboard.writeText(f.localPath) : undefined));
       }
       return f.localPath;
+    }),
+
+    registerCommand(ctx, 'managedDownloads.extract', async (...args) => {
+      const files = (await completedFiles(ctx, args, vscode.l10n.t('Extract the archive of which job?')))?.filter((f) => archiveFormatOf(f.localPath));
+      if (!files) {
+        return undefined;
+      }
+      if (files.length === 0) {
+        void vscode.window.showInformationMessage(vscode.l10n.t('No .zip, .tar, .tar.gz or .tgz file of this job is in place.'));
+        return undefined;
+      }
+      const f = await pickOne(files, vscode.l10n.t('Extract which archive?'));
+      if (!f) {
+        return undefined;
+      }
+      if (!f.completed) {
+        throw notInPlace(f);
+      }
+      const name = path.basename(f.localPath);
+      const result = await vscode.window.withProgress(
+        { location: vscode.ProgressLocation.Notification, title: vscode.l10n.t('Extracting {0}', name), cancellable: true },
+        (progress, token) => {
+          const abort = new AbortController();
+          token.onCancellationRequested(() => abort.abort());
+          let shown = 0;
+          return extractArchive(f.localPath, undefined, {
+            ...settings.extractLimits(),
+            signal: abort.signal,
+            onProgress: (read, total) => {
+              const pct = total > 0 ? Math.floor((read / total) * 100) : 100;
+              if (pct > shown) {
+                progress.report({ increment: pct - shown });
+                shown = pct;
+              }
+            },
+          });
+        },
+      );
+      const reveal = vscode.l10n.t('Reveal');
+      const message = result.alreadyExtracted
+        ? vscode.l10n.t('{0} already holds the contents of {1}.', result.folder, name)
+        : vscode.l10n.t('Extracted {0} file(s) from {1} into {2}.', result.files, name, result.folder);
+      void vscode.window.showInformationMessage(message, reveal).then((c) =>
+        c === reveal ? vscode.commands.executeCommand('revealFileInOS', vscode.Uri.file(result.folder)) : undefined,
+      );
+      return result.folder;
     }),
   ];
 }

@@ -1,8 +1,8 @@
-// Commands that act on existing jobs: resume, suspend, complete, cancel, retry, priority, errors, clean-up.
+// Commands that act on existing jobs: resume, suspend, complete, cancel, retry, priority, speed limit, errors, clean-up.
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { describeError, formatBytes } from '../common/format';
-import { ACTION_STATES, JOB_PRIORITIES, type CompleteResult, type EngineJob, type JobPriority } from '../engine';
+import { ACTION_STATES, JOB_PRIORITIES, MIN_BYTES_PER_SECOND, parseRate, type CompleteResult, type EngineJob, type JobPriority } from '../engine';
 import * as settings from '../settings';
 import { forEachJob, jobsFromArgs, oneOrMany, registerCommand, targetJobs, type CommandContext } from './common';
 import { notificationText } from '../common/untrustedText';
@@ -68,6 +68,38 @@ export function registerJobCommands(ctx: CommandContext): vscode.Disposable[] {
       }
       const p = priority;
       return oneOrMany(await forEachJob(ctx, jobs, (j) => j.setPriority(p)));
+    }),
+
+    registerCommand(ctx, 'managedDownloads.setSpeedLimit', async (...args) => {
+      const jobs = await targetJobs(ctx, args, { title: vscode.l10n.t('Limit the speed of which job?'), filter: notFinal });
+      if (!jobs) {
+        return undefined;
+      }
+      // A number (bytes per second) may come with the command, as for setPriority.
+      let limit = typeof args[1] === 'number' ? args[1] : typeof args[2] === 'number' ? args[2] : undefined;
+      if (limit === undefined) {
+        const current = jobs.length === 1 ? jobs[0].maxBytesPerSecond : 0;
+        const global = settings.maxBytesPerSecond();
+        const text = await vscode.window.showInputBox({
+          title: vscode.l10n.t('Speed limit (bytes per second)'),
+          prompt: global > 0
+            ? vscode.l10n.t('For example 2M or 500k; 0 for none. The limit of all downloads ({0}/s) still applies.', formatBytes(global))
+            : vscode.l10n.t('For example 2M or 500k; 0 for none.'),
+          value: current > 0 ? String(current) : '',
+          validateInput: (v) => {
+            const n = parseRate(v);
+            return n === undefined || (n > 0 && n < MIN_BYTES_PER_SECOND)
+              ? vscode.l10n.t('Give a rate such as 2M, 500k or 0 (at least {0} bytes per second).', MIN_BYTES_PER_SECOND)
+              : undefined;
+          },
+        });
+        limit = text === undefined ? undefined : parseRate(text);
+      }
+      if (limit === undefined) {
+        return undefined;
+      }
+      const l = limit;
+      return oneOrMany(await forEachJob(ctx, jobs, (j) => j.setMaxBytesPerSecond(l)));
     }),
 
     registerCommand(ctx, 'managedDownloads.showError', async (...args) => {

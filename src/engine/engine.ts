@@ -23,6 +23,7 @@ import { planSchedule } from './scheduler';
 import { JobStore, syncDir } from './store';
 import { DEFAULT_MIN_SEGMENT_BYTES, DEFAULT_SEGMENTS_PER_FILE, fetchFile } from './fetchFile';
 import { FileFailure, runFilesInParallel } from './parallelFiles';
+import { RateLimiter } from './rateLimiter';
 import { placeInOrder } from './placeFiles';
 import { TransferStopped, type TransferTimeouts } from './transfer';
 import { cancelUploadSession, closeUploadSession, newUploadFile, uploadFile, type SessionCallOptions } from './upload';
@@ -73,6 +74,8 @@ export interface EngineOptions {
   minSegmentBytes?: number;
   /** No downloaded file may be larger (ERROR_FILE_TOO_LARGE); default: no limit but the disk's free space. */
   maxFileSizeBytes?: number;
+  /** Speed limit of all transfers together, in bytes per second (0: none); jobs may set a lower one of their own. */
+  maxBytesPerSecond?: number;
 }
 
 const DEFAULT_TIMEOUTS: TransferTimeouts = {
@@ -97,6 +100,7 @@ export class DownloadEngine implements JobHost {
   private orphanTemporaries: string[] = [];
   private disposed = false;
   private readonly opts: EngineOptions;
+  private readonly limiter: RateLimiter;
   readonly now: () => number;
   /** What was wrong with the store at start-up (shown to the user, never fatal). */
   problems: string[] = [];
@@ -121,6 +125,12 @@ export class DownloadEngine implements JobHost {
     this.store.onSaveError = (e) => this.log('error', `Saving the job store failed: ${(e as Error).message}`);
     this.vault = opts.headerVault ?? new FileHeaderVault(opts.storeDir);
     this.givenDispatcher = opts.dispatcher;
+    this.limiter = new RateLimiter(opts.maxBytesPerSecond ?? 0);
+  }
+
+  /** Whether a speed limit (the job's or the global one) is holding the job back right now. */
+  speedLimited(job: JobImpl): boolean {
+    return this.limiter.isLimiting(job.id);
   }
 
   /** Loads the store, reconciles temporaries with it, applies retention and starts scheduling. */
@@ -302,10 +312,14 @@ export class DownloadEngine implements JobHost {
   private forget(job: JobImpl): void {
     this.orphanTemporaries.push(...job.leftoverTemporaries.filter((p) => !this.orphanTemporaries.includes(p)));
     this.jobs.delete(job.id);
+    this.limiter.forget(job.id);
   }
 
   /** Settings that may change while running (VS Code configuration). */
-  updateOptions(o: Pick<EngineOptions, 'maxConcurrentJobs' | 'retentionDays' | 'allowInsecureRedirects' | 'network' | 'segmentsPerFile'>): void {
+  updateOptions(o: Pick<EngineOptions, 'maxConcurrentJobs' | 'retentionDays' | 'allowInsecureRedirects' | 'network' | 'segmentsPerFile' | 'maxBytesPerSecond'>): void {
+    if (o.maxBytesPerSecond !== undefined) {
+      this.limiter.setGlobalLimit(o.maxBytesPerSecond);
+    }
     if (o.network !== undefined && this.ownDispatcher) {
       const old = this.ownDispatcher;
       this.ownDispatcher = undefined; // the next transfer builds one with the new settings
@@ -717,7 +731,7 @@ export class DownloadEngine implements JobHost {
           checkpointIntervalMs: this.opts.checkpointIntervalMs ?? 2_000,
           checkpointBytes: this.opts.checkpointBytes ?? 64 * 1024 * 1024,
           maxRetryAfterSeconds: this.opts.maxRetryAfterSeconds ?? 3_600,
-          segmentsPerFile: this.opts.segmentsPerFile ?? DEFAULT_SEGMENTS_PER_FILE,
+          segmentsPerFile: this.limiter.segmentsFor(job.record, this.opts.segmentsPerFile ?? DEFAULT_SEGMENTS_PER_FILE),
           minSegmentBytes: this.opts.minSegmentBytes ?? DEFAULT_MIN_SEGMENT_BYTES,
           maxFileSizeBytes: this.opts.maxFileSizeBytes,
           now: this.now,
@@ -736,6 +750,7 @@ export class DownloadEngine implements JobHost {
             this.store.scheduleSave();
           },
           persistNow: () => this.store.save(),
+          pace: (bytes) => this.limiter.take(job.record, bytes, sig),
           marksPath: this.marksPath(job, i),
         });
         if (file.transferred) {

@@ -60,8 +60,8 @@ export function expectedDigest(normalised: string): ExpectedDigest {
 }
 
 /** A new hash of the file's expected algorithm. */
-export function newHash(normalised: string): Hash {
-  return createHash(expectedDigest(normalised).algorithm);
+export function newHash(normalised: string | undefined): Hash {
+  return createHash(normalised === undefined ? 'sha256' : expectedDigest(normalised).algorithm);
 }
 
 /** BG_E_VALIDATION_FAILED when `actualHex` is not the expected digest (the caller has deleted the bytes first). */
@@ -77,8 +77,11 @@ export function digestMatches(normalised: string, actualHex: string): boolean {
   return expectedDigest(normalised).hex === actualHex;
 }
 
-/** Hashes the first `length` bytes of a file (after an engine restart the in-memory hash state is gone). */
-export async function hashPrefix(file: fs.FileHandle, length: number, normalised: string): Promise<Hash> {
+/**
+ * Hashes the first `length` bytes of a file (after an engine restart the in-memory hash state is gone), with the
+ * algorithm of the expected checksum `normalised` (sha256 when none is given).
+ */
+export async function hashPrefix(file: fs.FileHandle, length: number, normalised?: string): Promise<Hash> {
   const hash = newHash(normalised);
   const buf = Buffer.allocUnsafe(1 << 20);
   let pos = 0;

@@ -15,6 +15,7 @@ export interface IoBackend {
   writeFile: typeof fsp.writeFile;
   rename: typeof fsp.rename;
   link: typeof fsp.link;
+  symlink: typeof fsp.symlink;
   unlink: typeof fsp.unlink;
   rm: typeof fsp.rm;
   rmdir: typeof fsp.rmdir;
@@ -56,6 +57,7 @@ export const nodeIo: IoBackend = {
   writeFile: fsp.writeFile,
   rename: fsp.rename,
   link: fsp.link,
+  symlink: fsp.symlink,
   unlink: fsp.unlink,
   rm: fsp.rm,
   rmdir: fsp.rmdir,
@@ -94,6 +96,7 @@ export const readFile = ((...a: Parameters<typeof fsp.readFile>) => backend.read
 export const writeFile: typeof fsp.writeFile = (...a) => backend.writeFile(...a);
 export const rename: typeof fsp.rename = (...a) => backend.rename(...a);
 export const link: typeof fsp.link = (...a) => backend.link(...a);
+export const symlink: typeof fsp.symlink = (...a) => backend.symlink(...a);
 export const unlink: typeof fsp.unlink = (...a) => backend.unlink(...a);
 export const rm: typeof fsp.rm = (...a) => backend.rm(...a);
 export const rmdir: typeof fsp.rmdir = (...a) => backend.rmdir(...a);

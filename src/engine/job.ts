@@ -17,6 +17,18 @@ import {
   type NewFile,
 } from './types';
 import { checkDisplayName, checkHeaders, checkSeconds } from './validation';
+import { MIN_BYTES_PER_SECOND } from './rateLimiter';
+
+/** A speed limit as given by a caller: 0 for none, else at least MIN_BYTES_PER_SECOND; undefined is stored for none. */
+export function checkSpeedLimit(bytesPerSecond: unknown): number | undefined {
+  if (typeof bytesPerSecond !== 'number' || !Number.isFinite(bytesPerSecond) || bytesPerSecond < 0) {
+    throw invalidArg(`A speed limit is a number of bytes per second (0 for none), not ${String(bytesPerSecond)}.`);
+  }
+  if (bytesPerSecond > 0 && bytesPerSecond < MIN_BYTES_PER_SECOND) {
+    throw invalidArg(`A speed limit must be at least ${MIN_BYTES_PER_SECOND} bytes per second (or 0 for none), not ${bytesPerSecond}.`);
+  }
+  return bytesPerSecond === 0 ? undefined : Math.floor(bytesPerSecond);
+}
 
 /** A file to add; `replaceExisting` lets complete() replace an existing destination (the user confirmed it in a save dialog). */
 export type AddedFile = NewFile & { replaceExisting?: boolean };
@@ -35,6 +47,8 @@ export interface JobHost {
   setHeaders(job: JobImpl, headers: Record<string, string>): Promise<void>;
   /** Live byte count of the file being transferred, if any. */
   liveBytes(job: JobImpl, index: number): number | undefined;
+  /** Whether a speed limit is holding the job back right now. */
+  speedLimited?(job: JobImpl): boolean;
   now(): number;
 }
 
@@ -77,6 +91,10 @@ export class JobImpl implements Job {
   get isFinal() { return FINAL_STATES.has(this.record.state); }
   get minimumRetryDelaySeconds() { return this.record.minimumRetryDelaySeconds; }
   get noProgressTimeoutSeconds() { return this.record.noProgressTimeoutSeconds; }
+  /** The job's own speed limit in bytes per second; 0: only the engine's limit. */
+  get maxBytesPerSecond() { return this.record.maxBytesPerSecond ?? 0; }
+  /** Whether a speed limit (the job's or the engine's) is holding the job back right now. */
+  get speedLimited() { return this.host.speedLimited?.(this) ?? false; }
   get headerNames(): readonly string[] { return this.record.headerNames; }
   /** Temporary files complete()/cancel() could not delete yet (the engine keeps trying). */
   get leftoverTemporaries(): readonly string[] { return [...(this.record.leftoverTemporaries ?? [])]; }
@@ -188,6 +206,13 @@ export class JobImpl implements Job {
   setMinimumRetryDelay(seconds: number): Promise<void> {
     return this.update('set the retry delay of', () => {
       this.record.minimumRetryDelaySeconds = checkSeconds(seconds, 'minimum retry delay', Math.min(this.host.retryDelayFloorSeconds, MINIMUM_RETRY_DELAY_FLOOR_SECONDS));
+    });
+  }
+
+  /** The job's own speed limit (contract §10): 0 lifts it (the engine's limit still applies); it never raises the engine's. */
+  setMaxBytesPerSecond(bytesPerSecond: number): Promise<void> {
+    return this.update('set the speed limit of', () => {
+      this.record.maxBytesPerSecond = checkSpeedLimit(bytesPerSecond);
     });
   }
 

@@ -104,6 +104,8 @@ export interface JobRecord {
   leftoverTemporaries?: string[];
   /** Files of this job that may transfer at once (default 1: one at a time, in order). */
   filesInFlight?: number;
+  /** The job's own speed limit in bytes per second (absent: only the engine's limit). */
+  maxBytesPerSecond?: number;
   files: FileRecord[];
 }
 

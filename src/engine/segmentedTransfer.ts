@@ -519,6 +519,7 @@ export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | '
           batch.add(chunk);
           received += chunk.length;
           o.onProgress(received);
+          await o.pace?.(chunk.length);
           if (batch.full) {
             await flush();
           }

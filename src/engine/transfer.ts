@@ -56,6 +56,8 @@ export interface TransferOptions {
   splitLargeFile?: (headers: Dispatcher.ResponseData['headers']) => boolean;
   /** Writes the journal durably now: called after forgetting durable bytes and before destroying them. */
   persistNow?: () => Promise<void>;
+  /** Speed limits (rateLimiter.ts): told of each chunk read; the body is read on when it resolves. */
+  pace?: (bytes: number) => Promise<void> | undefined;
 }
 
 /** Thrown (as the cause is the engine's own abort) when the engine stopped the transfer on purpose. */
@@ -478,6 +480,7 @@ async function receiveBody(body: Dispatcher.ResponseData['body'], fh: fs.FileHan
       batch.add(chunk);
       received += chunk.length;
       o.onProgress(written + batch.bytes);
+      await o.pace?.(chunk.length);
       if (batch.full) {
         await flush();
         if (syncError !== undefined) {

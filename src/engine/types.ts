@@ -95,6 +95,10 @@ export interface Job {
   setMinimumRetryDelay(seconds: number): Promise<void>;
   setNoProgressTimeout(seconds: number): Promise<void>;
   setHttpHeaders(headers: Record<string, string>): Promise<void>;
+  /** The job's own speed limit in bytes per second (contract §10); 0: only the engine's limit applies. */
+  readonly maxBytesPerSecond: number;
+  /** 0 lifts the job's own limit (never the engine's); negative or not a number: E_INVALIDARG; final job: DO_E_INVALID_STATE. */
+  setMaxBytesPerSecond(bytesPerSecond: number): Promise<void>;
 }
 
 export interface CreateJobOptions {
@@ -133,6 +137,8 @@ export interface EngineJob extends Job {
   readonly leftoverTemporaries: readonly string[];
   readonly minimumRetryDelaySeconds: number;
   readonly noProgressTimeoutSeconds: number;
+  /** Whether a speed limit (the job's or the engine's) is holding the job back right now. */
+  readonly speedLimited: boolean;
   /** Bytes per second, smoothed; 0 when not transferring. */
   getSpeed(): number;
   /** Seconds left at the current speed, or undefined when unknown. */

@@ -4,10 +4,11 @@ import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { describeError, formatBytes, formatDuration, formatPercent, formatSpeed } from '../common/format';
-import type { EngineJob } from '../engine';
+import { extractArchive, type EngineJob } from '../engine';
 import { fileMatchesDigest, parseSha256 } from '../engine/integrity';
 import type { EngineHost } from '../engineHost';
-import { planTask, type DownloadTaskDefinition, type PlannedFile } from './taskDefinition';
+import * as settings from '../settings';
+import { planTask, type DownloadTaskDefinition, type PlannedFile, type TaskPlan } from './taskDefinition';
 
 const RED = '\x1b[31m';
 const GREEN = '\x1b[32m';
@@ -36,6 +37,7 @@ export class DownloadTerminal implements vscode.Pseudoterminal {
   private shownFile = -1;
   private lastDraw = 0;
   private lastRetryShown: number | undefined;
+  private plan: TaskPlan | undefined;
 
   constructor(
     private readonly host: EngineHost,
@@ -78,6 +80,7 @@ export class DownloadTerminal implements vscode.Pseudoterminal {
       throw new Error(vscode.l10n.t('This workspace is not trusted, so download tasks defined by it do not run. Trust the workspace to run them.'));
     }
     const plan = planTask(this.definition, this.workspaceFolder);
+    this.plan = plan;
     this.line(`${DIM}${vscode.l10n.t('Managed Downloads: {0} file(s) for task "{1}"', plan.files.length, this.taskName)}${RESET}`);
 
     // Idempotent: every destination already there with its declared sha256 → nothing to do, no network.
@@ -86,6 +89,7 @@ export class DownloadTerminal implements vscode.Pseudoterminal {
       for (const f of plan.files) {
         this.line(`${GREEN}✓${RESET} ${vscode.l10n.t('{0} is up to date (sha256 matches); nothing to download.', f.localPath)}`);
       }
+      await this.extractArchives(plan);
       this.finish(0);
       return;
     }
@@ -105,6 +109,9 @@ export class DownloadTerminal implements vscode.Pseudoterminal {
     }
     if (plan.headers && Object.keys(plan.headers).length > 0) {
       await job.setHttpHeaders(plan.headers);
+    }
+    if (plan.maxBytesPerSecond) {
+      await job.setMaxBytesPerSecond(plan.maxBytesPerSecond);
     }
     for (const [i, f] of plan.files.entries()) {
       // Build tools expect output folders to appear (like curl --create-dirs).
@@ -211,9 +218,35 @@ export class DownloadTerminal implements vscode.Pseudoterminal {
       const result = await job.complete();
       const n = job.getFiles().filter((f) => f.completed).length;
       this.line(`${GREEN}${vscode.l10n.t('Done: {0} file(s) in place ({1}).', n, result)}${RESET}`);
+      if (result === 'S_OK' && this.plan) {
+        await this.extractArchives(this.plan);
+      }
       this.finish(result === 'S_OK' ? 0 : 1);
     } catch (e) {
       this.fail(e);
+    }
+  }
+
+  /** `"extract"`: unpacks each archive once it is in place; a failure leaves the archive and fails the task. */
+  private async extractArchives(plan: TaskPlan): Promise<void> {
+    for (const { archive, folder } of plan.extractions) {
+      let lastDraw = 0;
+      const result = await extractArchive(archive, folder, {
+        ...settings.extractLimits(),
+        onProgress: (read, total) => {
+          const now = Date.now();
+          if (now - lastDraw >= REDRAW_MS) {
+            lastDraw = now;
+            this.writeEmitter.fire(`${CLEAR_LINE}${vscode.l10n.t('Extracting {0}: {1}', path.basename(archive), formatPercent(read, total) ?? '…')}`);
+          }
+        },
+      });
+      this.writeEmitter.fire(CLEAR_LINE);
+      this.line(
+        result.alreadyExtracted
+          ? `${GREEN}✓${RESET} ${vscode.l10n.t('{0} already holds the contents of {1}.', result.folder, path.basename(archive))}`
+          : `${GREEN}${vscode.l10n.t('Extracted {0} file(s) ({1}) into {2}.', result.files, formatBytes(result.bytes), result.folder)}${RESET}`,
+      );
     }
   }
 

@@ -1,7 +1,7 @@
 // The `download` task type of tasks.json: its definition, checked and turned into the files of one job.
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { JOB_PRIORITIES, type JobPriority } from '../engine';
+import { archiveFormatOf, defaultExtractFolder, JOB_PRIORITIES, type JobPriority } from '../engine';
 
 export const TASK_TYPE = 'download';
 
@@ -22,6 +22,10 @@ export interface DownloadTaskDefinition extends vscode.TaskDefinition {
   priority?: JobPriority;
   displayName?: string;
   headers?: Record<string, string>;
+  /** Unpack the archive(s) after Complete: true = beside each archive, named after it; a string = that folder. */
+  extract?: boolean | string;
+  /** The job's own speed limit, bytes per second (0: only the global limit). */
+  maxBytesPerSecond?: number;
 }
 
 export interface PlannedFile {
@@ -35,6 +39,9 @@ export interface TaskPlan {
   priority: JobPriority;
   displayName?: string;
   headers?: Record<string, string>;
+  /** The archives to unpack after Complete, each with its folder. */
+  extractions: { archive: string; folder: string }[];
+  maxBytesPerSecond?: number;
 }
 
 /**
@@ -82,5 +89,40 @@ export function planTask(def: DownloadTaskDefinition, workspaceFolder: string | 
   if (def.headers !== undefined && (typeof def.headers !== 'object' || def.headers === null || Array.isArray(def.headers))) {
     throw new Error(vscode.l10n.t("'headers' must be an object of header names to values."));
   }
-  return { files, priority, displayName: def.displayName, headers: def.headers };
+  const limit = def.maxBytesPerSecond;
+  if (limit !== undefined && (typeof limit !== 'number' || !Number.isFinite(limit) || limit < 0)) {
+    throw new Error(vscode.l10n.t("'maxBytesPerSecond' must be a number of bytes per second (0 for none)."));
+  }
+  return {
+    files,
+    priority,
+    displayName: def.displayName,
+    headers: def.headers,
+    extractions: planExtractions(def.extract, files, workspaceFolder),
+    maxBytesPerSecond: limit || undefined,
+  };
+}
+
+function planExtractions(extract: unknown, files: PlannedFile[], workspaceFolder: string | undefined): { archive: string; folder: string }[] {
+  if (extract === undefined || extract === false) {
+    return [];
+  }
+  if (extract !== true && (typeof extract !== 'string' || extract.trim() === '')) {
+    throw new Error(vscode.l10n.t("'extract' must be true or the folder to unpack into."));
+  }
+  const archives = files.filter((f) => archiveFormatOf(f.localPath)).map((f) => f.localPath);
+  if (archives.length === 0) {
+    throw new Error(vscode.l10n.t("'extract' unpacks .zip, .tar, .tar.gz and .tgz files, and the task downloads none."));
+  }
+  if (extract === true) {
+    return archives.map((archive) => ({ archive, folder: defaultExtractFolder(archive) }));
+  }
+  if (archives.length > 1) {
+    throw new Error(vscode.l10n.t("'extract' names one folder but the task downloads {0} archives: use \"extract\": true to unpack each beside its archive.", archives.length));
+  }
+  const target = extract.trim();
+  if (!path.isAbsolute(target) && !workspaceFolder) {
+    throw new Error(vscode.l10n.t("'extract': the folder '{0}' is relative and there is no workspace folder to resolve it against.", target));
+  }
+  return [{ archive: archives[0], folder: path.isAbsolute(target) ? path.normalize(target) : path.resolve(workspaceFolder!, target) }];
 }

@@ -86,6 +86,8 @@ export interface RouteOptions {
   delayHeadersMs?: number;
   /** Full custom control (status and written bytes are still logged). */
   handler?: (req: http.IncomingMessage, res: http.ServerResponse) => void;
+  /** Record in the request log when each body slice was handed to the socket (RequestLog.sends), for rate tests. */
+  timestampSends?: boolean;
 }
 
 export interface RequestLog {
@@ -100,6 +102,8 @@ export interface RequestLog {
   ifRange?: string;
   /** Date.now() when the request arrived. */
   time: number;
+  /** With timestampSends: [performance.now(), bytes] of each body slice, when the socket took it. */
+  sends?: [at: number, bytes: number][];
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -652,8 +656,12 @@ export class TestServer {
       const chunk = data.subarray(pos, pos + n);
       pos += n;
       ctx.entry.bytesSent += n;
+      if (o.timestampSends) {
+        ctx.entry.sends ??= [];
+      }
       ctx.res.write(chunk, (err) => {
         if (!err) {
+          ctx.entry.sends?.push([performance.now(), n]);
           step();
         }
       });

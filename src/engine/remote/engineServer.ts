@@ -15,7 +15,7 @@ import { Notifications, PROTOCOL_VERSION, REMOTE_JOB_METHODS, Requests, type Hel
 const MAX_REQUEST_BYTES = 32 * 1024 * 1024;
 
 export function snapshotOf(job: JobImpl): JobSnapshot {
-  return { record: job.record, files: job.getFiles(), speed: job.getSpeed() };
+  return { record: job.record, files: job.getFiles(), speed: job.getSpeed(), speedLimited: job.speedLimited };
 }
 
 export class EngineServer {

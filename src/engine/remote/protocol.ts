@@ -10,6 +10,8 @@ export interface JobSnapshot {
   record: JobRecord;
   files: JobFile[];
   speed: number;
+  /** A speed limit is holding the job back (absent from owners that predate limits). */
+  speedLimited?: boolean;
 }
 
 export interface HelloResult {
@@ -29,7 +31,7 @@ export interface WireError {
 /** Job methods a client may call through the owner (anything else is refused). */
 export const REMOTE_JOB_METHODS = [
   'addFile', 'addFileSet', 'resume', 'suspend', 'complete', 'cancel', 'setPriority', 'setDisplayName',
-  'setMinimumRetryDelay', 'setNoProgressTimeout', 'setHttpHeaders', 'setAutoComplete',
+  'setMinimumRetryDelay', 'setNoProgressTimeout', 'setHttpHeaders', 'setAutoComplete', 'setMaxBytesPerSecond',
 ] as const;
 export type RemoteJobMethod = (typeof REMOTE_JOB_METHODS)[number];
 

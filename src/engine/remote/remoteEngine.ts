@@ -51,6 +51,8 @@ export class RemoteJob implements EngineJob {
   get leftoverTemporaries(): readonly string[] { return [...(this.r.leftoverTemporaries ?? [])]; }
   get minimumRetryDelaySeconds() { return this.r.minimumRetryDelaySeconds; }
   get noProgressTimeoutSeconds() { return this.r.noProgressTimeoutSeconds; }
+  get maxBytesPerSecond() { return this.r.maxBytesPerSecond ?? 0; }
+  get speedLimited() { return this.state === 'TRANSFERRING' && this.snap.speedLimited === true; }
 
   getFiles(): JobFile[] {
     return this.snap.files.map((f) => ({ ...f }));
@@ -104,6 +106,7 @@ export class RemoteJob implements EngineJob {
   setDisplayName(name: string): Promise<void> { return this.call('setDisplayName', name); }
   setMinimumRetryDelay(seconds: number): Promise<void> { return this.call('setMinimumRetryDelay', seconds); }
   setNoProgressTimeout(seconds: number): Promise<void> { return this.call('setNoProgressTimeout', seconds); }
+  setMaxBytesPerSecond(bytesPerSecond: number): Promise<void> { return this.call('setMaxBytesPerSecond', bytesPerSecond); }
   setHttpHeaders(headers: Record<string, string>): Promise<void> { return this.call('setHttpHeaders', headers); }
   setAutoComplete(on: boolean): Promise<void> { return this.call('setAutoComplete', on); }
 

@@ -4,6 +4,7 @@ import * as vscode from 'vscode';
 import { formatBytes, formatPercent, escapeMarkdown } from '../../common/format';
 import type { JobFile, EngineJob } from '../../engine';
 import { redactUrl } from '../../engine/errors';
+import { archiveFormatOf } from '../../engine/extract';
 import type { JobNode } from './jobNode';
 
 export type FileStatus = 'pending' | 'partial' | 'transferring' | 'transferred' | 'completed' | 'dropped' | 'deleted';
@@ -72,7 +73,7 @@ export class FileNode {
           : vscode.l10n.t('{0} of {1}', formatBytes(f.bytesTransferred), formatBytes(f.bytesTotal)),
     );
     item.description = parts.join(' · ');
-    item.contextValue = `file:${status}${status === 'completed' ? ':openable' : ''}`;
+    item.contextValue = `file:${status}${status === 'completed' ? ':openable' + (archiveFormatOf(f.localPath) ? ':archive' : '') : ''}`;
     item.iconPath = icon(status);
     const md = new vscode.MarkdownString(undefined, true);
     md.appendMarkdown(`**${vscode.l10n.t('File')}:** ${escapeMarkdown(f.localPath)}  \n`);

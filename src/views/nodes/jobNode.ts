@@ -69,7 +69,7 @@ export function describeJob(job: EngineJob): string {
   if (job.state === 'TRANSFERRING') {
     const speed = job.getSpeed();
     if (speed > 0) {
-      parts.push(formatSpeed(speed));
+      parts.push(job.speedLimited ? vscode.l10n.t('{0}, limited', formatSpeed(speed)) : formatSpeed(speed));
     }
     const eta = job.getEta();
     if (eta !== undefined) {
