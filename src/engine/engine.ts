@@ -6,6 +6,7 @@ import { constants as fsConstants } from './io';
 import type { Dispatcher } from 'undici';
 import { createDispatcher, type NetworkSettings } from './dispatcher';
 import { Emitter } from './emitter';
+import { ContentCache, fillFromCache, type CacheSettings } from './contentCache';
 import { bootId } from './io';
 import { DownloadError, HRESULTS, invalidArg, osError } from './errors';
 import { FileHeaderVault, type HeaderVault } from './headerVault';
@@ -21,7 +22,7 @@ import {
 import { renameIntoPlace } from './rename';
 import { planSchedule } from './scheduler';
 import { JobStore, syncDir } from './store';
-import { DEFAULT_MIN_SEGMENT_BYTES, DEFAULT_SEGMENTS_PER_FILE, fetchFile } from './fetchFile';
+import { DEFAULT_MIN_SEGMENT_BYTES, DEFAULT_SEGMENTS_PER_FILE, fetchFile, type FetchOptions } from './fetchFile';
 import { FileFailure, runFilesInParallel } from './parallelFiles';
 import { placeInOrder } from './placeFiles';
 import { TransferStopped, type TransferTimeouts } from './transfer';
@@ -68,6 +69,8 @@ export interface EngineOptions {
   segmentsPerFile?: number;
   /** No segment is smaller than this: files under twice this size never split. */
   minSegmentBytes?: number;
+  /** The content cache (§9): files with a known sha256 are looked up before any request and added once complete. */
+  cache?: CacheSettings;
 }
 
 const DEFAULT_TIMEOUTS: TransferTimeouts = {
@@ -89,6 +92,7 @@ export class DownloadEngine implements JobHost {
   private wakeTimer: NodeJS.Timeout | undefined;
   private retentionTimer: NodeJS.Timeout | undefined;
   private disposed = false;
+  private cache: ContentCache | undefined;
   private readonly opts: EngineOptions;
   readonly now: () => number;
   /** What was wrong with the store at start-up (shown to the user, never fatal). */
@@ -114,6 +118,14 @@ export class DownloadEngine implements JobHost {
     this.store.onSaveError = (e) => this.log('error', `Saving the job store failed: ${(e as Error).message}`);
     this.vault = opts.headerVault ?? new FileHeaderVault(opts.storeDir);
     this.givenDispatcher = opts.dispatcher;
+    this.useCache(opts.cache);
+  }
+
+  private useCache(c: CacheSettings | undefined): void {
+    const keep = this.cache && c?.enabled && c.folder === this.cache.folder && c.maxSizeBytes === this.cache.maxSizeBytes;
+    if (!keep) {
+      this.cache = c?.enabled ? new ContentCache(c.folder, c.maxSizeBytes, (m) => this.log('info', m)) : undefined;
+    }
   }
 
   /** Loads the store, reconciles temporaries with it, applies retention and starts scheduling. */
@@ -284,7 +296,10 @@ export class DownloadEngine implements JobHost {
   }
 
   /** Settings that may change while running (VS Code configuration). */
-  updateOptions(o: Pick<EngineOptions, 'maxConcurrentJobs' | 'retentionDays' | 'allowInsecureRedirects' | 'network' | 'segmentsPerFile'>): void {
+  updateOptions(o: Pick<EngineOptions, 'maxConcurrentJobs' | 'retentionDays' | 'allowInsecureRedirects' | 'network' | 'segmentsPerFile' | 'cache'>): void {
+    if ('cache' in o) {
+      this.useCache(o.cache);
+    }
     if (o.network !== undefined && this.ownDispatcher) {
       const old = this.ownDispatcher;
       this.ownDispatcher = undefined; // the next transfer builds one with the new settings
@@ -306,6 +321,7 @@ export class DownloadEngine implements JobHost {
     for (const j of this.jobs.values()) {
       clearTimeout(j.rt.changeTimer);
     }
+    await this.cache?.idle();
     await this.store.close();
     await this.ownDispatcher?.close().catch(() => undefined);
     for (const e of [this._onDidChangeJob, this._onDidTransferJob, this._onDidFailJob, this._onDidTransferFile, this._onDidRemoveJob, this._onDidAddJob]) {
@@ -444,6 +460,11 @@ export class DownloadEngine implements JobHost {
         };
         // In order; hard links journaled per batch (see placeFiles.ts), the rest one by one as above.
         await placeInOrder(r.files.filter((f) => !f.completed && keep.has(f)), { placeOne, failed, save: () => this.store.save(), placed: () => this.changed(job) });
+        for (const f of r.files) {
+          if (f.completed && f.sha256 && keep.has(f)) {
+            this.cache?.add(f.sha256, f.localPath); // in the background; best effort
+          }
+        }
         const dirs = new Set<string>();
         for (const f of r.files) {
           if (!keep.has(f)) {
@@ -644,7 +665,8 @@ export class DownloadEngine implements JobHost {
     try {
       const inFlight = Math.max(1, r.filesInFlight ?? 1);
       const perFile = async (file: FileRecord, i: number, sig: AbortSignal, parallel: boolean): Promise<void> => {
-        await fetchFile({
+        const log = (m: string): void => this.log('info', `[${job.displayName}] ${m}`);
+        const fetchOptions: FetchOptions = {
           file,
           headers: this.headers.get(job.id) ?? {},
           dispatcher: this.dispatcher,
@@ -658,7 +680,7 @@ export class DownloadEngine implements JobHost {
           segmentsPerFile: this.opts.segmentsPerFile ?? DEFAULT_SEGMENTS_PER_FILE,
           minSegmentBytes: this.opts.minSegmentBytes ?? DEFAULT_MIN_SEGMENT_BYTES,
           now: this.now,
-          log: (m) => this.log('info', `[${job.displayName}] ${m}`),
+          log,
           onConnected: () => {
             if (!sig.aborted && (job.state === 'CONNECTING' || job.state === 'QUEUED')) {
               this.setState(job, 'TRANSFERRING');
@@ -671,7 +693,13 @@ export class DownloadEngine implements JobHost {
           },
           persistNow: () => this.store.save(),
           marksPath: this.marksPath(job, i),
-        });
+        };
+        if (this.cache && (await fillFromCache(this.cache, file, log))) {
+          this.store.scheduleSave();
+        } else {
+          file.bytesFromCache = undefined;
+          await fetchFile(fetchOptions);
+        }
         if (sig.aborted) {
           throw new TransferStopped();
         }

@@ -26,6 +26,7 @@ export interface IoBackend {
   access: typeof fsp.access;
   truncate: typeof fsp.truncate;
   chmod: typeof fsp.chmod;
+  utimes: typeof fsp.utimes;
   openSync: typeof fsSync.openSync;
   writeSync: typeof fsSync.writeSync;
   closeSync: typeof fsSync.closeSync;
@@ -66,6 +67,7 @@ export const nodeIo: IoBackend = {
   access: fsp.access,
   truncate: fsp.truncate,
   chmod: fsp.chmod,
+  utimes: fsp.utimes,
   openSync: fsSync.openSync,
   writeSync: fsSync.writeSync,
   closeSync: fsSync.closeSync,
@@ -103,6 +105,7 @@ export const realpath = ((...a: Parameters<typeof fsp.realpath>) => backend.real
 export const access: typeof fsp.access = (...a) => backend.access(...a);
 export const truncate: typeof fsp.truncate = (...a) => backend.truncate(...a);
 export const chmod: typeof fsp.chmod = (...a) => backend.chmod(...a);
+export const utimes: typeof fsp.utimes = (...a) => backend.utimes(...a);
 export const openSync: typeof fsSync.openSync = (...a) => backend.openSync(...a);
 export const writeSync = ((...a: Parameters<typeof fsSync.writeSync>) => (backend.writeSync as (...x: unknown[]) => number)(...a)) as typeof fsSync.writeSync;
 export const closeSync: typeof fsSync.closeSync = (...a) => backend.closeSync(...a);

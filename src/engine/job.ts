@@ -98,6 +98,9 @@ export class JobImpl implements Job {
       completed: f.completed,
       transferred: f.transferred,
       sha256: f.sha256,
+      ...(f.mirrors?.length ? { mirrors: [...f.mirrors] } : {}),
+      ...(f.source !== undefined ? { source: f.source } : {}),
+      ...(f.bytesFromCache ? { bytesFromCache: f.bytesFromCache } : {}),
     });
   }
 
@@ -109,6 +112,7 @@ export class JobImpl implements Job {
       bytesTransferred: files.reduce((n, f) => n + f.bytesTransferred, 0),
       filesTotal: files.length,
       filesTransferred: files.filter((f) => f.transferred).length,
+      bytesFromCache: files.reduce((n, f) => n + (f.bytesFromCache ?? 0), 0),
     };
   }
 

@@ -18,6 +18,14 @@ export interface FileRecord {
   lastModified?: string;
   /** Times the transfer had to start again from byte 0 (range ignored, entity changed, …). */
   restarts: number;
+  /** Other URLs of the same entity, in order (§8). */
+  mirrors?: string[];
+  /** The URL in use when a mirror took over from remoteUrl (sources.ts). */
+  source?: string;
+  /** URLs set aside for this file after they failed (sources.ts); cleared when every source has failed. */
+  failedSources?: string[];
+  /** Bytes that came from the content cache (contentCache.ts), not from the network. */
+  bytesFromCache?: number;
   /** Set when the destination may replace an existing file (the user confirmed it in a save dialog). */
   replaceExisting?: boolean;
   /** Upload jobs only: the BITS upload session (durableBytes then counts the bytes the server acknowledged). */

@@ -38,6 +38,12 @@ export interface JobFile {
   readonly completed: boolean;
   readonly transferred: boolean;
   readonly sha256?: string;
+  /** Other URLs serving the same entity, tried in order when the current source fails (§8). */
+  readonly mirrors?: readonly string[];
+  /** The URL the bytes come from now, when it is not remoteUrl (a mirror took over). */
+  readonly source?: string;
+  /** Bytes placed from the content cache instead of being downloaded (§9). */
+  readonly bytesFromCache?: number;
 }
 
 export interface JobProgress {
@@ -45,6 +51,8 @@ export interface JobProgress {
   bytesTransferred: number;
   filesTotal: number;
   filesTransferred: number;
+  /** Bytes placed from the content cache instead of being downloaded (§9). */
+  bytesFromCache: number;
 }
 
 export interface JobTimes {
@@ -65,6 +73,8 @@ export interface NewFile {
   remoteUrl: string;
   localPath: string;
   sha256?: string;
+  /** Other URLs of the same entity (§8). */
+  mirrors?: string[];
 }
 
 /** The live job object of contract §4. */

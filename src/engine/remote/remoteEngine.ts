@@ -60,6 +60,7 @@ export class RemoteJob implements EngineJob {
       bytesTransferred: files.reduce((n, f) => n + f.bytesTransferred, 0),
       filesTotal: files.length,
       filesTransferred: files.filter((f) => f.transferred).length,
+      bytesFromCache: files.reduce((n, f) => n + (f.bytesFromCache ?? 0), 0),
     };
   }
 
