@@ -19,7 +19,9 @@ import {
   type FileRecord,
   type JobRecord,
 } from './records';
+import { applyUrlChanges, type UrlPick } from './remoteUrls';
 import { renameIntoPlace } from './rename';
+import { checkMirrors, fetchFromSources, probeEntity } from './sources';
 import { planSchedule } from './scheduler';
 import { JobStore, syncDir } from './store';
 import { DEFAULT_MIN_SEGMENT_BYTES, DEFAULT_SEGMENTS_PER_FILE, fetchFile, type FetchOptions } from './fetchFile';
@@ -355,6 +357,7 @@ export class DownloadEngine implements JobHost {
         checkRemoteUrl(f.remoteUrl);
         const localPath = checkLocalPathSyntax(f.localPath);
         const sha256 = parseSha256(f.sha256);
+        const mirrors = checkMirrors(f.mirrors, f.remoteUrl);
         const key = normalisePathKey(localPath);
         if (taken.has(key)) {
           throw invalidArg(`The local path '${localPath}' is already the destination of a file in an active job.`);
@@ -369,6 +372,7 @@ export class DownloadEngine implements JobHost {
           transferred: false,
           completed: false,
           restarts: 0,
+          ...(mirrors ? { mirrors } : {}),
           ...(f.replaceExisting === true ? { replaceExisting: true } : {}),
         });
       }
@@ -519,6 +523,30 @@ export class DownloadEngine implements JobHost {
 
   reschedule(): void {
     this.pump();
+  }
+
+  /** New URLs for files not transferred yet; a transfer running on one of them stops and starts again from the new URL. */
+  changeRemoteUrls(job: JobImpl, verb: string, pick: UrlPick): Promise<void> {
+    return job.exclusive(async () => {
+      job.assertNotFinal(verb);
+      if (job.type === 'upload') {
+        throw job.invalidState(verb, 'an upload keeps the URL its session lives on');
+      }
+      const changes = pick(job.record.files);
+      const done = changes.find((c) => job.record.files[c.index].transferred || job.record.files[c.index].completed);
+      if (done) {
+        throw job.invalidState(verb, `file ${done.index} is already transferred`);
+      }
+      applyUrlChanges(job.record.files, changes);
+      job.record.modified = this.now();
+      await this.store.save();
+      this.changed(job, { immediate: true });
+      const rt = job.rt;
+      if (rt.run && changes.some((c) => rt.currentFile === c.index || rt.live !== undefined)) {
+        this.log('info', `Job '${job.displayName}': a URL changed under its transfer; it starts again from the new URL, keeping its bytes.`);
+        await this.stopRun(job, 'preempt');
+      }
+    });
   }
 
   liveBytes(job: JobImpl, index: number): number | undefined {
@@ -698,7 +726,12 @@ export class DownloadEngine implements JobHost {
           this.store.scheduleSave();
         } else {
           file.bytesFromCache = undefined;
-          await fetchFile(fetchOptions);
+          await fetchFromSources({
+            ...fetchOptions,
+            fetch: (f) => fetchFile({ ...fetchOptions, file: f }),
+            probe: (url) => probeEntity(url, fetchOptions),
+            persistNow: () => this.store.save(),
+          });
         }
         if (sig.aborted) {
           throw new TransferStopped();

@@ -16,6 +16,7 @@ import {
   type NewFile,
 } from './types';
 import { checkDisplayName, checkHeaders, checkSeconds } from './validation';
+import { byIndex, byPrefix, type UrlPick } from './remoteUrls';
 
 /** A file to add; `replaceExisting` lets complete() replace an existing destination (the user confirmed it in a save dialog). */
 export type AddedFile = NewFile & { replaceExisting?: boolean };
@@ -32,6 +33,8 @@ export interface JobHost {
   /** Re-plans which jobs run (after a priority change). */
   reschedule(): void;
   setHeaders(job: JobImpl, headers: Record<string, string>): Promise<void>;
+  /** Gives files new URLs (remoteUrls.ts): `pick` says which file gets which URL. */
+  changeRemoteUrls(job: JobImpl, verb: string, pick: UrlPick): Promise<void>;
   /** Live byte count of the file being transferred, if any. */
   liveBytes(job: JobImpl, index: number): number | undefined;
   now(): number;
@@ -155,8 +158,8 @@ export class JobImpl implements Job {
     return Math.max(0, (p.bytesTotal - p.bytesTransferred) / speed);
   }
 
-  addFile(remoteUrl: string, localPath: string, o?: { sha256?: string; replaceExisting?: boolean }): Promise<void> {
-    return this.host.addFiles(this, [{ remoteUrl, localPath, sha256: o?.sha256, replaceExisting: o?.replaceExisting }]);
+  addFile(remoteUrl: string, localPath: string, o?: { sha256?: string; mirrors?: string[]; replaceExisting?: boolean }): Promise<void> {
+    return this.host.addFiles(this, [{ remoteUrl, localPath, sha256: o?.sha256, mirrors: o?.mirrors, replaceExisting: o?.replaceExisting }]);
   }
 
   addFileSet(files: NewFile[]): Promise<void> {
@@ -204,6 +207,14 @@ export class JobImpl implements Job {
       this.assertNotFinal('set the HTTP headers of');
       await this.host.setHeaders(this, checked);
     });
+  }
+
+  setRemoteUrl(fileIndex: number, url: string): Promise<void> {
+    return this.host.changeRemoteUrls(this, 'change the URL of', byIndex(fileIndex, url));
+  }
+
+  replaceRemotePrefix(oldPrefix: string, newPrefix: string): Promise<void> {
+    return this.host.changeRemoteUrls(this, 'replace the URL prefix of', byPrefix(oldPrefix, newPrefix));
   }
 
   /** Engine-internal: mark a job to complete itself once transferred. */

@@ -91,7 +91,7 @@ export interface Job {
   getTimes(): JobTimes;
   /** undefined unless the job is in ERROR or TRANSIENT_ERROR (we return undefined rather than throw). */
   getError(): JobErrorInfo | undefined;
-  addFile(remoteUrl: string, localPath: string, o?: { sha256?: string }): Promise<void>;
+  addFile(remoteUrl: string, localPath: string, o?: { sha256?: string; mirrors?: string[] }): Promise<void>;
   addFileSet(files: NewFile[]): Promise<void>;
   resume(): Promise<void>;
   suspend(): Promise<void>;
@@ -102,6 +102,10 @@ export interface Job {
   setMinimumRetryDelay(seconds: number): Promise<void>;
   setNoProgressTimeout(seconds: number): Promise<void>;
   setHttpHeaders(headers: Record<string, string>): Promise<void>;
+  /** BITS SetRemoteName (§8): a new URL for a file not transferred yet; its bytes are kept if the entity is the same. */
+  setRemoteUrl(fileIndex: number, url: string): Promise<void>;
+  /** BITS ReplaceRemotePrefix (§8): every untransferred file's URL (and mirror) starting with oldPrefix. */
+  replaceRemotePrefix(oldPrefix: string, newPrefix: string): Promise<void>;
 }
 
 export interface CreateJobOptions {
@@ -142,7 +146,7 @@ export interface EngineJob extends Job {
   getSpeed(): number;
   /** Seconds left at the current speed, or undefined when unknown. */
   getEta(): number | undefined;
-  addFile(remoteUrl: string, localPath: string, o?: { sha256?: string; replaceExisting?: boolean }): Promise<void>;
+  addFile(remoteUrl: string, localPath: string, o?: { sha256?: string; mirrors?: string[]; replaceExisting?: boolean }): Promise<void>;
   setAutoComplete(on: boolean): Promise<void>;
 }
 

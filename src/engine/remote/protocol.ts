@@ -30,6 +30,7 @@ export interface WireError {
 export const REMOTE_JOB_METHODS = [
   'addFile', 'addFileSet', 'resume', 'suspend', 'complete', 'cancel', 'setPriority', 'setDisplayName',
   'setMinimumRetryDelay', 'setNoProgressTimeout', 'setHttpHeaders', 'setAutoComplete',
+  'setRemoteUrl', 'replaceRemotePrefix',
 ] as const;
 export type RemoteJobMethod = (typeof REMOTE_JOB_METHODS)[number];
 

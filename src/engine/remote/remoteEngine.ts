@@ -90,7 +90,7 @@ export class RemoteJob implements EngineJob {
     return p.bytesTotal === undefined || speed <= 0 ? undefined : Math.max(0, (p.bytesTotal - p.bytesTransferred) / speed);
   }
 
-  addFile(remoteUrl: string, localPath: string, o?: { sha256?: string; replaceExisting?: boolean }): Promise<void> {
+  addFile(remoteUrl: string, localPath: string, o?: { sha256?: string; mirrors?: string[]; replaceExisting?: boolean }): Promise<void> {
     return this.call('addFile', remoteUrl, localPath, o);
   }
   addFileSet(files: NewFile[]): Promise<void> { return this.call('addFileSet', files); }
@@ -104,6 +104,8 @@ export class RemoteJob implements EngineJob {
   setNoProgressTimeout(seconds: number): Promise<void> { return this.call('setNoProgressTimeout', seconds); }
   setHttpHeaders(headers: Record<string, string>): Promise<void> { return this.call('setHttpHeaders', headers); }
   setAutoComplete(on: boolean): Promise<void> { return this.call('setAutoComplete', on); }
+  setRemoteUrl(fileIndex: number, url: string): Promise<void> { return this.call('setRemoteUrl', fileIndex, url); }
+  replaceRemotePrefix(oldPrefix: string, newPrefix: string): Promise<void> { return this.call('replaceRemotePrefix', oldPrefix, newPrefix); }
 
   private call<T>(method: RemoteJobMethod, ...args: unknown[]): Promise<T> {
     return this.engine.callJob<T>(this.id, method, args);
