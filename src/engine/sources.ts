@@ -169,6 +169,6 @@ export async function probeEntity(url: string, o: TransferOptions): Promise<Enti
     }
     return undefined;
   } finally {
-    res.body.destroy();
+    await res.body.dump().catch(() => undefined); // at most undici's small dump limit, then the connection is closed
   }
 }
