@@ -179,7 +179,6 @@ function finish(b: Building, location: string | undefined, what: string): Metali
 
 /** A relative path of plain names: no absolute path, drive, '..', '.', empty part or control character. */
 function checkName(name: string, what: string): void {
-  // eslint-disable-next-line no-control-regex
   if (name === '' || /[\u0000-\u001f\u007f]/.test(name)) {
     throw invalidArg(`${what} has an empty name or one with control characters.`);
   }
