@@ -99,6 +99,36 @@ describe('content cache', () => {
     }
   });
 
+  it('on another file system the entry is copied, verified while copying (a corrupt one is deleted, never placed)', async () => {
+    // /dev/shm is a tmpfs, os.tmpdir() is not: a hard link between them fails with EXDEV.
+    const otherFs = fs.mkdtempSync('/dev/shm/md-cache-');
+    try {
+      server.route('/f', { body });
+      const cache = new ContentCache(otherFs, 1 << 30);
+      const source = path.join(dir, 'source.bin');
+      fs.writeFileSync(source, body);
+      await cache.addNow(sha, source);
+      const e = await openEngine(path.join(dir, 'x', 'store'), { cache: { folder: otherFs, maxSizeBytes: 1 << 30, enabled: true } });
+      engines.push(e);
+      const dest = path.join(dir, 'x', 'f.bin');
+      await download(e, dest, { sha256: sha });
+      assert.deepEqual(server.requests, []);
+      assert.notEqual(fs.statSync(dest).ino, fs.statSync(cache.entryPath(sha)).ino, 'a copy, not a link');
+      assert.equal(sha256Hex(fs.readFileSync(dest)), sha);
+
+      const fd = fs.openSync(cache.entryPath(sha), 'r+');
+      fs.writeSync(fd, Buffer.from([body[9] ^ 1]), 0, 1, 9);
+      fs.closeSync(fd);
+      const dest2 = path.join(dir, 'x', 'g.bin');
+      const job = await download(e, dest2, { sha256: sha });
+      assert.equal(job.getProgress().bytesFromCache, 0);
+      assert.equal(server.requestsFor('/f').length, 1, 'downloaded instead');
+      assert.equal(sha256Hex(fs.readFileSync(dest2)), sha);
+    } finally {
+      fs.rmSync(otherFs, { recursive: true, force: true });
+    }
+  });
+
   it('evicts the least recently used entries first; a use counts as recent', async () => {
     const cache = new ContentCache(cacheDir, 250_000);
     const bodies = [1, 2, 3].map((s) => randomBody(100_000, 700 + s));
