@@ -101,7 +101,7 @@ export class JobImpl implements Job {
       completed: f.completed,
       transferred: f.transferred,
       sha256: f.sha256,
-      ...(f.mirrors?.length ? { mirrors: [...f.mirrors] } : {}),
+      ...(Array.isArray(f.mirrors) && f.mirrors.length > 0 ? { mirrors: [...f.mirrors] } : {}),
       ...(f.source !== undefined ? { source: f.source } : {}),
       ...(f.bytesFromCache ? { bytesFromCache: f.bytesFromCache } : {}),
     });

@@ -36,7 +36,7 @@ export function byPrefix(oldPrefix: unknown, newPrefix: unknown): UrlPick {
         return; // its bytes are here: its URL no longer matters
       }
       const remoteUrl = swap(f.remoteUrl);
-      const mirrors = f.mirrors?.map(swap);
+      const mirrors = Array.isArray(f.mirrors) ? f.mirrors.map(swap) : undefined;
       if (remoteUrl === f.remoteUrl && (mirrors ?? []).every((m, k) => m === f.mirrors![k])) {
         return;
       }

@@ -38,7 +38,9 @@ export function checkMirrors(value: unknown, remoteUrl: string): string[] | unde
 }
 
 export function sourcesOf(f: FileRecord): string[] {
-  return [f.remoteUrl, ...(f.mirrors ?? [])];
+  // (The store is hostile input too: anything but a list of strings counts as no mirrors.)
+  const mirrors = Array.isArray(f.mirrors) ? f.mirrors.filter((m): m is string => typeof m === 'string') : [];
+  return [f.remoteUrl, ...mirrors];
 }
 
 export interface SourceOptions {
@@ -61,7 +63,7 @@ export interface Entity {
 
 export async function fetchFromSources(o: SourceOptions): Promise<void> {
   const { file } = o;
-  if (!file.mirrors?.length) {
+  if (sourcesOf(file).length === 1) {
     await o.fetch(file);
     return;
   }
