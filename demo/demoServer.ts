@@ -76,6 +76,13 @@ const FILES: DemoFile[] = [
     options: { headers: { 'Content-Type': 'application/zip' } },
   },
   {
+    path: '/mirror/files/medium.bin',
+    description: 'a mirror of medium.bin: the same bytes under another ETag (a mirrored task and demo.meta4 use it)',
+    size: 4 * MiB,
+    body: lazy(() => randomBody(4 * MiB, 1001)),
+    options: { etag: '"mirror-medium"' },
+  },
+  {
     path: '/files/missing.bin',
     description: 'always 404 Not Found',
     options: { status: 404 },

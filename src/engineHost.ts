@@ -1,6 +1,7 @@
 // Connects this window to the user's job engine: runs it when this window owns the store (global storage),
 // or acts through the window that does. Relays its events as vscode events (so listeners survive a
 // take-over or a re-open of the store) and feeds it the settings as they change.
+import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { Disposable } from './common/lifecycle';
 import { SharedEngine, type CreateJobOptions, type EngineJob, type EngineOptions, type HeaderVault, type JobFile, type JobService, type LogLevel } from './engine';
@@ -49,7 +50,7 @@ export class EngineHost extends Disposable {
           const o = settings.liveEngineOptions();
           // Without a network change, keep the current dispatcher (and its pooled connections).
           const { network: _network, ...rest } = o;
-          local.updateOptions(network ? o : rest);
+          local.updateOptions({ ...(network ? o : rest), cache: settings.cacheSettings(defaultCacheFolder(this.opts.storeDir)) });
           this.opts.log.info(`Settings changed: ${o.maxConcurrentJobs} concurrent jobs, retention ${o.retentionDays} days${network ? ', proxy settings reloaded' : ''}.`);
         }
       }),
@@ -71,6 +72,7 @@ export class EngineHost extends Disposable {
     return SharedEngine.open({
       storeDir: opts.storeDir,
       ...settings.liveEngineOptions(),
+      cache: settings.cacheSettings(defaultCacheFolder(opts.storeDir)),
       headerVault: opts.headerVault,
       log: (level, message) => (write[level] ?? write.info)(message),
       ...opts.extra,
@@ -162,4 +164,9 @@ export class EngineHost extends Disposable {
   disposeEngine(): Promise<void> {
     return this.shared.dispose();
   }
+}
+
+/** The content cache's folder when the setting names none: beside the job store, in the global storage. */
+function defaultCacheFolder(storeDir: string): string {
+  return path.join(storeDir, 'content-cache');
 }

@@ -4,6 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { EngineOptions, NetworkSettings } from './engine';
+import type { CacheSettings } from './engine/contentCache';
 
 export const SECTION = 'managedDownloads';
 
@@ -111,6 +112,19 @@ export function liveEngineOptions(): Pick<EngineOptions, 'maxConcurrentJobs' | '
   };
 }
 
+const DEFAULT_CACHE_MAX_BYTES = 10 * 1024 ** 3;
+
+/** The content cache (§9); `defaultFolder` (in the extension's global storage) when no absolute folder is set. */
+export function cacheSettings(defaultFolder: string): CacheSettings {
+  const configured = config().get<string>('cache.folder')?.trim();
+  const expanded = configured && (configured === '~' || configured.startsWith('~/') || configured.startsWith('~\\')) ? path.join(os.homedir(), configured.slice(1)) : configured;
+  return {
+    enabled: config().get<boolean>('cache.enabled') !== false,
+    folder: expanded && path.isAbsolute(expanded) ? path.normalize(expanded) : defaultFolder,
+    maxSizeBytes: clampInt(config().get('cache.maxSize'), 0, Number.MAX_SAFE_INTEGER, DEFAULT_CACHE_MAX_BYTES),
+  };
+}
+
 export function affectsEngine(e: vscode.ConfigurationChangeEvent): { engine: boolean; network: boolean } {
   const network = e.affectsConfiguration('http.proxy') || e.affectsConfiguration('http.noProxy') || e.affectsConfiguration('http.proxyStrictSSL');
   const engine =
@@ -119,7 +133,8 @@ export function affectsEngine(e: vscode.ConfigurationChangeEvent): { engine: boo
     e.affectsConfiguration(`${SECTION}.retentionDays`) ||
     e.affectsConfiguration(`${SECTION}.allowInsecureRedirects`) ||
     e.affectsConfiguration(`${SECTION}.segmentsPerFile`) ||
-    e.affectsConfiguration(`${SECTION}.maxBytesPerSecond`);
+    e.affectsConfiguration(`${SECTION}.maxBytesPerSecond`) ||
+    e.affectsConfiguration(`${SECTION}.cache`);
   return { engine, network };
 }
 

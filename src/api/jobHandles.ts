@@ -48,7 +48,7 @@ export function frozenFile(f: JobFile): JobFile {
 
 /** Only the fields the contract gives a new file: options the engine knows beyond them never come from outside. */
 function contractFile(f: NewFile): NewFile {
-  return f && typeof f === 'object' ? { remoteUrl: f.remoteUrl, localPath: f.localPath, sha256: f.sha256 } : f;
+  return f && typeof f === 'object' ? { remoteUrl: f.remoteUrl, localPath: f.localPath, sha256: f.sha256, mirrors: f.mirrors } : f;
 }
 
 function jobHandle(first: EngineJob, service: () => JobService, settled: () => Promise<void>): Job {
@@ -83,7 +83,8 @@ function jobHandle(first: EngineJob, service: () => JobService, settled: () => P
       const e = view().getError();
       return e && { code: e.code, hresult: e.hresult, message: e.message, context: e.context, file: e.file && frozenFile(e.file) };
     },
-    addFile: (remoteUrl: string, localPath: string, o?: { sha256?: string }) => act((j) => j.addFile(remoteUrl, localPath, { sha256: o?.sha256 })),
+    addFile: (remoteUrl: string, localPath: string, o?: { sha256?: string; mirrors?: string[] }) =>
+      act((j) => j.addFile(remoteUrl, localPath, { sha256: o?.sha256, mirrors: o?.mirrors })),
     addFileSet: (files: NewFile[]) => act((j) => j.addFileSet(Array.isArray(files) ? files.map(contractFile) : files)),
     resume: () => act((j) => j.resume()),
     suspend: () => act((j) => j.suspend()),
@@ -95,6 +96,8 @@ function jobHandle(first: EngineJob, service: () => JobService, settled: () => P
     setNoProgressTimeout: (seconds: number) => act((j) => j.setNoProgressTimeout(seconds)),
     setHttpHeaders: (headers: Record<string, string>) => act((j) => j.setHttpHeaders(headers)),
     setMaxBytesPerSecond: (bytesPerSecond: number) => act((j) => j.setMaxBytesPerSecond(bytesPerSecond)),
+    setRemoteUrl: (fileIndex: number, url: string) => act((j) => j.setRemoteUrl(fileIndex, url)),
+    replaceRemotePrefix: (oldPrefix: string, newPrefix: string) => act((j) => j.replaceRemotePrefix(oldPrefix, newPrefix)),
   };
   return Object.freeze(handle);
 }

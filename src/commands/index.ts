@@ -6,10 +6,11 @@ import { registerHistoryCommands } from './historyCommands';
 import { registerJobCommands } from './jobCommands';
 import { registerNewDownloadCommands } from './newDownload';
 import { registerNewUploadCommands } from './newUpload';
+import { registerSourceCommands } from './sourceCommands';
 import { registerViewCommands } from './viewCommands';
 
 export type { CommandContext } from './common';
 
 export function registerCommands(ctx: CommandContext): vscode.Disposable[] {
-  return [...registerNewDownloadCommands(ctx), ...registerNewUploadCommands(ctx), ...registerJobCommands(ctx), ...registerFileCommands(ctx), ...registerHistoryCommands(ctx), ...registerViewCommands(ctx)];
+  return [...registerNewDownloadCommands(ctx), ...registerNewUploadCommands(ctx), ...registerJobCommands(ctx), ...registerFileCommands(ctx), ...registerHistoryCommands(ctx), ...registerSourceCommands(ctx), ...registerViewCommands(ctx)];
 }

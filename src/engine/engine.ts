@@ -6,6 +6,7 @@ import { constants as fsConstants } from './io';
 import type { Dispatcher } from 'undici';
 import { createDispatcher, type NetworkSettings } from './dispatcher';
 import { Emitter } from './emitter';
+import { ContentCache, fillFromCache, type CacheSettings } from './contentCache';
 import { bootId } from './io';
 import { DownloadError, HRESULTS, invalidArg, osError } from './errors';
 import { FileHeaderVault, type HeaderVault } from './headerVault';
@@ -18,10 +19,12 @@ import {
   type FileRecord,
   type JobRecord,
 } from './records';
+import { applyUrlChanges, type UrlPick } from './remoteUrls';
 import { deleteBusyFile, renameIntoPlace } from './rename';
+import { checkMirrors, fetchFromSources, probeEntity } from './sources';
 import { planSchedule } from './scheduler';
 import { JobStore, syncDir } from './store';
-import { DEFAULT_MIN_SEGMENT_BYTES, DEFAULT_SEGMENTS_PER_FILE, fetchFile } from './fetchFile';
+import { DEFAULT_MIN_SEGMENT_BYTES, DEFAULT_SEGMENTS_PER_FILE, fetchFile, type FetchOptions } from './fetchFile';
 import { FileFailure, runFilesInParallel } from './parallelFiles';
 import { RateLimiter } from './rateLimiter';
 import { placeInOrder } from './placeFiles';
@@ -76,6 +79,8 @@ export interface EngineOptions {
   maxFileSizeBytes?: number;
   /** Speed limit of all transfers together, in bytes per second (0: none); jobs may set a lower one of their own. */
   maxBytesPerSecond?: number;
+  /** The content cache (§9): files with a known sha256 are looked up before any request and added once complete. */
+  cache?: CacheSettings;
 }
 
 const DEFAULT_TIMEOUTS: TransferTimeouts = {
@@ -99,6 +104,7 @@ export class DownloadEngine implements JobHost {
   /** Temporaries of removed jobs that could not be deleted: kept in the store and retried until gone. */
   private orphanTemporaries: string[] = [];
   private disposed = false;
+  private cache: ContentCache | undefined;
   private readonly opts: EngineOptions;
   private readonly limiter: RateLimiter;
   readonly now: () => number;
@@ -126,11 +132,19 @@ export class DownloadEngine implements JobHost {
     this.vault = opts.headerVault ?? new FileHeaderVault(opts.storeDir);
     this.givenDispatcher = opts.dispatcher;
     this.limiter = new RateLimiter(opts.maxBytesPerSecond ?? 0);
+    this.useCache(opts.cache);
   }
 
   /** Whether a speed limit (the job's or the global one) is holding the job back right now. */
   speedLimited(job: JobImpl): boolean {
     return this.limiter.isLimiting(job.id);
+  }
+
+  private useCache(c: CacheSettings | undefined): void {
+    const keep = this.cache && c?.enabled && c.folder === this.cache.folder && c.maxSizeBytes === this.cache.maxSizeBytes;
+    if (!keep) {
+      this.cache = c?.enabled ? new ContentCache(c.folder, c.maxSizeBytes, (m) => this.log('info', m)) : undefined;
+    }
   }
 
   /** Loads the store, reconciles temporaries with it, applies retention and starts scheduling. */
@@ -316,9 +330,12 @@ export class DownloadEngine implements JobHost {
   }
 
   /** Settings that may change while running (VS Code configuration). */
-  updateOptions(o: Pick<EngineOptions, 'maxConcurrentJobs' | 'retentionDays' | 'allowInsecureRedirects' | 'network' | 'segmentsPerFile' | 'maxBytesPerSecond'>): void {
+  updateOptions(o: Pick<EngineOptions, 'maxConcurrentJobs' | 'retentionDays' | 'allowInsecureRedirects' | 'network' | 'segmentsPerFile' | 'maxBytesPerSecond' | 'cache'>): void {
     if (o.maxBytesPerSecond !== undefined) {
       this.limiter.setGlobalLimit(o.maxBytesPerSecond);
+    }
+    if ('cache' in o) {
+      this.useCache(o.cache);
     }
     if (o.network !== undefined && this.ownDispatcher) {
       const old = this.ownDispatcher;
@@ -341,6 +358,7 @@ export class DownloadEngine implements JobHost {
     for (const j of this.jobs.values()) {
       clearTimeout(j.rt.changeTimer);
     }
+    await this.cache?.idle();
     await this.store.close();
     await this.ownDispatcher?.close().catch(() => undefined);
     for (const e of [this._onDidChangeJob, this._onDidTransferJob, this._onDidFailJob, this._onDidTransferFile, this._onDidRemoveJob, this._onDidAddJob]) {
@@ -377,6 +395,7 @@ export class DownloadEngine implements JobHost {
         checkRemoteUrl(f.remoteUrl);
         const localPath = checkLocalPathSyntax(f.localPath);
         const sha256 = parseSha256(f.sha256);
+        const mirrors = checkMirrors(f.mirrors, f.remoteUrl);
         const key = normalisePathKey(localPath);
         if (taken.has(key)) {
           throw invalidArg(`The local path '${localPath}' is already the destination of a file in an active job.`);
@@ -391,6 +410,7 @@ export class DownloadEngine implements JobHost {
           transferred: false,
           completed: false,
           restarts: 0,
+          ...(mirrors ? { mirrors } : {}),
           ...(f.replaceExisting === true ? { replaceExisting: true } : {}),
         });
       }
@@ -511,6 +531,11 @@ export class DownloadEngine implements JobHost {
           placed: () => this.changed(job),
           removeTemporary: (f) => this.deleteTemporary(job, f.temporaryPath),
         });
+        for (const f of r.files) {
+          if (f.completed && f.sha256 && keep.has(f)) {
+            this.cache?.add(f.sha256, f.localPath); // in the background; best effort
+          }
+        }
         const dirs = new Set<string>();
         for (const f of r.files) {
           if (!keep.has(f)) {
@@ -572,6 +597,30 @@ export class DownloadEngine implements JobHost {
 
   reschedule(): void {
     this.pump();
+  }
+
+  /** New URLs for files not transferred yet; a transfer running on one of them stops and starts again from the new URL. */
+  changeRemoteUrls(job: JobImpl, verb: string, pick: UrlPick): Promise<void> {
+    return job.exclusive(async () => {
+      job.assertNotFinal(verb);
+      if (job.type === 'upload') {
+        throw job.invalidState(verb, 'an upload keeps the URL its session lives on');
+      }
+      const changes = pick(job.record.files);
+      const done = changes.find((c) => job.record.files[c.index].transferred || job.record.files[c.index].completed);
+      if (done) {
+        throw job.invalidState(verb, `file ${done.index} is already transferred`);
+      }
+      applyUrlChanges(job.record.files, changes);
+      job.record.modified = this.now();
+      await this.store.save();
+      this.changed(job, { immediate: true });
+      const rt = job.rt;
+      if (rt.run && changes.some((c) => rt.currentFile === c.index || rt.live !== undefined)) {
+        this.log('info', `Job '${job.displayName}': a URL changed under its transfer; it starts again from the new URL, keeping its bytes.`);
+        await this.stopRun(job, 'preempt');
+      }
+    });
   }
 
   liveBytes(job: JobImpl, index: number): number | undefined {
@@ -720,7 +769,8 @@ export class DownloadEngine implements JobHost {
       const perFile = async (file: FileRecord, i: number, sig: AbortSignal, parallel: boolean): Promise<void> => {
         // Checked at addFile, the allowed roots are checked again before anything is written in the folder.
         await checkStillInsideRoots(file.localPath, this.opts.allowedRoots);
-        await fetchFile({
+        const log = (m: string): void => this.log('info', `[${job.displayName}] ${m}`);
+        const fetchOptions: FetchOptions = {
           file,
           headers: this.headers.get(job.id) ?? {},
           dispatcher: this.dispatcher,
@@ -735,7 +785,7 @@ export class DownloadEngine implements JobHost {
           minSegmentBytes: this.opts.minSegmentBytes ?? DEFAULT_MIN_SEGMENT_BYTES,
           maxFileSizeBytes: this.opts.maxFileSizeBytes,
           now: this.now,
-          log: (m) => this.log('info', `[${job.displayName}] ${m}`),
+          log,
           onConnected: () => {
             if (!sig.aborted && (job.state === 'CONNECTING' || job.state === 'QUEUED')) {
               this.setState(job, 'TRANSFERRING');
@@ -752,7 +802,18 @@ export class DownloadEngine implements JobHost {
           persistNow: () => this.store.save(),
           pace: (bytes) => this.limiter.take(job.record, bytes, sig),
           marksPath: this.marksPath(job, i),
-        });
+        };
+        if (this.cache && (await fillFromCache(this.cache, file, log))) {
+          this.store.scheduleSave();
+        } else {
+          file.bytesFromCache = undefined;
+          await fetchFromSources({
+            ...fetchOptions,
+            fetch: (f) => fetchFile({ ...fetchOptions, file: f }),
+            probe: (url) => probeEntity(url, fetchOptions),
+            persistNow: () => this.store.save(),
+          });
+        }
         if (file.transferred) {
           await recordTemporaryIdentity(file);
         }

@@ -28,6 +28,7 @@ export interface IoBackend {
   truncate: typeof fsp.truncate;
   chmod: typeof fsp.chmod;
   statfs: typeof fsp.statfs;
+  utimes: typeof fsp.utimes;
   openSync: typeof fsSync.openSync;
   writeSync: typeof fsSync.writeSync;
   closeSync: typeof fsSync.closeSync;
@@ -70,6 +71,7 @@ export const nodeIo: IoBackend = {
   truncate: fsp.truncate,
   chmod: fsp.chmod,
   statfs: fsp.statfs,
+  utimes: fsp.utimes,
   openSync: fsSync.openSync,
   writeSync: fsSync.writeSync,
   closeSync: fsSync.closeSync,
@@ -109,6 +111,7 @@ export const access: typeof fsp.access = (...a) => backend.access(...a);
 export const truncate: typeof fsp.truncate = (...a) => backend.truncate(...a);
 export const chmod: typeof fsp.chmod = (...a) => backend.chmod(...a);
 export const statfs = ((...a: Parameters<typeof fsp.statfs>) => backend.statfs(...a)) as typeof fsp.statfs;
+export const utimes: typeof fsp.utimes = (...a) => backend.utimes(...a);
 export const openSync: typeof fsSync.openSync = (...a) => backend.openSync(...a);
 export const writeSync = ((...a: Parameters<typeof fsSync.writeSync>) => (backend.writeSync as (...x: unknown[]) => number)(...a)) as typeof fsSync.writeSync;
 export const closeSync: typeof fsSync.closeSync = (...a) => backend.closeSync(...a);

@@ -18,6 +18,7 @@ import {
 } from './types';
 import { checkDisplayName, checkHeaders, checkSeconds } from './validation';
 import { MIN_BYTES_PER_SECOND } from './rateLimiter';
+import { byIndex, byPrefix, type UrlPick } from './remoteUrls';
 
 /** A speed limit as given by a caller: 0 for none, else at least MIN_BYTES_PER_SECOND; undefined is stored for none. */
 export function checkSpeedLimit(bytesPerSecond: unknown): number | undefined {
@@ -45,6 +46,8 @@ export interface JobHost {
   /** Re-plans which jobs run (after a priority change). */
   reschedule(): void;
   setHeaders(job: JobImpl, headers: Record<string, string>): Promise<void>;
+  /** Gives files new URLs (remoteUrls.ts): `pick` says which file gets which URL. */
+  changeRemoteUrls(job: JobImpl, verb: string, pick: UrlPick): Promise<void>;
   /** Live byte count of the file being transferred, if any. */
   liveBytes(job: JobImpl, index: number): number | undefined;
   /** Whether a speed limit is holding the job back right now. */
@@ -121,6 +124,9 @@ export class JobImpl implements Job {
       completed: f.completed,
       transferred: f.transferred,
       sha256: f.sha256,
+      ...(Array.isArray(f.mirrors) && f.mirrors.length > 0 ? { mirrors: [...f.mirrors] } : {}),
+      ...(f.source !== undefined ? { source: f.source } : {}),
+      ...(f.bytesFromCache ? { bytesFromCache: f.bytesFromCache } : {}),
     });
   }
 
@@ -132,6 +138,7 @@ export class JobImpl implements Job {
       bytesTransferred: files.reduce((n, f) => n + f.bytesTransferred, 0),
       filesTotal: files.length,
       filesTransferred: files.filter((f) => f.transferred).length,
+      bytesFromCache: files.reduce((n, f) => n + (f.bytesFromCache ?? 0), 0),
     };
   }
 
@@ -174,8 +181,8 @@ export class JobImpl implements Job {
     return Math.max(0, (p.bytesTotal - p.bytesTransferred) / speed);
   }
 
-  addFile(remoteUrl: string, localPath: string, o?: { sha256?: string; replaceExisting?: boolean }): Promise<void> {
-    return this.host.addFiles(this, [{ remoteUrl, localPath, sha256: o?.sha256, replaceExisting: o?.replaceExisting }]);
+  addFile(remoteUrl: string, localPath: string, o?: { sha256?: string; mirrors?: string[]; replaceExisting?: boolean }): Promise<void> {
+    return this.host.addFiles(this, [{ remoteUrl, localPath, sha256: o?.sha256, mirrors: o?.mirrors, replaceExisting: o?.replaceExisting }]);
   }
 
   addFileSet(files: NewFile[]): Promise<void> {
@@ -227,6 +234,14 @@ export class JobImpl implements Job {
       this.assertNotFinal('set the HTTP headers of');
       await this.host.setHeaders(this, checkHeaders(headers));
     });
+  }
+
+  setRemoteUrl(fileIndex: number, url: string): Promise<void> {
+    return this.host.changeRemoteUrls(this, 'change the URL of', byIndex(fileIndex, url));
+  }
+
+  replaceRemotePrefix(oldPrefix: string, newPrefix: string): Promise<void> {
+    return this.host.changeRemoteUrls(this, 'replace the URL prefix of', byPrefix(oldPrefix, newPrefix));
   }
 
   /** Engine-internal: mark a job to complete itself once transferred. */

@@ -29,6 +29,14 @@ export interface FileRecord {
   bestOffset?: number;
   /** Restarts from byte 0 since a byte last went past bestOffset (bounded: restarts.ts). */
   fruitlessRestarts?: number;
+  /** Other URLs of the same entity, in order (§8). */
+  mirrors?: string[];
+  /** The URL in use when a mirror took over from remoteUrl (sources.ts). */
+  source?: string;
+  /** URLs set aside for this file after they failed (sources.ts); cleared when every source has failed. */
+  failedSources?: string[];
+  /** Bytes that came from the content cache (contentCache.ts), not from the network. */
+  bytesFromCache?: number;
   /** Set when the destination may replace an existing file (the user confirmed it in a save dialog). */
   replaceExisting?: boolean;
   /** Upload jobs only: the BITS upload session (durableBytes then counts the bytes the server acknowledged). */

@@ -41,6 +41,12 @@ export interface JobFile {
   readonly completed: boolean;
   readonly transferred: boolean;
   readonly sha256?: string;
+  /** Other URLs serving the same entity, tried in order when the current source fails (§8). */
+  readonly mirrors?: readonly string[];
+  /** The URL the bytes come from now, when it is not remoteUrl (a mirror took over). */
+  readonly source?: string;
+  /** Bytes placed from the content cache instead of being downloaded (§9). */
+  readonly bytesFromCache?: number;
 }
 
 export interface JobProgress {
@@ -48,6 +54,8 @@ export interface JobProgress {
   bytesTransferred: number;
   filesTotal: number;
   filesTransferred: number;
+  /** Bytes placed from the content cache instead of being downloaded (§9). */
+  bytesFromCache: number;
 }
 
 export interface JobTimes {
@@ -68,6 +76,8 @@ export interface NewFile {
   remoteUrl: string;
   localPath: string;
   sha256?: string;
+  /** Other URLs of the same entity (§8). */
+  mirrors?: string[];
 }
 
 /** The live job object of contract §4. */
@@ -84,7 +94,7 @@ export interface Job {
   getTimes(): JobTimes;
   /** undefined unless the job is in ERROR or TRANSIENT_ERROR (we return undefined rather than throw). */
   getError(): JobErrorInfo | undefined;
-  addFile(remoteUrl: string, localPath: string, o?: { sha256?: string }): Promise<void>;
+  addFile(remoteUrl: string, localPath: string, o?: { sha256?: string; mirrors?: string[] }): Promise<void>;
   addFileSet(files: NewFile[]): Promise<void>;
   resume(): Promise<void>;
   suspend(): Promise<void>;
@@ -99,6 +109,10 @@ export interface Job {
   readonly maxBytesPerSecond: number;
   /** 0 lifts the job's own limit (never the engine's); negative or not a number: E_INVALIDARG; final job: DO_E_INVALID_STATE. */
   setMaxBytesPerSecond(bytesPerSecond: number): Promise<void>;
+  /** BITS SetRemoteName (§8): a new URL for a file not transferred yet; its bytes are kept if the entity is the same. */
+  setRemoteUrl(fileIndex: number, url: string): Promise<void>;
+  /** BITS ReplaceRemotePrefix (§8): every untransferred file's URL (and mirror) starting with oldPrefix. */
+  replaceRemotePrefix(oldPrefix: string, newPrefix: string): Promise<void>;
 }
 
 export interface CreateJobOptions {
@@ -143,7 +157,7 @@ export interface EngineJob extends Job {
   getSpeed(): number;
   /** Seconds left at the current speed, or undefined when unknown. */
   getEta(): number | undefined;
-  addFile(remoteUrl: string, localPath: string, o?: { sha256?: string; replaceExisting?: boolean }): Promise<void>;
+  addFile(remoteUrl: string, localPath: string, o?: { sha256?: string; mirrors?: string[]; replaceExisting?: boolean }): Promise<void>;
   setAutoComplete(on: boolean): Promise<void>;
 }
 

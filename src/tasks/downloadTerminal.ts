@@ -117,7 +117,7 @@ export class DownloadTerminal implements vscode.Pseudoterminal {
       // Build tools expect output folders to appear (like curl --create-dirs).
       await fs.mkdir(path.dirname(f.localPath), { recursive: true });
       // Files are added one by one so each can replace an existing destination the task owns.
-      await job.addFile(f.url, f.localPath, { sha256: f.sha256, replaceExisting: existing[i] !== 'missing' });
+      await job.addFile(f.url, f.localPath, { sha256: f.sha256, mirrors: f.mirrors, replaceExisting: existing[i] !== 'missing' });
     }
     this.listeners.push(this.host.onDidChangeJob((j) => j === job && this.onChange(j)));
     await job.resume();

@@ -10,6 +10,8 @@ export interface DownloadTaskFile {
   path?: string;
   dest?: string;
   sha256?: string;
+  /** Other URLs of the same file, tried in order when one fails (§8). */
+  mirrors?: string[];
 }
 
 export interface DownloadTaskDefinition extends vscode.TaskDefinition {
@@ -18,6 +20,7 @@ export interface DownloadTaskDefinition extends vscode.TaskDefinition {
   path?: string;
   dest?: string;
   sha256?: string;
+  mirrors?: string[];
   files?: DownloadTaskFile[];
   priority?: JobPriority;
   displayName?: string;
@@ -32,6 +35,7 @@ export interface PlannedFile {
   url: string;
   localPath: string;
   sha256?: string;
+  mirrors?: string[];
 }
 
 export interface TaskPlan {
@@ -59,7 +63,7 @@ export function planTask(def: DownloadTaskDefinition, workspaceFolder: string | 
     }
     entries.push(...def.files);
   } else if (typeof def.url === 'string') {
-    entries.push({ url: def.url, path: def.path, dest: def.dest, sha256: def.sha256 });
+    entries.push({ url: def.url, path: def.path, dest: def.dest, sha256: def.sha256, mirrors: def.mirrors });
   } else {
     throw new Error(vscode.l10n.t("A download task needs 'url' and 'path', or 'files'."));
   }
@@ -80,7 +84,10 @@ export function planTask(def: DownloadTaskDefinition, workspaceFolder: string | 
     } else {
       throw new Error(vscode.l10n.t("{0}: the path '{1}' is relative and there is no workspace folder to resolve it against.", where, target));
     }
-    return { url: e.url.trim(), localPath, sha256: e.sha256 };
+    if (e.mirrors !== undefined && (!Array.isArray(e.mirrors) || e.mirrors.some((m) => typeof m !== 'string'))) {
+      throw new Error(vscode.l10n.t("{0}: 'mirrors' must be a list of URLs.", where));
+    }
+    return { url: e.url.trim(), localPath, sha256: e.sha256, ...(e.mirrors?.length ? { mirrors: e.mirrors.map((m) => m.trim()) } : {}) };
   });
   const priority = def.priority ?? 'NORMAL';
   if (!(JOB_PRIORITIES as readonly string[]).includes(priority)) {

@@ -13,13 +13,13 @@ import { randomBody, sha256Hex, TestServer } from '../support/testServer';
 
 const OWNER_CHILD = path.join(__dirname, '..', 'support', 'sharedOwnerChild.js');
 
-/** Contract §4's Job, member for member, with §10's speed limit. */
+/** Contract §4's Job, member for member, with §8's URL changes and §10's speed limit. */
 const CONTRACT_MEMBERS = [
   'id', 'displayName', 'description', 'type', 'priority', 'state', 'errorCount',
   'getFiles', 'getProgress', 'getTimes', 'getError',
   'addFile', 'addFileSet', 'resume', 'suspend', 'complete', 'cancel',
   'setPriority', 'setDisplayName', 'setMinimumRetryDelay', 'setNoProgressTimeout', 'setHttpHeaders',
-  'maxBytesPerSecond', 'setMaxBytesPerSecond',
+  'maxBytesPerSecond', 'setMaxBytesPerSecond', 'setRemoteUrl', 'replaceRemotePrefix',
 ];
 
 describe('API job handles (contract §4)', () => {

@@ -79,7 +79,7 @@ describe('job states and errors', () => {
     assert.match(path.basename(file.temporaryPath), new RegExp(`^\\.one\\.bin\\.${job.id.slice(0, 8)}\\.mdpart$`));
     assert.equal(file.transferred, true);
     assert.equal(file.completed, false);
-    assert.deepEqual(job.getProgress(), { bytesTotal: small.length, bytesTransferred: small.length, filesTotal: 1, filesTransferred: 1 });
+    assert.deepEqual(job.getProgress(), { bytesTotal: small.length, bytesTransferred: small.length, filesTotal: 1, filesTransferred: 1, bytesFromCache: 0 });
     assert.ok(job.getTimes().transferCompletion instanceof Date);
     assert.equal(await job.complete(), 'S_OK');
     assert.equal(job.state, 'ACKNOWLEDGED');

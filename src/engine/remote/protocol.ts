@@ -32,6 +32,7 @@ export interface WireError {
 export const REMOTE_JOB_METHODS = [
   'addFile', 'addFileSet', 'resume', 'suspend', 'complete', 'cancel', 'setPriority', 'setDisplayName',
   'setMinimumRetryDelay', 'setNoProgressTimeout', 'setHttpHeaders', 'setAutoComplete', 'setMaxBytesPerSecond',
+  'setRemoteUrl', 'replaceRemotePrefix',
 ] as const;
 export type RemoteJobMethod = (typeof REMOTE_JOB_METHODS)[number];
 

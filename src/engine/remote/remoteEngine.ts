@@ -65,6 +65,7 @@ export class RemoteJob implements EngineJob {
       bytesTransferred: files.reduce((n, f) => n + f.bytesTransferred, 0),
       filesTotal: files.length,
       filesTransferred: files.filter((f) => f.transferred).length,
+      bytesFromCache: files.reduce((n, f) => n + (f.bytesFromCache ?? 0), 0),
     };
   }
 
@@ -94,7 +95,7 @@ export class RemoteJob implements EngineJob {
     return p.bytesTotal === undefined || speed <= 0 ? undefined : Math.max(0, (p.bytesTotal - p.bytesTransferred) / speed);
   }
 
-  addFile(remoteUrl: string, localPath: string, o?: { sha256?: string; replaceExisting?: boolean }): Promise<void> {
+  addFile(remoteUrl: string, localPath: string, o?: { sha256?: string; mirrors?: string[]; replaceExisting?: boolean }): Promise<void> {
     return this.call('addFile', remoteUrl, localPath, o);
   }
   addFileSet(files: NewFile[]): Promise<void> { return this.call('addFileSet', files); }
@@ -109,6 +110,8 @@ export class RemoteJob implements EngineJob {
   setMaxBytesPerSecond(bytesPerSecond: number): Promise<void> { return this.call('setMaxBytesPerSecond', bytesPerSecond); }
   setHttpHeaders(headers: Record<string, string>): Promise<void> { return this.call('setHttpHeaders', headers); }
   setAutoComplete(on: boolean): Promise<void> { return this.call('setAutoComplete', on); }
+  setRemoteUrl(fileIndex: number, url: string): Promise<void> { return this.call('setRemoteUrl', fileIndex, url); }
+  replaceRemotePrefix(oldPrefix: string, newPrefix: string): Promise<void> { return this.call('replaceRemotePrefix', oldPrefix, newPrefix); }
 
   private call<T>(method: RemoteJobMethod, ...args: unknown[]): Promise<T> {
     return this.engine.callJob<T>(this.id, method, args);

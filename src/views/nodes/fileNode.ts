@@ -72,12 +72,23 @@ export class FileNode {
           ? formatBytes(f.bytesTotal)
           : vscode.l10n.t('{0} of {1}', formatBytes(f.bytesTransferred), formatBytes(f.bytesTotal)),
     );
+    if (f.bytesFromCache) {
+      parts.push(vscode.l10n.t('{0} from cache', formatBytes(f.bytesFromCache)));
+    } else if (f.source) {
+      parts.push(vscode.l10n.t('from mirror {0}', hostOf(f.source)));
+    }
     item.description = parts.join(' · ');
     item.contextValue = `file:${status}${status === 'completed' ? ':openable' + (archiveFormatOf(f.localPath) ? ':archive' : '') : ''}`;
     item.iconPath = icon(status);
     const md = new vscode.MarkdownString(undefined, true);
     md.appendMarkdown(`**${vscode.l10n.t('File')}:** ${escapeMarkdown(f.localPath)}  \n`);
     md.appendMarkdown(`**${vscode.l10n.t('URL')}:** ${escapeMarkdown(redactUrl(f.remoteUrl))}  \n`);
+    if (f.source) {
+      md.appendMarkdown(`**${vscode.l10n.t('Coming from')}:** ${escapeMarkdown(redactUrl(f.source))}  \n`);
+    }
+    if (f.mirrors?.length) {
+      md.appendMarkdown(`**${vscode.l10n.t('Mirrors')}:** ${f.mirrors.map((m) => escapeMarkdown(redactUrl(m))).join(', ')}  \n`);
+    }
     md.appendMarkdown(`**${vscode.l10n.t('Status')}:** ${escapeMarkdown(item.description)}  \n`);
     if (!f.completed && status !== 'dropped' && status !== 'deleted') {
       md.appendMarkdown(`**${vscode.l10n.t('Temporary file')}:** ${escapeMarkdown(f.temporaryPath)}  \n`);
@@ -112,5 +123,13 @@ function icon(s: FileStatus): vscode.ThemeIcon {
     case 'completed': return new vscode.ThemeIcon('pass', new vscode.ThemeColor('testing.iconPassed'));
     case 'dropped': return new vscode.ThemeIcon('circle-slash');
     case 'deleted': return new vscode.ThemeIcon('trash');
+  }
+}
+
+function hostOf(url: string): string {
+  try {
+    return new URL(url).host;
+  } catch {
+    return redactUrl(url);
   }
 }

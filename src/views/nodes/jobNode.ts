@@ -66,6 +66,9 @@ export function describeJob(job: EngineJob): string {
   if (p.filesTotal > 1) {
     parts.push(vscode.l10n.t('{0}/{1} files', p.filesTransferred, p.filesTotal));
   }
+  if (p.bytesFromCache > 0) {
+    parts.push(vscode.l10n.t('{0} from cache', formatBytes(p.bytesFromCache)));
+  }
   if (job.state === 'TRANSFERRING') {
     const speed = job.getSpeed();
     if (speed > 0) {
