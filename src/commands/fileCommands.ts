@@ -89,7 +89,7 @@ export function registerFileCommands(ctx: CommandContext): vscode.Disposable[] {
         return undefined;
       }
       if (files.length === 0) {
-        void vscode.window.showInformationMessage(vscode.l10n.t('No .zip, .tar, .tar.gz or .tgz file of this job is in place.'));
+        void vscode.window.showInformationMessage(notificationText(vscode.l10n.t('No .zip, .tar, .tar.gz or .tgz file of this job is in place.')));
         return undefined;
       }
       const f = await pickOne(files, vscode.l10n.t('Extract which archive?'));
@@ -123,7 +123,7 @@ export function registerFileCommands(ctx: CommandContext): vscode.Disposable[] {
       const message = result.alreadyExtracted
         ? vscode.l10n.t('{0} already holds the contents of {1}.', result.folder, name)
         : vscode.l10n.t('Extracted {0} file(s) from {1} into {2}.', result.files, name, result.folder);
-      void vscode.window.showInformationMessage(message, reveal).then((c) =>
+      void vscode.window.showInformationMessage(notificationText(message), reveal).then((c) =>
         c === reveal ? vscode.commands.executeCommand('revealFileInOS', vscode.Uri.file(result.folder)) : undefined,
       );
       return result.folder;

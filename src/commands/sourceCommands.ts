@@ -1,6 +1,7 @@
 // Where bytes come from (§8): Change URL… on a file, and Import Metalink… (one suspended job).
 import * as path from 'node:path';
 import * as vscode from 'vscode';
+import { notificationText } from '../common/untrustedText';
 import type { EngineJob } from '../engine';
 import { createMetalinkJob } from '../engine/metalink';
 import * as settings from '../settings';
@@ -95,7 +96,7 @@ export function registerSourceCommands(ctx: CommandContext): vscode.Disposable[]
         void ctx.view.reveal(job.id).catch(() => undefined);
         const resume = vscode.l10n.t('Resume');
         void vscode.window
-          .showInformationMessage(vscode.l10n.t('Job {0} holds the {1} files of the Metalink; it is suspended.', job.displayName, job.getFiles().length), resume)
+          .showInformationMessage(notificationText(vscode.l10n.t('Job {0} holds the {1} files of the Metalink; it is suspended.', job.displayName, job.getFiles().length)), resume)
           .then((c) => (c === resume ? job.resume() : undefined))
           .then(undefined, (e: unknown) => ctx.notifier.commandFailed(e));
       }

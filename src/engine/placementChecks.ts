@@ -2,7 +2,8 @@
 // Whoever can write the destination's folder could meanwhile have swapped that name for a symbolic link (the
 // link itself would become the destination, pointing at a file of their choice) or for another file. So at
 // placement the name must still be the file the transfer finished: same device and inode as recorded then,
-// a regular file, with no other name than the one Complete may itself have made.
+// a regular file, with no other name than the one Complete may itself have made (or, for a file placed from
+// the content cache, its cache entry).
 import * as fs from './io';
 import { DownloadError } from './errors';
 import type { FileRecord } from './records';
@@ -29,7 +30,8 @@ export async function checkTemporaryUnchanged(f: FileRecord): Promise<void> {
     why = 'it was replaced by another file';
   } else if (f.bytesTotal !== undefined && st.size !== f.bytesTotal) {
     why = `its size changed (${st.size} bytes, not ${f.bytesTotal})`;
-  } else if (st.nlink > 1 && !(await isLinkedAt(f.localPath, st))) {
+  } else if (st.nlink > 1 && !f.bytesFromCache && !(await isLinkedAt(f.localPath, st))) {
+    // (A file placed from the content cache is a hard link to its cache entry: that other name is ours.)
     why = 'it has another name (a hard link) somewhere else';
   }
   if (why) {

@@ -87,7 +87,7 @@ export class FileNode {
       md.appendMarkdown(`**${vscode.l10n.t('Coming from')}:** ${escapeMarkdown(redactUrl(f.source))}  \n`);
     }
     if (f.mirrors?.length) {
-      md.appendMarkdown(`**${vscode.l10n.t('Mirrors')}:** ${f.mirrors.map((m) => escapeMarkdown(redactUrl(m))).join(', ')}  \n`);
+      md.appendMarkdown(`**${vscode.l10n.t('Mirrors')}:** ${escapeMarkdown(f.mirrors.map((m) => redactUrl(m)).join(', '))}  \n`);
     }
     md.appendMarkdown(`**${vscode.l10n.t('Status')}:** ${escapeMarkdown(item.description)}  \n`);
     if (!f.completed && status !== 'dropped' && status !== 'deleted') {
