@@ -19,7 +19,9 @@ import {
   type JobRecord,
 } from './records';
 import { renameIntoPlace } from './rename';
-import { planSchedule } from './scheduler';
+import { planSchedule, relevantWaiting } from './scheduler';
+import { WaitingJobs } from './waitingJobs';
+import { ActiveDestinations, normalisePathKey } from './destinations';
 import { JobStore, syncDir } from './store';
 import { DEFAULT_MIN_SEGMENT_BYTES, DEFAULT_SEGMENTS_PER_FILE, fetchFile } from './fetchFile';
 import { FileFailure, runFilesInParallel } from './parallelFiles';
@@ -77,10 +79,16 @@ const DEFAULT_TIMEOUTS: TransferTimeouts = {
   lowSpeedWindowMs: 120_000,
 };
 const HOUR = 3_600_000;
+/** Loops over every job give the event loop a turn this often. */
+const YIELD_EVERY_JOBS = 256;
+const yieldToEventLoop = (): Promise<void> => new Promise((r) => setImmediate(r));
 const DAY = 24 * HOUR;
 
 export class DownloadEngine implements JobHost {
   private readonly jobs = new Map<string, JobImpl>();
+  /** What the scheduler looks at, and which destinations unfinished jobs hold: indexes over `jobs`. */
+  private readonly waiting = new WaitingJobs();
+  private readonly destinations = new ActiveDestinations(() => this.jobs.values(), (j) => this.jobs.get(j.id) === j);
   private readonly store: JobStore;
   private readonly vault: HeaderVault;
   private readonly headers = new Map<string, Record<string, string>>();
@@ -157,7 +165,10 @@ export class DownloadEngine implements JobHost {
     await this.runRetention();
     this.retentionTimer = setInterval(() => void this.runRetention(), HOUR);
     this.retentionTimer.unref?.();
-    await this.store.save();
+    await this.store.saveAll();
+    for (const job of this.jobs.values()) {
+      this.waiting.noteState(job);
+    }
     this.pump();
   }
 
@@ -253,7 +264,7 @@ export class DownloadEngine implements JobHost {
     };
     const job = new JobImpl(record, this);
     this.jobs.set(record.id, job);
-    await this.store.save();
+    await this.store.save(record);
     this._onDidAddJob.fire(job);
     this._onDidChangeJob.fire(job);
     return job;
@@ -279,7 +290,7 @@ export class DownloadEngine implements JobHost {
       throw job.invalidState('remove', 'only finished jobs can be removed; cancel it first');
     }
     this.jobs.delete(id);
-    await this.store.save();
+    await this.store.remove(id);
     this._onDidRemoveJob.fire(job);
   }
 
@@ -324,14 +335,15 @@ export class DownloadEngine implements JobHost {
       if (job.type === 'upload') {
         // The local path names an existing file to send, not a destination: its own checks, no temporary file.
         job.record.files.push(await newUploadFile(files[0], this.opts.allowedRoots));
+        this.destinations.add(job, job.record.files);
         job.record.modified = this.now();
-        await this.store.save();
+        await this.store.save(job.record);
         this.changed(job, { immediate: true });
         return;
       }
       // Check everything first: a set is added whole or not at all.
       const records: FileRecord[] = [];
-      const taken = new Set(this.activeDestinations().map(normalisePathKey));
+      const taken = new Set<string>();
       for (const f of files) {
         if (!f || typeof f !== 'object') {
           throw invalidArg('Each file needs a remoteUrl and a localPath.');
@@ -340,7 +352,7 @@ export class DownloadEngine implements JobHost {
         const localPath = checkLocalPathSyntax(f.localPath);
         const sha256 = parseSha256(f.sha256);
         const key = normalisePathKey(localPath);
-        if (taken.has(key)) {
+        if (taken.has(key) || this.destinations.has(key)) {
           throw invalidArg(`The local path '${localPath}' is already the destination of a file in an active job.`);
         }
         taken.add(key);
@@ -358,8 +370,9 @@ export class DownloadEngine implements JobHost {
       }
       await checkLocalPathsOnDisk(records.map((r) => r.localPath), this.opts.allowedRoots);
       job.record.files.push(...records);
+      this.destinations.add(job, records);
       job.record.modified = this.now();
-      await this.store.save();
+      await this.store.save(job.record);
       this.changed(job, { immediate: true });
       this.pump();
     });
@@ -381,7 +394,7 @@ export class DownloadEngine implements JobHost {
       }
       r.retryAt = undefined;
       this.setState(job, 'QUEUED');
-      await this.store.save();
+      await this.store.save(job.record);
       this.pump();
     });
   }
@@ -395,7 +408,7 @@ export class DownloadEngine implements JobHost {
       job.record.retryAt = undefined;
       this.setState(job, 'SUSPENDED');
       await this.stopRun(job, 'stop');
-      await this.store.save();
+      await this.store.save(job.record);
     });
   }
 
@@ -420,7 +433,7 @@ export class DownloadEngine implements JobHost {
         await this.stopRun(job, 'stop');
         const failed = async (f: FileRecord, e: unknown): Promise<never> => {
           this.setState(job, 'TRANSFERRED');
-          await this.store.save();
+          await this.store.save(job.record);
           throw osError(e, `Cannot put '${f.localPath}' in place for job '${job.displayName}' (the job stays TRANSFERRED; Complete again or Cancel)`);
         };
         const placeOne = async (f: FileRecord): Promise<void> => {
@@ -431,7 +444,7 @@ export class DownloadEngine implements JobHost {
               // else's file at the next start (reconcile); otherwise Complete would fail forever with EEXIST.
               f.completed = true;
               placed = phase === 'linked';
-              await this.store.save();
+              await this.store.save(job.record);
             });
           } catch (e) {
             if (!placed) {
@@ -443,7 +456,7 @@ export class DownloadEngine implements JobHost {
           this.changed(job);
         };
         // In order; hard links journaled per batch (see placeFiles.ts), the rest one by one as above.
-        await placeInOrder(r.files.filter((f) => !f.completed && keep.has(f)), { placeOne, failed, save: () => this.store.save(), placed: () => this.changed(job) });
+        await placeInOrder(r.files.filter((f) => !f.completed && keep.has(f)), { placeOne, failed, save: () => this.store.save(job.record), placed: () => this.changed(job) });
         const dirs = new Set<string>();
         for (const f of r.files) {
           if (!keep.has(f)) {
@@ -453,7 +466,7 @@ export class DownloadEngine implements JobHost {
         }
         await Promise.all([...dirs].map(syncDir));
         this.setState(job, 'ACKNOWLEDGED');
-        await this.store.save();
+        await this.store.save(job.record);
         await this.vault.delete(job.id).catch(() => undefined);
         const dropped = r.files.length - keep.size;
         if (dropped > 0) {
@@ -479,7 +492,7 @@ export class DownloadEngine implements JobHost {
           await this.deleteTemporaries(job);
         }
         this.setState(job, 'CANCELLED');
-        await this.store.save();
+        await this.store.save(job.record);
         await this.vault.delete(job.id).catch(() => undefined);
       } finally {
         job.rt.closing = false;
@@ -492,11 +505,12 @@ export class DownloadEngine implements JobHost {
     this.headers.set(job.id, headers);
     job.record.headerNames = Object.keys(headers);
     job.record.modified = this.now();
-    await this.store.save();
+    await this.store.save(job.record);
     this.changed(job, { immediate: true });
   }
 
   reschedule(): void {
+    this.waiting.reorder();
     this.pump();
   }
 
@@ -519,7 +533,7 @@ export class DownloadEngine implements JobHost {
   /** Records a change; progress ticks are throttled per job, state changes go out at once. */
   changed(job: JobImpl, o: { persist?: boolean; immediate?: boolean } = {}): void {
     if (o.persist) {
-      this.store.scheduleSave();
+      this.store.scheduleSave(job.record);
     }
     const rt = job.rt;
     const throttle = this.opts.progressThrottleMs ?? 250;
@@ -546,11 +560,15 @@ export class DownloadEngine implements JobHost {
       return;
     }
     job.record.state = state;
+    this.waiting.noteState(job);
+    if (FINAL_STATES.has(state)) {
+      this.destinations.release(job);
+    }
     job.record.modified = this.now();
     if (state !== 'TRANSFERRED') {
       job.record.autoCompleteError = undefined; // it was about completing this transfer
     }
-    this.store.scheduleSave();
+    this.store.scheduleSave(job.record);
     this.changed(job, { immediate: true });
   }
 
@@ -561,7 +579,7 @@ export class DownloadEngine implements JobHost {
     }
     const now = this.now();
     const timeouts: number[] = [];
-    for (const job of this.jobs.values()) {
+    for (const job of this.waiting.retryingJobs()) {
       const r = job.record;
       if (r.state !== 'TRANSIENT_ERROR' || job.rt.closing) {
         continue;
@@ -576,13 +594,15 @@ export class DownloadEngine implements JobHost {
         timeouts.push(Math.min(r.retryAt, deadline) - now);
       }
     }
-    const queued = [...this.jobs.values()].filter((j) => j.state === 'QUEUED' && !j.rt.run && !j.rt.closing);
-    const running = [...this.jobs.values()].filter((j) => j.rt.run && j.rt.run.reason === undefined);
+    const running = [...this.waiting.running].filter((j) => j.rt.run && j.rt.run.reason === undefined);
+    const maxConcurrent = Math.max(1, this.opts.maxConcurrentJobs ?? 4);
+    // Only the head of the queue can start: thousands of queued jobs cost nothing here.
+    const { jobs: queued, more } = this.waiting.head(relevantWaiting(maxConcurrent, running.length), (j) => !j.rt.run && !j.rt.closing);
     const slice = this.opts.timeSliceMs ?? 60_000;
     const plan = planSchedule(
       queued.map((j) => ({ id: j.id, priority: j.priority, created: j.record.created, lastRunEnded: j.rt.lastRunEnded })),
       running.map((j) => ({ id: j.id, priority: j.priority, created: j.record.created, lastRunEnded: j.rt.lastRunEnded, runStarted: j.rt.run!.started })),
-      Math.max(1, this.opts.maxConcurrentJobs ?? 4),
+      maxConcurrent,
       now,
       slice,
     );
@@ -595,7 +615,7 @@ export class DownloadEngine implements JobHost {
       this.startRun(this.jobs.get(id)!);
     }
     // Equal priorities waiting: wake up when a slice ends.
-    if (queued.length > plan.start.length) {
+    if (more || queued.length > plan.start.length) {
       for (const j of running) {
         timeouts.push(Math.max(50, j.rt.run!.started + slice - now));
       }
@@ -612,6 +632,7 @@ export class DownloadEngine implements JobHost {
     const abort = new AbortController();
     const run = { abort, started: this.now(), done: Promise.resolve(), reason: undefined as 'preempt' | 'stop' | undefined };
     job.rt.run = run;
+    this.waiting.running.add(job);
     run.done = this.runJob(job, abort.signal)
       .catch((e) => this.log('error', `Job '${job.displayName}': unexpected failure: ${(e as Error).stack ?? String(e)}`))
       .finally(() => {
@@ -619,10 +640,11 @@ export class DownloadEngine implements JobHost {
           this.setState(job, 'QUEUED');
         }
         job.rt.run = undefined;
+        this.waiting.running.delete(job);
         job.rt.currentFile = undefined;
         job.rt.liveBytes = undefined;
         job.rt.lastRunEnded = this.now();
-        this.store.scheduleSave();
+        this.store.scheduleSave(job.record);
         this.pump();
       });
   }
@@ -667,9 +689,9 @@ export class DownloadEngine implements JobHost {
           onProgress: parallel ? (bytes) => this.onParallelProgress(job, i, bytes) : (bytes) => this.onProgress(job, bytes),
           onCheckpoint: () => {
             job.record.modified = this.now();
-            this.store.scheduleSave();
+            this.store.scheduleSave(job.record);
           },
-          persistNow: () => this.store.save(),
+          persistNow: () => this.store.save(job.record),
           marksPath: this.marksPath(job, i),
         });
         if (sig.aborted) {
@@ -717,7 +739,7 @@ export class DownloadEngine implements JobHost {
       r.noProgressSince = undefined;
       r.transferCompleted = this.now();
       this.setState(job, 'TRANSFERRED');
-      await this.store.save();
+      await this.store.save(job.record);
       this._onDidTransferJob.fire(job);
       if (r.autoComplete && !signal.aborted) {
         // Let the run finish first: complete() waits for it.
@@ -761,7 +783,7 @@ export class DownloadEngine implements JobHost {
       onProgress: (bytes) => this.onProgress(job, bytes),
       onCheckpoint: () => {
         job.record.modified = this.now();
-        this.store.scheduleSave();
+        this.store.scheduleSave(job.record);
       },
     });
     if (signal.aborted) {
@@ -784,7 +806,7 @@ export class DownloadEngine implements JobHost {
         // The server forgot the session: the file goes again, in a new one ([MC-BUP] 3.1.5.2.1).
         this.setState(job, 'QUEUED');
       }
-      await this.store.save();
+      await this.store.save(job.record);
       const then = lost ? 'the job is QUEUED to send the file again' : 'the job stays TRANSFERRED; Complete again or Cancel';
       throw new DownloadError(err.code, `Cannot complete upload job '${job.displayName}': ${err.message.replace(/\.$/, '')} (${then}).`, {
         hresult: err.hresult,
@@ -798,7 +820,7 @@ export class DownloadEngine implements JobHost {
     }
     file.completed = true;
     this.setState(job, 'ACKNOWLEDGED');
-    await this.store.save();
+    await this.store.save(job.record);
     await this.vault.delete(job.id).catch(() => undefined);
     return 'S_OK';
   }
@@ -882,6 +904,7 @@ export class DownloadEngine implements JobHost {
     const days = Math.min(30, Math.max(1, this.opts.retentionDays ?? 30));
     const cutoff = this.now() - days * DAY;
     let removed = 0;
+    const removedIds: string[] = [];
     for (const job of [...this.jobs.values()]) {
       if (job.record.created >= cutoff) {
         continue;
@@ -891,11 +914,15 @@ export class DownloadEngine implements JobHost {
         await job.cancel().catch((e) => this.log('warn', `Retention could not cancel '${job.displayName}': ${(e as Error).message}`));
       }
       this.jobs.delete(job.id);
+      removedIds.push(job.id);
       removed++;
       this._onDidRemoveJob.fire(job);
+      if (removed % YIELD_EVERY_JOBS === 0) {
+        await yieldToEventLoop(); // thousands of expired jobs (and their listeners) must not stall the extension host
+      }
     }
     if (removed > 0) {
-      await this.store.save();
+      await this.store.remove(...removedIds);
     }
     return removed;
   }
@@ -958,16 +985,6 @@ export class DownloadEngine implements JobHost {
     return true;
   }
 
-  private activeDestinations(): string[] {
-    const out: string[] = [];
-    for (const j of this.jobs.values()) {
-      if (!FINAL_STATES.has(j.state)) {
-        out.push(...j.record.files.map((f) => f.localPath));
-      }
-    }
-    return out;
-  }
-
   private assertOpen(): void {
     if (this.disposed) {
       throw new DownloadError('E_FAIL', 'The download engine has been shut down.');
@@ -990,7 +1007,3 @@ function parentDir(p: string): string {
   return i > 0 ? p.slice(0, i) : p;
 }
 
-/** Destinations compare case-insensitively where the file system usually does. */
-function normalisePathKey(p: string): string {
-  return process.platform === 'win32' || process.platform === 'darwin' ? p.toLowerCase() : p;
-}
