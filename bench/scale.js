@@ -40,7 +40,7 @@ const PARALLEL = Number(opt.parallel ?? 16);
 const PHASES = new Set((opt.phases ?? 'create,run,reopen').split(','));
 const DAY = 86_400_000;
 
-const results = { jobs: N, small: SMALL, callers: CALLERS, parallel: PARALLEL, node: process.version, cpus: os.cpus().length, phases: {} };
+const results = { jobs: N, small: SMALL, callers: CALLERS, parallel: PARALLEL, node: process.version, cpus: os.cpus().length, loadAverageAtStart: os.loadavg(), phases: {} };
 
 function log(...a) {
   process.stderr.write(a.join(' ') + '\n');
@@ -48,7 +48,7 @@ function log(...a) {
 
 /** Event-loop delay of this process while `fn` runs, with its wall time. */
 async function measured(name, fn) {
-  const h = monitorEventLoopDelay({ resolution: 10 });
+  const h = monitorEventLoopDelay({ resolution: 1 }); // as the CLI's: each sample includes this 1 ms
   h.enable();
   const t0 = performance.now();
   let extra;
@@ -209,7 +209,8 @@ async function main() {
     fs.rmSync(work, { recursive: true, force: true });
   }
   results.peakRssMB = round(process.resourceUsage().maxRSS / 1024);
-  log(`peak RSS ${results.peakRssMB} MB`);
+  results.loadAverageAtEnd = os.loadavg();
+  log(`peak RSS ${results.peakRssMB} MB; load average ${results.loadAverageAtStart.map(round).join(' ')} at the start, ${results.loadAverageAtEnd.map(round).join(' ')} at the end (${os.cpus().length} CPUs)`);
   if (opt.json) {
     fs.writeFileSync(opt.json, JSON.stringify(results, null, 2) + '\n');
   }

@@ -21,6 +21,7 @@ import {
 import { renameIntoPlace } from './rename';
 import { planSchedule, relevantWaiting } from './scheduler';
 import { WaitingJobs } from './waitingJobs';
+import { inLanes } from './lanes';
 import { ActiveDestinations, normalisePathKey } from './destinations';
 import { JobStore, syncDir } from './store';
 import { DEFAULT_MIN_SEGMENT_BYTES, DEFAULT_SEGMENTS_PER_FILE, fetchFile } from './fetchFile';
@@ -82,6 +83,8 @@ const HOUR = 3_600_000;
 /** Loops over every job give the event loop a turn this often. */
 const YIELD_EVERY_JOBS = 256;
 const yieldToEventLoop = (): Promise<void> => new Promise((r) => setImmediate(r));
+/** Jobs checked at once at start-up. */
+const START_UP_LANES = 16;
 const DAY = 24 * HOUR;
 
 export class DownloadEngine implements JobHost {
@@ -151,8 +154,11 @@ export class DownloadEngine implements JobHost {
       this.log('warn', p);
     }
     for (const record of jobs) {
-      const job = new JobImpl(record, this);
-      this.jobs.set(record.id, job);
+      this.jobs.set(record.id, new JobImpl(record, this));
+    }
+    // Thousands of unfinished jobs: their start-up checks (an lstat or two each) overlap.
+    await inLanes([...this.jobs.values()], START_UP_LANES, async (job) => {
+      const record = job.record;
       if (record.headerNames.length > 0) {
         const h = await this.vault.get(record.id).catch(() => undefined);
         if (h) {
@@ -160,12 +166,12 @@ export class DownloadEngine implements JobHost {
         }
       }
       await this.reconcile(job);
-    }
+    });
     await this.sweepMarks();
     await this.runRetention();
     this.retentionTimer = setInterval(() => void this.runRetention(), HOUR);
     this.retentionTimer.unref?.();
-    await this.store.saveAll();
+    await this.store.saveAll((r) => !FINAL_STATES.has(r.state)); // the start-up checks change unfinished jobs only
     for (const job of this.jobs.values()) {
       this.waiting.noteState(job);
     }

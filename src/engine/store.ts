@@ -104,7 +104,11 @@ export class JobStore {
     const problems: string[] = [];
     let generations = (await fs.readdir(this.dir)).map(logGeneration).filter((g): g is number => g !== undefined).sort((a, b) => a - b);
     const records = new Map<string, JobRecord>();
-    const keep = (j: unknown): void => {
+    let checked = 0;
+    const keep = async (j: unknown): Promise<void> => {
+      if (++checked % JOBS_PER_TURN === 0) {
+        await nextTurn(); // ten thousand jobs must not hold the event loop for the whole load
+      }
       const r = validateLoadedRecord(j);
       if (typeof r === 'string') {
         problems.push(r);
@@ -133,7 +137,9 @@ export class JobStore {
       }
       if (snapshot.ok) {
         ({ version, generation: from } = snapshot);
-        snapshot.jobs.forEach(keep);
+        for (const j of snapshot.jobs) {
+          await keep(j);
+        }
       } else {
         problems.push(await this.setAside(snapshot.why, generations));
         generations = [];
@@ -150,7 +156,7 @@ export class JobStore {
       const log = parseLog(await fs.readFile(this.file(logFileName(g)), 'utf8'));
       for (const change of log.changes) {
         if ('put' in change) {
-          keep(change.put);
+          await keep(change.put);
         } else {
           records.delete(change.remove);
         }
@@ -162,6 +168,9 @@ export class JobStore {
       }
     }
     for (const r of records.values()) {
+      if (++checked % JOBS_PER_TURN === 0) {
+        await nextTurn();
+      }
       const json = JSON.stringify(r);
       this.durable.set(r.id, json);
       this.durableBytes += json.length;
@@ -209,12 +218,17 @@ export class JobStore {
     return this.commitSoon();
   }
 
-  /** Writes every job that changed since it was last written, and removes the ones the engine no longer has. */
-  saveAll(): Promise<void> {
+  /**
+   * Writes every job that changed since it was last written (of those `mayHaveChanged` names: comparing costs
+   * a serialisation each), and removes the ones the engine no longer has.
+   */
+  saveAll(mayHaveChanged: (r: JobRecord) => boolean = () => true): Promise<void> {
     const live = new Set<string>();
     for (const r of this.snapshot()) {
       live.add(r.id);
-      this.pending.set(r.id, r);
+      if (mayHaveChanged(r)) {
+        this.pending.set(r.id, r);
+      }
     }
     for (const id of this.durable.keys()) {
       if (!live.has(id)) {
