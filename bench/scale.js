@@ -4,6 +4,7 @@
 // server in another process (bench/scaleServer.js).
 //
 //   node bench/scale.js [--jobs N] [--small N] [--callers N] [--parallel N] [--phases create,run,reopen] [--json FILE]
+//                       [--engine DIR] [--dir DIR]
 //
 // create:  createJob + addFile, N jobs and --small jobs, awaited one after another and by --callers at once.
 // run:     N one-file jobs (16 KiB each, --parallel jobs at a time) to TRANSFERRED, then complete() each;
@@ -19,11 +20,10 @@ const { monitorEventLoopDelay, performance } = require('node:perf_hooks');
 const { parseArgs } = require('node:util');
 
 const ROOT = path.resolve(__dirname, '..');
-const ENGINE = path.join(ROOT, 'out', 'src', 'engine');
-const { DownloadEngine } = require(ENGINE);
 
 const { values: opt } = parseArgs({
   options: {
+    engine: { type: 'string' },
     jobs: { type: 'string' },
     small: { type: 'string' },
     callers: { type: 'string' },
@@ -33,6 +33,8 @@ const { values: opt } = parseArgs({
     dir: { type: 'string' },
   },
 });
+// --engine: another build's out/src/engine (e.g. a worktree of an older commit), for before/after tables.
+const { DownloadEngine } = require(path.resolve(opt.engine ?? path.join(ROOT, 'out', 'src', 'engine')));
 const N = Number(opt.jobs ?? 1000);
 const SMALL = Number(opt.small ?? 100);
 const CALLERS = Number(opt.callers ?? 64);
