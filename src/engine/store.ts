@@ -16,6 +16,8 @@ import {
   logGeneration,
   parseLog,
   parseSnapshot,
+  snapshotLines,
+  type ParsedSnapshot,
   putLine,
   removeLine,
   snapshotText,
@@ -127,7 +129,7 @@ export class JobStore {
     let version = 0;
     let from = 0;
     if (text !== undefined) {
-      const snapshot = parseSnapshot(text);
+      const snapshot = await this.parseSnapshotInTurns(text);
       if (!snapshot.ok && snapshot.newerVersion !== undefined) {
         throw new DownloadError(
           'STORE_NEWER_VERSION',
@@ -184,6 +186,27 @@ export class JobStore {
       await this.compact();
     }
     return { jobs: [...records.values()], problems };
+  }
+
+  /** parseSnapshot, a few hundred jobs per turn of the event loop when the file is in the layout we write. */
+  private async parseSnapshotInTurns(text: string): Promise<ParsedSnapshot> {
+    const lines = snapshotLines(text);
+    const head = lines && parseSnapshot(lines.head);
+    if (!lines || !head?.ok) {
+      return parseSnapshot(text);
+    }
+    const jobs: unknown[] = [];
+    for (const [i, line] of lines.jobs.entries()) {
+      if (i > 0 && i % JOBS_PER_TURN === 0) {
+        await nextTurn();
+      }
+      try {
+        jobs.push(JSON.parse(line));
+      } catch {
+        return parseSnapshot(text); // not our layout after all: the whole text decides
+      }
+    }
+    return { ...head, jobs };
   }
 
   /** Moves an unreadable snapshot and its logs aside, for a person to look at; the store starts empty. */

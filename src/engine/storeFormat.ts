@@ -52,6 +52,26 @@ export function snapshotText(generation: number, jobTexts: readonly string[]): s
   return jobTexts.length === 0 ? `${head}]}\n` : `${head}\n${jobTexts.join(',\n')}\n]}\n`;
 }
 
+/**
+ * A snapshot in the layout snapshotText() writes, cut into its head (parsed as a snapshot without jobs) and
+ * one JSON text per job, so that a large store can be parsed a part at a time; undefined for any other layout
+ * (an old or hand-edited file), which is parsed whole.
+ */
+export function snapshotLines(text: string): { head: string; jobs: string[] } | undefined {
+  const lines = text.split('\n');
+  if (lines.length < 4 || !lines[0].endsWith('"jobs":[') || lines[lines.length - 2] !== ']}' || lines[lines.length - 1] !== '') {
+    return undefined;
+  }
+  const jobs = lines.slice(1, -2);
+  for (let i = 0; i < jobs.length - 1; i++) {
+    if (!jobs[i].endsWith(',')) {
+      return undefined;
+    }
+    jobs[i] = jobs[i].slice(0, -1);
+  }
+  return { head: `${lines[0]}]}`, jobs };
+}
+
 export type ParsedSnapshot =
   | { ok: true; version: number; generation: number; jobs: unknown[] }
   | { ok: false; newerVersion?: number; why: string };
