@@ -158,7 +158,35 @@ async function main() {
       }
     }
     if (PHASES.has('run')) {
-      // The same files as one job first: the reference.
+      const d = fresh();
+      let engine = await open(d.store);
+      const jobs = await createJobs(engine, N, CALLERS, url, d.dest);
+      const run = await measured(`${N} one-file jobs: to TRANSFERRED`, async () => {
+        const done = allTransferred(engine, jobs.map((j) => j.id));
+        await pool(N, CALLERS, (i) => jobs[i].resume());
+        await done;
+      });
+      const complete = await measured(`${N} one-file jobs: complete`, async () => {
+        await pool(N, CALLERS, (i) => jobs[i].complete());
+      });
+      const total = run.ms + complete.ms;
+      const missing = jobs.filter((j) => j.state !== 'ACKNOWLEDGED').length + (fs.readdirSync(d.dest).length === N ? 0 : 1);
+      if (missing > 0) {
+        throw new Error(`${missing} jobs did not end ACKNOWLEDGED (or files are missing)`);
+      }
+      await measured(`dispose ${N} jobs`, () => engine.dispose());
+      if (PHASES.has('reopen')) {
+        await measured(`reopen ${N} ACKNOWLEDGED jobs`, async () => {
+          engine = await open(d.store);
+          return { loaded: engine.enumJobs({ includeFinal: true }).length };
+        });
+        clockOffset = 31 * DAY;
+        await measured(`retention sweep of ${N} jobs`, async () => ({ removed: await engine.runRetention() }));
+        clockOffset = 0;
+        await engine.dispose();
+      }
+      results.peakRssMBOfJobs = round(process.resourceUsage().maxRSS / 1024);
+      // The same files as one job: the reference (after, so that its one large record does not count in the RSS of N jobs).
       {
         const d = fresh();
         const engine = await open(d.store);
@@ -175,36 +203,9 @@ async function main() {
         await engine.dispose();
         fs.rmSync(path.dirname(d.store), { recursive: true, force: true });
       }
-      const d = fresh();
-      let engine = await open(d.store);
-      const jobs = await createJobs(engine, N, CALLERS, url, d.dest);
-      const run = await measured(`${N} one-file jobs: to TRANSFERRED`, async () => {
-        const done = allTransferred(engine, jobs.map((j) => j.id));
-        await pool(N, CALLERS, (i) => jobs[i].resume());
-        await done;
-      });
-      const complete = await measured(`${N} one-file jobs: complete`, async () => {
-        await pool(N, CALLERS, (i) => jobs[i].complete());
-      });
-      const total = run.ms + complete.ms;
       const one = results.phases[`1 job of ${N} files: total`].ms;
       results.phases[`${N} one-file jobs: total`] = { ms: round(total), ratioToOneJob: round(total / one) };
-      log(`  ${N} jobs ${round(total)} ms against one job ${one} ms: ${round(total / one)}×`);
-      const missing = jobs.filter((j) => j.state !== 'ACKNOWLEDGED').length + (fs.readdirSync(d.dest).length === N ? 0 : 1);
-      if (missing > 0) {
-        throw new Error(`${missing} jobs did not end ACKNOWLEDGED (or files are missing)`);
-      }
-      await measured(`dispose ${N} jobs`, () => engine.dispose());
-      if (PHASES.has('reopen')) {
-        await measured(`reopen ${N} ACKNOWLEDGED jobs`, async () => {
-          engine = await open(d.store);
-          return { loaded: engine.enumJobs({ includeFinal: true }).length };
-        });
-        clockOffset = 31 * DAY;
-        await measured(`retention sweep of ${N} jobs`, async () => ({ removed: await engine.runRetention() }));
-        clockOffset = 0;
-        await engine.dispose();
-      }
+      log(`  ${N} jobs ${round(total)} ms against one job ${one} ms: ${round(total / one)}×; peak RSS until then ${results.peakRssMBOfJobs} MB`);
     }
   } finally {
     server.child.kill();
