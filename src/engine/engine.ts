@@ -22,7 +22,10 @@ import {
 import { applyUrlChanges, type UrlPick } from './remoteUrls';
 import { deleteBusyFile, renameIntoPlace } from './rename';
 import { checkMirrors, fetchFromSources, probeEntity } from './sources';
-import { planSchedule } from './scheduler';
+import { planSchedule, relevantWaiting } from './scheduler';
+import { WaitingJobs } from './waitingJobs';
+import { inLanes } from './lanes';
+import { ActiveDestinations, normalisePathKey } from './destinations';
 import { JobStore, syncDir } from './store';
 import { DEFAULT_MIN_SEGMENT_BYTES, DEFAULT_SEGMENTS_PER_FILE, fetchFile, type FetchOptions } from './fetchFile';
 import { FileFailure, runFilesInParallel } from './parallelFiles';
@@ -90,10 +93,18 @@ const DEFAULT_TIMEOUTS: TransferTimeouts = {
   lowSpeedWindowMs: 120_000,
 };
 const HOUR = 3_600_000;
+/** Loops over every job give the event loop a turn this often. */
+const YIELD_EVERY_JOBS = 256;
+const yieldToEventLoop = (): Promise<void> => new Promise((r) => setImmediate(r));
+/** Jobs checked at once at start-up. */
+const START_UP_LANES = 16;
 const DAY = 24 * HOUR;
 
 export class DownloadEngine implements JobHost {
   private readonly jobs = new Map<string, JobImpl>();
+  /** What the scheduler looks at, and which destinations unfinished jobs hold: indexes over `jobs`. */
+  private readonly waiting = new WaitingJobs();
+  private readonly destinations = new ActiveDestinations(() => this.jobs.values(), (j) => this.jobs.get(j.id) === j);
   private readonly store: JobStore;
   private readonly vault: HeaderVault;
   private readonly headers = new Map<string, Record<string, string>>();
@@ -127,7 +138,7 @@ export class DownloadEngine implements JobHost {
   private constructor(opts: EngineOptions) {
     this.opts = { ...opts };
     this.now = opts.now ?? Date.now;
-    this.store = new JobStore(opts.storeDir, () => [...this.jobs.values()].map((j) => j.record), opts.storeBatchMs ?? 250, () => this.orphanTemporaries, opts.allowedRoots);
+    this.store = new JobStore(opts.storeDir, () => [...this.jobs.values()].map((j) => j.record), opts.storeBatchMs ?? 250, opts.allowedRoots);
     this.store.onSaveError = (e) => this.log('error', `Saving the job store failed: ${(e as Error).message}`);
     this.vault = opts.headerVault ?? new FileHeaderVault(opts.storeDir);
     this.givenDispatcher = opts.dispatcher;
@@ -180,8 +191,11 @@ export class DownloadEngine implements JobHost {
         const own = new Set(record.files.map((f) => f.temporaryPath));
         record.leftoverTemporaries = Array.isArray(record.leftoverTemporaries) ? record.leftoverTemporaries.filter((p) => own.has(p)) : [];
       }
-      const job = new JobImpl(record, this);
-      this.jobs.set(record.id, job);
+      this.jobs.set(record.id, new JobImpl(record, this));
+    }
+    // Thousands of unfinished jobs: their start-up checks (an lstat or two each) overlap.
+    await inLanes([...this.jobs.values()], START_UP_LANES, async (job) => {
+      const record = job.record;
       if (record.headerNames.length > 0) {
         const h = await this.vault.get(record.id).catch(() => undefined);
         if (h) {
@@ -189,12 +203,15 @@ export class DownloadEngine implements JobHost {
         }
       }
       await this.reconcile(job);
-    }
+    });
     await this.sweepMarks();
     await this.runRetention();
     this.retentionTimer = setInterval(() => void this.runRetention(), this.opts.retentionIntervalMs ?? HOUR);
     this.retentionTimer.unref?.();
-    await this.store.save();
+    await this.store.saveAll((r) => !FINAL_STATES.has(r.state)); // the start-up checks change unfinished jobs only
+    for (const job of this.jobs.values()) {
+      this.waiting.noteState(job);
+    }
     this.pump();
   }
 
@@ -292,7 +309,7 @@ export class DownloadEngine implements JobHost {
     };
     const job = new JobImpl(record, this);
     this.jobs.set(record.id, job);
-    await this.store.save();
+    await this.store.save(record);
     this._onDidAddJob.fire(job);
     this._onDidChangeJob.fire(job);
     return job;
@@ -318,7 +335,8 @@ export class DownloadEngine implements JobHost {
       throw job.invalidState('remove', 'only finished jobs can be removed; cancel it first');
     }
     this.forget(job);
-    await this.store.save();
+    await this.store.remove(id);
+    await this.store.saveOrphans(this.orphanTemporaries);
     this._onDidRemoveJob.fire(job);
   }
 
@@ -380,14 +398,15 @@ export class DownloadEngine implements JobHost {
       if (job.type === 'upload') {
         // The local path names an existing file to send, not a destination: its own checks, no temporary file.
         job.record.files.push(await newUploadFile(files[0], this.opts.allowedRoots));
+        this.destinations.add(job, job.record.files);
         job.record.modified = this.now();
-        await this.store.save();
+        await this.store.save(job.record);
         this.changed(job, { immediate: true });
         return;
       }
       // Check everything first: a set is added whole or not at all.
       const records: FileRecord[] = [];
-      const taken = new Set(this.activeDestinations().map(normalisePathKey));
+      const taken = new Set<string>();
       for (const f of files) {
         if (!f || typeof f !== 'object') {
           throw invalidArg('Each file needs a remoteUrl and a localPath.');
@@ -397,7 +416,7 @@ export class DownloadEngine implements JobHost {
         const sha256 = parseSha256(f.sha256);
         const mirrors = checkMirrors(f.mirrors, f.remoteUrl);
         const key = normalisePathKey(localPath);
-        if (taken.has(key)) {
+        if (taken.has(key) || this.destinations.has(key)) {
           throw invalidArg(`The local path '${localPath}' is already the destination of a file in an active job.`);
         }
         taken.add(key);
@@ -416,8 +435,9 @@ export class DownloadEngine implements JobHost {
       }
       await checkLocalPathsOnDisk(records.map((r) => r.localPath), this.opts.allowedRoots);
       job.record.files.push(...records);
+      this.destinations.add(job, records);
       job.record.modified = this.now();
-      await this.store.save();
+      await this.store.save(job.record);
       this.changed(job, { immediate: true });
       this.pump();
     });
@@ -439,7 +459,7 @@ export class DownloadEngine implements JobHost {
       }
       r.retryAt = undefined;
       this.setState(job, 'QUEUED');
-      await this.store.save();
+      await this.store.save(job.record);
       this.pump();
     });
   }
@@ -453,7 +473,7 @@ export class DownloadEngine implements JobHost {
       job.record.retryAt = undefined;
       this.setState(job, 'SUSPENDED');
       await this.stopRun(job, 'stop');
-      await this.store.save();
+      await this.store.save(job.record);
     });
   }
 
@@ -479,7 +499,7 @@ export class DownloadEngine implements JobHost {
         await this.stopRun(job, 'stop');
         const failed = async (f: FileRecord, e: unknown): Promise<never> => {
           this.setState(job, 'TRANSFERRED');
-          await this.store.save();
+          await this.store.save(job.record);
           const what = `Cannot put '${f.localPath}' in place for job '${job.displayName}'`;
           if (e instanceof DownloadError) {
             throw new DownloadError(e.code, `${what}: ${e.message.replace(/\.$/, '')} (the job stays TRANSFERRED).`, { hresult: e.hresult, context: e.context, cause: e });
@@ -508,7 +528,7 @@ export class DownloadEngine implements JobHost {
               // else's file at the next start (reconcile); otherwise Complete would fail forever with EEXIST.
               f.completed = true;
               placed = phase === 'linked';
-              await this.store.save();
+              await this.store.save(job.record);
             });
           } catch (e) {
             if (!placed) {
@@ -527,7 +547,7 @@ export class DownloadEngine implements JobHost {
           placeOne,
           failed,
           check,
-          save: () => this.store.save(),
+          save: () => this.store.save(job.record),
           placed: () => this.changed(job),
           removeTemporary: (f) => this.deleteTemporary(job, f.temporaryPath),
         });
@@ -547,7 +567,7 @@ export class DownloadEngine implements JobHost {
         }
         await Promise.all([...dirs].map(syncDir));
         this.setState(job, 'ACKNOWLEDGED');
-        await this.store.save();
+        await this.store.save(job.record);
         await this.vault.delete(job.id).catch(() => undefined);
         const dropped = r.files.length - keep.size;
         if (dropped > 0) {
@@ -577,7 +597,7 @@ export class DownloadEngine implements JobHost {
           await this.deleteTemporaries(job);
         }
         this.setState(job, 'CANCELLED');
-        await this.store.save();
+        await this.store.save(job.record);
         await this.vault.delete(job.id).catch(() => undefined);
         return job.leftoverTemporaries.length > 0 ? 'BG_S_UNABLE_TO_DELETE_FILES' : undefined;
       } finally {
@@ -591,11 +611,12 @@ export class DownloadEngine implements JobHost {
     this.headers.set(job.id, headers);
     job.record.headerNames = Object.keys(headers);
     job.record.modified = this.now();
-    await this.store.save();
+    await this.store.save(job.record);
     this.changed(job, { immediate: true });
   }
 
   reschedule(): void {
+    this.waiting.reorder();
     this.pump();
   }
 
@@ -613,7 +634,7 @@ export class DownloadEngine implements JobHost {
       }
       applyUrlChanges(job.record.files, changes);
       job.record.modified = this.now();
-      await this.store.save();
+      await this.store.save(job.record);
       this.changed(job, { immediate: true });
       const rt = job.rt;
       if (rt.run && changes.some((c) => rt.currentFile === c.index || rt.live !== undefined)) {
@@ -642,7 +663,7 @@ export class DownloadEngine implements JobHost {
   /** Records a change; progress ticks are throttled per job, state changes go out at once. */
   changed(job: JobImpl, o: { persist?: boolean; immediate?: boolean } = {}): void {
     if (o.persist) {
-      this.store.scheduleSave();
+      this.store.scheduleSave(job.record);
     }
     const rt = job.rt;
     const throttle = this.opts.progressThrottleMs ?? 250;
@@ -669,11 +690,15 @@ export class DownloadEngine implements JobHost {
       return;
     }
     job.record.state = state;
+    this.waiting.noteState(job);
+    if (FINAL_STATES.has(state)) {
+      this.destinations.release(job);
+    }
     job.record.modified = this.now();
     if (state !== 'TRANSFERRED') {
       job.record.autoCompleteError = undefined; // it was about completing this transfer
     }
-    this.store.scheduleSave();
+    this.store.scheduleSave(job.record);
     this.changed(job, { immediate: true });
   }
 
@@ -684,7 +709,7 @@ export class DownloadEngine implements JobHost {
     }
     const now = this.now();
     const timeouts: number[] = [];
-    for (const job of this.jobs.values()) {
+    for (const job of this.waiting.retryingJobs()) {
       const r = job.record;
       if (r.state !== 'TRANSIENT_ERROR' || job.rt.closing) {
         continue;
@@ -699,13 +724,15 @@ export class DownloadEngine implements JobHost {
         timeouts.push(Math.min(r.retryAt, deadline) - now);
       }
     }
-    const queued = [...this.jobs.values()].filter((j) => j.state === 'QUEUED' && !j.rt.run && !j.rt.closing);
-    const running = [...this.jobs.values()].filter((j) => j.rt.run && j.rt.run.reason === undefined);
+    const running = [...this.waiting.running].filter((j) => j.rt.run && j.rt.run.reason === undefined);
+    const maxConcurrent = Math.max(1, this.opts.maxConcurrentJobs ?? 4);
+    // Only the head of the queue can start: thousands of queued jobs cost nothing here.
+    const { jobs: queued, more } = this.waiting.head(relevantWaiting(maxConcurrent, running.length), (j) => !j.rt.run && !j.rt.closing);
     const slice = this.opts.timeSliceMs ?? 60_000;
     const plan = planSchedule(
       queued.map((j) => ({ id: j.id, priority: j.priority, created: j.record.created, lastRunEnded: j.rt.lastRunEnded })),
       running.map((j) => ({ id: j.id, priority: j.priority, created: j.record.created, lastRunEnded: j.rt.lastRunEnded, runStarted: j.rt.run!.started })),
-      Math.max(1, this.opts.maxConcurrentJobs ?? 4),
+      maxConcurrent,
       now,
       slice,
     );
@@ -718,7 +745,7 @@ export class DownloadEngine implements JobHost {
       this.startRun(this.jobs.get(id)!);
     }
     // Equal priorities waiting: wake up when a slice ends.
-    if (queued.length > plan.start.length) {
+    if (more || queued.length > plan.start.length) {
       for (const j of running) {
         timeouts.push(Math.max(50, j.rt.run!.started + slice - now));
       }
@@ -735,6 +762,7 @@ export class DownloadEngine implements JobHost {
     const abort = new AbortController();
     const run = { abort, started: this.now(), done: Promise.resolve(), reason: undefined as 'preempt' | 'stop' | undefined };
     job.rt.run = run;
+    this.waiting.running.add(job);
     run.done = this.runJob(job, abort.signal)
       .catch((e) => this.log('error', `Job '${job.displayName}': unexpected failure: ${(e as Error).stack ?? String(e)}`))
       .finally(() => {
@@ -742,10 +770,11 @@ export class DownloadEngine implements JobHost {
           this.setState(job, 'QUEUED');
         }
         job.rt.run = undefined;
+        this.waiting.running.delete(job);
         job.rt.currentFile = undefined;
         job.rt.liveBytes = undefined;
         job.rt.lastRunEnded = this.now();
-        this.store.scheduleSave();
+        this.store.scheduleSave(job.record);
         this.pump();
       });
   }
@@ -797,21 +826,21 @@ export class DownloadEngine implements JobHost {
           },
           onCheckpoint: () => {
             job.record.modified = this.now();
-            this.store.scheduleSave();
+            this.store.scheduleSave(job.record);
           },
-          persistNow: () => this.store.save(),
+          persistNow: () => this.store.save(job.record),
           pace: (bytes) => this.limiter.take(job.record, bytes, sig),
           marksPath: this.marksPath(job, i),
         };
         if (this.cache && (await fillFromCache(this.cache, file, log))) {
-          this.store.scheduleSave();
+          this.store.scheduleSave(job.record);
         } else {
           file.bytesFromCache = undefined;
           await fetchFromSources({
             ...fetchOptions,
             fetch: (f) => fetchFile({ ...fetchOptions, file: f }),
             probe: (url) => probeEntity(url, fetchOptions),
-            persistNow: () => this.store.save(),
+            persistNow: () => this.store.save(job.record),
           });
         }
         if (file.transferred) {
@@ -862,7 +891,7 @@ export class DownloadEngine implements JobHost {
       r.noProgressSince = undefined;
       r.transferCompleted = this.now();
       this.setState(job, 'TRANSFERRED');
-      await this.store.save();
+      await this.store.save(job.record);
       this._onDidTransferJob.fire(job);
       if (r.autoComplete && !signal.aborted) {
         // Let the run finish first: complete() waits for it.
@@ -906,7 +935,7 @@ export class DownloadEngine implements JobHost {
       onProgress: (bytes) => this.onProgress(job, bytes),
       onCheckpoint: () => {
         job.record.modified = this.now();
-        this.store.scheduleSave();
+        this.store.scheduleSave(job.record);
       },
     });
     if (signal.aborted) {
@@ -930,7 +959,7 @@ export class DownloadEngine implements JobHost {
         // The server forgot the session: the file goes again, in a new one ([MC-BUP] 3.1.5.2.1).
         this.setState(job, 'QUEUED');
       }
-      await this.store.save();
+      await this.store.save(job.record);
       const then = lost ? 'the job is QUEUED to send the file again' : 'the job stays TRANSFERRED; Complete again or Cancel';
       throw new DownloadError(err.code, `Cannot complete upload job '${job.displayName}': ${err.message.replace(/\.$/, '')} (${then}).`, {
         hresult: err.hresult,
@@ -945,7 +974,7 @@ export class DownloadEngine implements JobHost {
     }
     file.completed = true;
     this.setState(job, 'ACKNOWLEDGED');
-    await this.store.save();
+    await this.store.save(job.record);
     await this.vault.delete(job.id).catch(() => undefined);
     return 'S_OK';
   }
@@ -1034,6 +1063,7 @@ export class DownloadEngine implements JobHost {
     const days = Math.min(30, Math.max(1, this.opts.retentionDays ?? 30));
     const cutoff = this.now() - days * DAY;
     let removed = 0;
+    const removedIds: string[] = [];
     for (const job of [...this.jobs.values()]) {
       if (job.record.created >= cutoff) {
         continue;
@@ -1043,11 +1073,16 @@ export class DownloadEngine implements JobHost {
         await job.cancel().catch((e) => this.log('warn', `Retention could not cancel '${job.displayName}': ${(e as Error).message}`));
       }
       this.forget(job);
+      removedIds.push(job.id);
       removed++;
       this._onDidRemoveJob.fire(job);
+      if (removed % YIELD_EVERY_JOBS === 0) {
+        await yieldToEventLoop(); // thousands of expired jobs (and their listeners) must not stall the extension host
+      }
     }
     if (removed > 0) {
-      await this.store.save();
+      await this.store.remove(...removedIds);
+      await this.store.saveOrphans(this.orphanTemporaries);
     }
     return removed;
   }
@@ -1089,22 +1124,19 @@ export class DownloadEngine implements JobHost {
       }
       return left;
     };
-    let changed = false;
     for (const job of this.jobs.values()) {
       const before = job.record.leftoverTemporaries;
       if (before && before.length > 0) {
         const after = await remaining(before);
         job.record.leftoverTemporaries = after.length > 0 ? after : undefined;
-        changed ||= after.length !== before.length;
+        if (after.length !== before.length) {
+          this.store.scheduleSave(job.record);
+        }
       }
     }
     if (this.orphanTemporaries.length > 0) {
-      const after = await remaining(this.orphanTemporaries);
-      changed ||= after.length !== this.orphanTemporaries.length;
-      this.orphanTemporaries = after;
-    }
-    if (changed) {
-      this.store.scheduleSave();
+      this.orphanTemporaries = await remaining(this.orphanTemporaries);
+      await this.store.saveOrphans(this.orphanTemporaries);
     }
   }
 
@@ -1156,16 +1188,6 @@ export class DownloadEngine implements JobHost {
     return true;
   }
 
-  private activeDestinations(): string[] {
-    const out: string[] = [];
-    for (const j of this.jobs.values()) {
-      if (!FINAL_STATES.has(j.state)) {
-        out.push(...j.record.files.map((f) => f.localPath));
-      }
-    }
-    return out;
-  }
-
   private assertOpen(): void {
     if (this.disposed) {
       throw new DownloadError('E_FAIL', 'The download engine has been shut down.');
@@ -1188,7 +1210,3 @@ function parentDir(p: string): string {
   return i > 0 ? p.slice(0, i) : p;
 }
 
-/** Destinations compare case-insensitively where the file system usually does. */
-function normalisePathKey(p: string): string {
-  return process.platform === 'win32' || process.platform === 'darwin' ? p.toLowerCase() : p;
-}

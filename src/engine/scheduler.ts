@@ -21,14 +21,25 @@ export interface Plan {
   preempt: string[];
 }
 
+/** The order in which queued jobs get their turn: higher priority, then the one that waited longest, then the oldest. */
+export function waitingOrder(a: SchedulerJob, b: SchedulerJob): number {
+  return PRIORITY_RANK[a.priority] - PRIORITY_RANK[b.priority] || a.lastRunEnded - b.lastRunEnded || a.created - b.created;
+}
+
+/**
+ * Only the first jobs of that order can start or preempt: the FOREGROUND ones, and at most one other for each
+ * free slot or running job. A job that finds no victim means none after it finds one either.
+ */
+export function relevantWaiting(maxConcurrent: number, running: number): number {
+  return maxConcurrent + running;
+}
+
 /**
  * FOREGROUND jobs always run; the others share `maxConcurrent` slots, higher priority first. A waiting job
  * preempts a running one of lower priority, or one of equal priority that has used up its time slice.
  */
 export function planSchedule(queued: SchedulerJob[], running: RunningJob[], maxConcurrent: number, now: number, timeSliceMs: number): Plan {
-  const order = (a: SchedulerJob, b: SchedulerJob) =>
-    PRIORITY_RANK[a.priority] - PRIORITY_RANK[b.priority] || a.lastRunEnded - b.lastRunEnded || a.created - b.created;
-  const waiting = [...queued].sort(order);
+  const waiting = [...queued].sort(waitingOrder);
   const background = running.filter((r) => r.priority !== 'FOREGROUND');
   let free = maxConcurrent - background.length;
   const plan: Plan = { start: [], preempt: [] };

@@ -1,205 +1,509 @@
-// The durable job store: one JSON journal replaced atomically (temp file, fsync, rename, fsync of the folder).
+// The durable job store: a snapshot of every job (jobs.json) and a log of the job records changed since
+// (storeFormat.ts). A change costs one appended line, not a rewrite of every job; the changes that arrive while
+// a write is on its way share the next one and its single fdatasync (group commit). When the log holds more
+// than twice the live jobs, a new snapshot is written beside the running log (temporary file, fsync, rename,
+// fsync of the folder) and the logs it covers are deleted: a crash at any point leaves either the old snapshot
+// with every log from its generation on, or the new snapshot with its own.
 import * as fs from './io';
 import * as path from 'node:path';
+import { constants } from './io';
 import { DownloadError, HRESULTS } from './errors';
-import { JOB_PRIORITIES, JOB_STATES } from './types';
 import { syncDir, writePrivateFileAtomic } from './privateFile';
 import type { JobRecord } from './records';
 import { distrustReason } from './storeTrust';
+import {
+  SNAPSHOT_FILE,
+  STORE_VERSION,
+  logFileName,
+  logGeneration,
+  parseLog,
+  parseSnapshot,
+  snapshotLines,
+  type ParsedSnapshot,
+  putLine,
+  removeLine,
+  snapshotText,
+  validateLoadedRecord,
+} from './storeFormat';
 
+export { STORE_FORMAT, STORE_VERSION, isJobRecord, validateLoadedRecord } from './storeFormat';
 export { syncDir };
 
-export const STORE_FORMAT = 'managed-downloads/jobs';
-export const STORE_VERSION = 1;
-const JOURNAL = 'jobs.json';
+/** Temporaries of removed jobs that could not be deleted yet (the engine retries them): a small file of their own. */
+const ORPHANS_FILE = 'orphan-temporaries.json';
+
+const TEMP_FILE = `${SNAPSHOT_FILE}.tmp`;
+/** Below this much log, a new snapshot is not worth its write. */
+const MIN_COMPACT_BYTES = 256 * 1024;
+/** A large commit (every job at start-up or shutdown) serialises this many jobs between turns of the event loop. */
+const JOBS_PER_TURN = 500;
+/** The store's files: created by us alone (never through a planted link), readable by the user alone. */
+const CREATE_NEW = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | (constants.O_NOFOLLOW ?? 0);
+const FILE_MODE = 0o600;
 
 export interface LoadResult {
   jobs: JobRecord[];
-  /** Temporary files of removed jobs that could not be deleted yet (retried until they are gone). */
+  /** Temporaries of removed jobs that could not be deleted yet (saveOrphans). */
   orphanTemporaries: string[];
   /** Human-readable notes about what was wrong with the store (kept aside, not deleted). */
   problems: string[];
 }
 
+interface Waiters {
+  promise: Promise<void>;
+  resolve: () => void;
+  reject: (e: unknown) => void;
+}
+
+function waiters(): Waiters {
+  let resolve!: () => void;
+  let reject!: (e: unknown) => void;
+  const promise = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+}
+
+const nextTurn = (): Promise<void> => new Promise((r) => setImmediate(r));
+
 export class JobStore {
-  private readonly file: string;
-  private lastWritten = '';
-  private saving: Promise<void> | undefined;
-  private dirty = false;
+  /** Each job's JSON as last made durable: what a restart reads back, and what the next snapshot holds. */
+  private readonly durable = new Map<string, string>();
+  private savedOrphans = '[]';
+  private durableBytes = 0;
+  /** Changes for the next commit: the record to write, or null to remove the job. */
+  private pending = new Map<string, JobRecord | null>();
+  /** Callers waiting for the commit that will carry the pending changes. */
+  private waiting: Waiters | undefined;
+  private committing = false;
   private timer: NodeJS.Timeout | undefined;
+  /** The generation appends go to, its open file (made at the first commit) and the highest generation named yet. */
+  private generation = 0;
+  private log: fs.FileHandle | undefined;
+  private logExists = false;
+  private maxGeneration = 0;
+  /** Log bytes a restart would replay (since the snapshot). */
+  private logBytes = 0;
+  /** Generations of the log files on disk, deleted once a snapshot covers them. */
+  private readonly logs = new Set<number>();
+  private compacting: Promise<void> | undefined;
+  private compactRequested = false;
   private closed = false;
   /** Called with each save error; the store keeps going (the next save may succeed). */
   onSaveError: (e: unknown) => void = () => undefined;
 
   constructor(
     readonly dir: string,
+    /** Every job the engine has, for saveAll(). */
     private readonly snapshot: () => JobRecord[],
     private readonly batchMs = 250,
-    private readonly orphans: () => string[] = () => [],
     /** The engine's allowed roots: a loaded destination outside them is set aside like any untrusted record. */
     private readonly allowedRoots?: readonly string[],
-  ) {
-    this.file = path.join(dir, JOURNAL);
+  ) {}
+
+  private file(name: string): string {
+    return path.join(this.dir, name);
   }
 
-  /** Reads the journal. A corrupt one is moved aside and reported; one from a newer version is refused and left alone. */
+  /**
+   * Reads the snapshot and replays the logs after it. A corrupt snapshot is moved aside (with its logs) and
+   * reported; one from a newer version is refused and left alone. A torn last line is dropped. A store that is
+   * not exactly a current snapshot with at most its own intact log (new, old format, after a crash) gets a new
+   * snapshot before anything else is written.
+   */
   async load(): Promise<LoadResult> {
     await fs.mkdir(this.dir, { recursive: true });
-    let text: string;
-    try {
-      text = await fs.readFile(this.file, 'utf8');
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
-        return { jobs: [], orphanTemporaries: [], problems: [] };
-      }
-      throw e;
-    }
-    let data: unknown;
-    try {
-      data = JSON.parse(text);
-    } catch {
-      return this.setAside('it is not valid JSON (truncated or overwritten)');
-    }
-    const d = data as { format?: unknown; version?: unknown; jobs?: unknown; orphanTemporaries?: unknown };
-    if (typeof d !== 'object' || d === null || d.format !== STORE_FORMAT || typeof d.version !== 'number') {
-      return this.setAside('it is not a Managed Downloads job store');
-    }
-    if (d.version > STORE_VERSION) {
-      throw new DownloadError(
-        'STORE_NEWER_VERSION',
-        `The job store at ${this.file} was written by a newer version of Managed Downloads (format ${d.version}; this version reads ${STORE_VERSION}). It was left untouched; update the extension to use it.`,
-        { hresult: HRESULTS.STORE_NEWER_VERSION, context: 'GENERAL_QUEUE_MANAGER' },
-      );
-    }
-    if (!Array.isArray(d.jobs)) {
-      return this.setAside('its job list is missing');
-    }
-    const jobs: JobRecord[] = [];
     const problems: string[] = [];
-    const rejected: unknown[] = [];
-    const ids = new Set<string>();
-    for (const j of d.jobs) {
-      if (!isJobRecord(j)) {
-        rejected.push(j);
-        problems.push(`A damaged job entry was skipped: ${JSON.stringify(j).slice(0, 120)}`);
+    let generations = (await fs.readdir(this.dir)).map(logGeneration).filter((g): g is number => g !== undefined).sort((a, b) => a - b);
+    const records = new Map<string, JobRecord>();
+    let checked = 0;
+    const keep = async (j: unknown): Promise<void> => {
+      if (++checked % JOBS_PER_TURN === 0) {
+        await nextTurn(); // ten thousand jobs must not hold the event loop for the whole load
+      }
+      const r = validateLoadedRecord(j);
+      if (typeof r === 'string') {
+        problems.push(r);
+      } else {
+        records.set(r.id, r);
+      }
+    };
+    let text: string | undefined;
+    try {
+      text = await fs.readFile(this.file(SNAPSHOT_FILE), 'utf8');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') {
+        throw e;
+      }
+    }
+    let version = 0;
+    let from = 0;
+    if (text !== undefined) {
+      const snapshot = await this.parseSnapshotInTurns(text);
+      if (!snapshot.ok && snapshot.newerVersion !== undefined) {
+        throw new DownloadError(
+          'STORE_NEWER_VERSION',
+          `The job store at ${this.file(SNAPSHOT_FILE)} was written by a newer version of Managed Downloads (format ${snapshot.newerVersion}; this version reads ${STORE_VERSION}). It was left untouched; update the extension to use it.`,
+          { hresult: HRESULTS.STORE_NEWER_VERSION, context: 'GENERAL_QUEUE_MANAGER' },
+        );
+      }
+      if (snapshot.ok) {
+        ({ version, generation: from } = snapshot);
+        for (const j of snapshot.jobs) {
+          await keep(j);
+        }
+      } else {
+        problems.push(await this.setAside(snapshot.why, generations));
+        generations = [];
+      }
+    }
+    let intact = version === STORE_VERSION;
+    for (const g of generations) {
+      if (g < from) {
+        // Covered by the snapshot: a compaction stopped before deleting it.
+        await fs.unlink(this.file(logFileName(g))).catch(() => undefined);
         continue;
       }
-      const kept = structuredClone(j);
-      const why = ids.has(j.id) ? 'another job has the same id' : await distrustReason(j, this.allowedRoots, problems);
+      this.logs.add(g);
+      const log = parseLog(await fs.readFile(this.file(logFileName(g)), 'utf8'));
+      for (const change of log.changes) {
+        if ('put' in change) {
+          await keep(change.put);
+        } else {
+          records.delete(change.remove);
+        }
+      }
+      this.logBytes += log.validBytes;
+      intact &&= log.intact;
+      if (log.linesAfterDamage > 0) {
+        problems.push(`The job log ${logFileName(g)} is damaged after byte ${log.validBytes}; the ${log.linesAfterDamage} changes after that point were ignored.`);
+      }
+    }
+    // The store may have been planted or restored from elsewhere: a record that could make the engine touch a file
+    // it did not make is set aside, whole, in a file of its own (storeTrust.ts), and the store is rewritten without it.
+    const rejected: unknown[] = [];
+    for (const r of [...records.values()]) {
+      if (++checked % JOBS_PER_TURN === 0) {
+        await nextTurn();
+      }
+      const kept = structuredClone(r);
+      const why = await distrustReason(r, this.allowedRoots, problems);
       if (why) {
         rejected.push(kept);
-        problems.push(`Job '${j.displayName.slice(0, 80)}' was set aside and not loaded: ${why}.`);
-        continue;
+        records.delete(r.id);
+        problems.push(`Job '${String(r.displayName).slice(0, 80)}' was set aside and not loaded: ${why}.`);
       }
-      ids.add(j.id);
-      jobs.push(j);
     }
     if (rejected.length > 0) {
       const aside = await this.keepRejected(rejected);
       problems.push(`${rejected.length} job entr${rejected.length === 1 ? 'y was' : 'ies were'} kept as ${aside}; nothing they name was touched.`);
+      intact = false;
     }
-    this.lastWritten = text;
-    const orphanTemporaries = Array.isArray(d.orphanTemporaries) ? d.orphanTemporaries.filter((p): p is string => typeof p === 'string') : [];
-    return { jobs, orphanTemporaries, problems };
+    for (const r of records.values()) {
+      if (++checked % JOBS_PER_TURN === 0) {
+        await nextTurn();
+      }
+      const json = JSON.stringify(r);
+      this.durable.set(r.id, json);
+      this.durableBytes += json.length;
+    }
+    await fs.rm(this.file(TEMP_FILE), { force: true }).catch(() => undefined);
+    this.maxGeneration = Math.max(from, ...generations);
+    if (intact && [...this.logs].every((g) => g === from)) {
+      this.generation = from;
+      this.logExists = this.logs.has(from);
+    } else {
+      await this.compact();
+    }
+    return { jobs: [...records.values()], orphanTemporaries: await this.loadOrphans(), problems };
   }
 
   /** Entries not loaded stay readable beside the store (private: they may name private paths). */
   private async keepRejected(entries: unknown[]): Promise<string> {
-    const aside = path.join(this.dir, `jobs.rejected-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-    await writePrivateFileAtomic(aside, JSON.stringify({ format: STORE_FORMAT + '/rejected', version: STORE_VERSION, jobs: entries }, null, 1));
+    const aside = this.file(`jobs.rejected-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+    await writePrivateFileAtomic(aside, JSON.stringify({ format: 'managed-downloads/jobs/rejected', version: STORE_VERSION, jobs: entries }, null, 1));
     return aside;
   }
 
-  private async setAside(why: string): Promise<LoadResult> {
-    const aside = path.join(this.dir, `jobs.corrupt-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-    await fs.rename(this.file, aside);
-    return { jobs: [], orphanTemporaries: [], problems: [`The job store could not be read (${why}); it was kept as ${aside} and a new one was started.`] };
+  /** The orphan list as last saved (strings only: the engine checks each is a name it could have made). */
+  private async loadOrphans(): Promise<string[]> {
+    try {
+      const list: unknown = JSON.parse(await fs.readFile(this.file(ORPHANS_FILE), 'utf8'));
+      this.savedOrphans = JSON.stringify(list);
+      return Array.isArray(list) ? list.filter((p): p is string => typeof p === 'string') : [];
+    } catch {
+      return [];
+    }
   }
 
-  /** Asks for a save soon; many requests within the batch window become one write. */
-  scheduleSave(): void {
-    this.dirty = true;
+  /** Keeps the list of temporaries still to delete (durable when this resolves); nothing is written if unchanged. */
+  async saveOrphans(list: readonly string[]): Promise<void> {
+    const text = JSON.stringify(list);
+    if (text === this.savedOrphans) {
+      return;
+    }
+    this.savedOrphans = text;
+    if (list.length === 0) {
+      await fs.rm(this.file(ORPHANS_FILE), { force: true });
+      await syncDir(this.dir);
+    } else {
+      await writePrivateFileAtomic(this.file(ORPHANS_FILE), text);
+    }
+  }
+
+  /** parseSnapshot, a few hundred jobs per turn of the event loop when the file is in the layout we write. */
+  private async parseSnapshotInTurns(text: string): Promise<ParsedSnapshot> {
+    const lines = snapshotLines(text);
+    const head = lines && parseSnapshot(lines.head);
+    if (!lines || !head?.ok) {
+      return parseSnapshot(text);
+    }
+    const jobs: unknown[] = [];
+    for (const [i, line] of lines.jobs.entries()) {
+      if (i > 0 && i % JOBS_PER_TURN === 0) {
+        await nextTurn();
+      }
+      try {
+        jobs.push(JSON.parse(line));
+      } catch {
+        return parseSnapshot(text); // not our layout after all: the whole text decides
+      }
+    }
+    return { ...head, jobs };
+  }
+
+  /** Moves an unreadable snapshot and its logs aside, for a person to look at; the store starts empty. */
+  private async setAside(why: string, generations: number[]): Promise<string> {
+    const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+    const aside = this.file(`jobs.corrupt-${stamp}.json`);
+    await fs.rename(this.file(SNAPSHOT_FILE), aside);
+    for (const g of generations) {
+      await fs.rename(this.file(logFileName(g)), this.file(`jobs.corrupt-${stamp}.${g}.log`));
+    }
+    const logs = generations.length > 0 ? ` (its ${generations.length} change logs beside it)` : '';
+    return `The job store could not be read (${why}); it was kept as ${aside}${logs} and a new one was started.`;
+  }
+
+  /** Writes this job soon; the changes of many jobs within the batch window share one write. */
+  scheduleSave(record: JobRecord): void {
+    this.pending.set(record.id, record);
+    this.armTimer();
+  }
+
+  /** Writes this job now (with whatever else is waiting) and resolves once that is durable. */
+  save(record: JobRecord): Promise<void> {
+    this.pending.set(record.id, record);
+    return this.commitSoon();
+  }
+
+  /** Forgets jobs; resolves once that is durable. */
+  remove(...ids: string[]): Promise<void> {
+    for (const id of ids) {
+      this.pending.set(id, null);
+    }
+    return this.commitSoon();
+  }
+
+  /**
+   * Writes every job that changed since it was last written (of those `mayHaveChanged` names: comparing costs
+   * a serialisation each), and removes the ones the engine no longer has.
+   */
+  saveAll(mayHaveChanged: (r: JobRecord) => boolean = () => true): Promise<void> {
+    const live = new Set<string>();
+    for (const r of this.snapshot()) {
+      live.add(r.id);
+      if (mayHaveChanged(r)) {
+        this.pending.set(r.id, r);
+      }
+    }
+    for (const id of this.durable.keys()) {
+      if (!live.has(id)) {
+        this.pending.set(id, null);
+      }
+    }
+    return this.commitSoon();
+  }
+
+  /** Writes what is pending and a snapshot of it all, so that the next start reads one file. */
+  async close(): Promise<void> {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    await this.saveAll();
+    await this.compacting?.catch(() => undefined);
+    if (this.logBytes > 0) {
+      this.compactRequested = true;
+      await this.commitSoon();
+      await this.compacting;
+    }
+    await this.log?.close();
+    this.log = undefined;
+    this.closed = true;
+  }
+
+  private armTimer(): void {
     if (this.timer || this.closed) {
       return;
     }
     this.timer = setTimeout(() => {
       this.timer = undefined;
-      this.saveBatched().catch((e) => this.onSaveError(e));
+      if (this.pending.size > 0) {
+        this.commitSoon().catch((e) => this.onSaveError(e));
+      }
     }, this.batchMs);
     this.timer.unref?.();
   }
 
-  /**
-   * The timer's save: one write, then another batch window for the changes made meanwhile, not save()'s tight
-   * loop (under sustained change, e.g. thousands of small files, that rewrote the whole journal back to back).
-   */
-  private async saveBatched(): Promise<void> {
+  /** The promise of the commit that will carry what is pending now; starts the commit loop if it is idle. */
+  private commitSoon(): Promise<void> {
+    const w = (this.waiting ??= waiters());
+    if (!this.committing) {
+      this.committing = true;
+      void this.commitLoop();
+    }
+    return w.promise;
+  }
+
+  /** One commit at a time; whatever arrives during one goes into the next (group commit). */
+  private async commitLoop(): Promise<void> {
     try {
-      await this.writeIfDirty();
+      while (this.waiting) {
+        await nextTurn(); // callers of this same moment join this commit
+        const w = this.waiting;
+        this.waiting = undefined;
+        const batch = this.pending;
+        this.pending = new Map();
+        try {
+          await this.commit(batch);
+        } catch (e) {
+          for (const [id, r] of batch) {
+            if (!this.pending.has(id)) {
+              this.pending.set(id, r); // to be tried again with the next commit
+            }
+          }
+          this.armTimer();
+          w.reject(e);
+          continue;
+        }
+        this.compactIfDue();
+        w.resolve();
+      }
     } finally {
-      if (this.dirty) {
-        this.scheduleSave();
+      this.committing = false;
+    }
+  }
+
+  /** Appends the batch's changed jobs to the log and makes them durable (one write, one fdatasync). */
+  private async commit(batch: Map<string, JobRecord | null>): Promise<void> {
+    const lines: string[] = [];
+    const applied: [string, string | null][] = [];
+    let n = 0;
+    for (const [id, record] of batch) {
+      if (++n % JOBS_PER_TURN === 0) {
+        await nextTurn();
+      }
+      if (record === null) {
+        if (this.durable.has(id)) {
+          lines.push(removeLine(id));
+          applied.push([id, null]);
+        }
+        continue;
+      }
+      const json = JSON.stringify(record);
+      if (this.durable.get(id) !== json) {
+        lines.push(putLine(json));
+        applied.push([id, json]);
+      }
+    }
+    if (lines.length === 0) {
+      return;
+    }
+    const bytes = Buffer.from(lines.join(''));
+    try {
+      const log = await this.openLog();
+      for (let at = 0; at < bytes.length; ) {
+        at += (await log.write(bytes, at, bytes.length - at)).bytesWritten;
+      }
+      await log.datasync();
+    } catch (e) {
+      this.abandonLog();
+      throw e;
+    }
+    this.logBytes += bytes.length;
+    for (const [id, json] of applied) {
+      this.durableBytes -= this.durable.get(id)?.length ?? 0;
+      if (json === null) {
+        this.durable.delete(id);
+      } else {
+        this.durable.set(id, json);
+        this.durableBytes += json.length;
       }
     }
   }
 
-  /** Writes now (after any save in progress) and resolves once the journal is durable. */
-  async save(): Promise<void> {
-    this.dirty = true;
-    // Another caller's write may carry our change: writeIfDirty waits for it, then writes only if still dirty.
-    while (await this.writeIfDirty()) {
-      // Changed again while writing: write again.
+  private async openLog(): Promise<fs.FileHandle> {
+    if (this.log) {
+      return this.log;
     }
+    const file = this.file(logFileName(this.generation));
+    if (this.logExists) {
+      this.log = await fs.open(file, constants.O_WRONLY | constants.O_APPEND | (constants.O_NOFOLLOW ?? 0));
+      return this.log;
+    }
+    this.log = await fs.open(file, CREATE_NEW | constants.O_APPEND, FILE_MODE);
+    this.logExists = true;
+    this.logs.add(this.generation);
+    // The new name must survive a power cut before any line in it counts as durable.
+    await syncDir(this.dir);
+    return this.log;
   }
 
-  /** After any write in progress, one write if there are unsaved changes; true if it wrote. */
-  private async writeIfDirty(): Promise<boolean> {
-    while (this.saving) {
-      await this.saving.catch(() => undefined);
-    }
-    if (!this.dirty) {
-      return false;
-    }
-    this.dirty = false;
-    this.saving = this.write();
-    try {
-      await this.saving;
-    } finally {
-      this.saving = undefined;
-    }
-    return true;
+  /** After a failed write the log may end in a partial line: later lines go to a new log, replayed after it. */
+  private abandonLog(): void {
+    void this.log?.close().catch(() => undefined);
+    this.log = undefined;
+    this.logExists = false;
+    this.generation = ++this.maxGeneration;
   }
 
-  async close(): Promise<void> {
-    if (this.timer) {
-      clearTimeout(this.timer);
-      this.timer = undefined;
-    }
-    await this.save();
-    this.closed = true;
-  }
-
-  private async write(): Promise<void> {
-    const orphans = this.orphans();
-    const text = JSON.stringify({ format: STORE_FORMAT, version: STORE_VERSION, jobs: this.snapshot(), ...(orphans.length > 0 ? { orphanTemporaries: orphans } : {}) });
-    if (text === this.lastWritten) {
+  private compactIfDue(): void {
+    if (this.compacting || !(this.compactRequested || this.logBytes > Math.max(MIN_COMPACT_BYTES, 2 * this.durableBytes))) {
       return;
     }
-    await writePrivateFileAtomic(this.file, text);
-    this.lastWritten = text;
+    this.compactRequested = false;
+    this.compact().catch((e) => this.onSaveError(e));
+  }
+
+  /**
+   * Starts a new log generation and writes the durable jobs as the snapshot it follows; then deletes the logs
+   * the snapshot covers. Runs between commits (the switch is synchronous); the write goes on in the background.
+   */
+  private compact(): Promise<void> {
+    const old = this.log;
+    this.log = undefined;
+    this.logExists = false;
+    this.generation = ++this.maxGeneration;
+    this.logBytes = 0;
+    const generation = this.generation;
+    const text = snapshotText(generation, [...this.durable.values()]);
+    this.compacting = (async () => {
+      await old?.close().catch(() => undefined);
+      await this.writeSnapshot(text);
+      for (const g of [...this.logs]) {
+        if (g < generation) {
+          await fs.unlink(this.file(logFileName(g))).catch(() => undefined);
+          this.logs.delete(g);
+        }
+      }
+    })().finally(() => {
+      this.compacting = undefined;
+    });
+    return this.compacting;
+  }
+
+  /** Temporary file (created fresh, private, never through a link), fsync, rename over the snapshot, fsync of the folder. */
+  private writeSnapshot(text: string): Promise<void> {
+    return writePrivateFileAtomic(this.file(SNAPSHOT_FILE), text);
   }
 }
 
-function isJobRecord(j: unknown): j is JobRecord {
-  const r = j as JobRecord;
-  return (
-    typeof r === 'object' && r !== null &&
-    typeof r.id === 'string' && typeof r.displayName === 'string' &&
-    (JOB_STATES as readonly string[]).includes(r.state) &&
-    (JOB_PRIORITIES as readonly string[]).includes(r.priority) &&
-    (r.type === 'download' || r.type === 'upload') &&
-    typeof r.created === 'number' && Array.isArray(r.files) &&
-    r.files.every((f) => typeof f === 'object' && f !== null && typeof f.remoteUrl === 'string' && typeof f.localPath === 'string' &&
-      typeof f.temporaryPath === 'string' && typeof f.durableBytes === 'number')
-  );
-}

@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import { DownloadEngine } from '../../src/engine';
 import { fastOptions, tempDir, waitForState, waitUntil } from '../support/engineHarness';
 import { randomBody, sha256Hex, TestServer } from '../support/testServer';
+import { readStoredJobs } from '../support/storeFiles';
 
 const CLI = path.resolve(__dirname, '..', '..', '..', 'dist', 'cli.js');
 
@@ -36,8 +37,7 @@ function cli(args: string[]): Promise<Run> {
 /** Durable bytes of the first file of the first job in a CLI store (what a crash keeps). */
 function durableInStore(store: string): number {
   try {
-    const j = JSON.parse(fs.readFileSync(path.join(store, 'jobs.json'), 'utf8')) as { jobs: { files: { durableBytes: number }[] }[] };
-    return j.jobs[0]?.files[0]?.durableBytes ?? 0;
+    return readStoredJobs(store)?.jobs[0]?.files[0]?.durableBytes ?? 0;
   } catch {
     return 0;
   }

@@ -8,6 +8,7 @@ import { DownloadEngine, type DownloadError, type JobImpl } from '../../src/engi
 import { openEngine, tempDir, waitForState } from '../support/engineHarness';
 import { matrix } from '../support/matrix';
 import { randomBody, sha256Hex, TestServer } from '../support/testServer';
+import { readStoredJobs } from '../support/storeFiles';
 
 const CHILD = path.join(__dirname, '..', 'support', 'engineChild.js');
 
@@ -239,13 +240,14 @@ describe('durability', () => {
     assert.equal(fs.readFileSync(path.join(store, 'jobs.json'), 'utf8'), text);
   });
 
-  it(matrix('store', 'journal replaced on every save', 'atomic: valid JSON after each save, no temp file left'), async () => {
+  it(matrix('store', 'saves while the engine runs (each one appended to the log)', 'the snapshot stays valid JSON and holds every job with the log; no temp file left'), async () => {
     const store = path.join(dir, 'store');
     const engine = await openEngine(store);
     try {
       for (let i = 0; i < 20; i++) {
         await engine.createJob({ displayName: `j${i}` });
         JSON.parse(fs.readFileSync(path.join(store, 'jobs.json'), 'utf8'));
+        assert.equal(readStoredJobs(store)?.jobs.length, i + 1);
       }
       assert.ok(!fs.existsSync(path.join(store, 'jobs.json.tmp')));
     } finally {

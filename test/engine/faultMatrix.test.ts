@@ -14,6 +14,8 @@ import { openEngine, tempDir, waitForState, waitUntil } from '../support/engineH
 import { injectWriteError, isTmpfs, prng, sha256File, tryMountTmpfs, type Tmpfs } from '../support/faults';
 import { matrix, matrixNote, matrixNotCovered } from '../support/matrix';
 import { randomBody, sha256Hex, TEST_TLS, TestServer } from '../support/testServer';
+import { readStoredJobs } from '../support/storeFiles';
+import { nodeIo, useIo } from '../../src/engine/io';
 
 matrixNotCovered(
   'hostile input',
@@ -506,29 +508,42 @@ describe('fault matrix', function () {
       const first = body.subarray(0, 300_000);
       server.route('/j1', { body: first });
       server.route('/j2', { body, throttleBytesPerSec: 1_000_000 });
-      const job = await engine.createJob({ displayName: 'journaling' });
-      await job.addFileSet([
-        { remoteUrl: server.url('/j1'), localPath: path.join(dir, 'j1.bin') },
-        { remoteUrl: server.url('/j2'), localPath: path.join(dir, 'j2.bin') },
-      ]);
-      const store = (engine as unknown as { store: { write: () => Promise<void> } }).store;
-      const original = store.write;
       let armed = false;
       let entered!: () => void;
       const inWrite = new Promise<void>((r) => (entered = r));
       let release!: () => void;
       const gate = new Promise<void>((r) => (release = r));
       let snapshotInFlight = '';
-      store.write = async function (this: unknown) {
-        if (armed) {
-          armed = false;
-          snapshotInFlight = JSON.stringify(job.record);
-          entered();
-          await gate;
-        }
-        return original.call(this);
-      };
+      // Holds the next write of the job store's log that carries this job (a checkpoint), while Complete runs.
+      // Installed before the job exists: the log is opened at the first write.
+      let jobId = '';
+      const restoreIo = useIo({
+        ...nodeIo,
+        open: (async (...a: Parameters<typeof nodeIo.open>) => {
+          const fh = await nodeIo.open(...a);
+          if (/jobs\.\d+\.log$/.test(String(a[0]))) {
+            const write = fh.write.bind(fh) as (data: Buffer, ...rest: unknown[]) => Promise<unknown>;
+            (fh as unknown as { write: unknown }).write = async (data: Buffer, ...rest: unknown[]) => {
+              if (armed && data.toString().includes(jobId)) {
+                armed = false;
+                snapshotInFlight = data.toString();
+                entered();
+                await gate;
+              }
+              return write(data, ...rest);
+            };
+          }
+          return fh;
+        }) as typeof nodeIo.open,
+      });
+      let job!: JobImpl;
       try {
+        job = await engine.createJob({ displayName: 'journaling' });
+        jobId = job.id;
+        await job.addFileSet([
+          { remoteUrl: server.url('/j1'), localPath: path.join(dir, 'j1.bin') },
+          { remoteUrl: server.url('/j2'), localPath: path.join(dir, 'j2.bin') },
+        ]);
         await job.resume();
         await waitUntil(() => job.getFiles()[0].transferred && job.record.files[1].durableBytes > 50_000, 15_000, 'file 2 checkpointed');
         armed = true;
@@ -538,12 +553,11 @@ describe('fault matrix', function () {
         release();
         assert.equal(await completing, 'BG_S_PARTIAL_COMPLETE');
       } finally {
-        store.write = original;
+        restoreIo();
         release();
       }
       assert.match(snapshotInFlight, /"state":"TRANSFERRING"/, 'the held write was a checkpoint of the running job');
-      const journal = JSON.parse(fs.readFileSync(path.join(dir, 'store', 'jobs.json'), 'utf8')) as { jobs: { id: string; state: string; files: { completed: boolean }[] }[] };
-      const saved = journal.jobs.find((j) => j.id === job.id)!;
+      const saved = readStoredJobs(path.join(dir, 'store'))!.jobs.find((j) => j.id === job.id)!;
       assert.equal(saved.state, 'ACKNOWLEDGED');
       assert.deepEqual(saved.files.map((f) => f.completed), [true, false]);
       assert.equal(sha256File(path.join(dir, 'j1.bin')), sha256Hex(first));

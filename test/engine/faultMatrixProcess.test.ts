@@ -11,6 +11,7 @@ import type { CrashChildConfig, CrashChildFile, KillPlan } from '../support/cras
 import { isTmpfs, prng, sha256File, tryMountTmpfs, type Tmpfs } from '../support/faults';
 import { matrix, matrixNote } from '../support/matrix';
 import { randomBody, sha256Hex, TestServer, type RouteOptions } from '../support/testServer';
+import { readStoredJobs } from '../support/storeFiles';
 
 const CHILD = path.join(__dirname, '..', 'support', 'crashChild.js');
 
@@ -54,18 +55,9 @@ interface StoredFile {
   restarts: number;
 }
 
-/** Reads the journal straight from disk (no engine): it must always parse. */
+/** Reads the journal straight from disk (no engine): its snapshot must always parse, its logs replay. */
 function readJournal(storeDir: string): { jobs: StoredJob[] } | undefined {
-  const file = path.join(storeDir, 'jobs.json');
-  if (!fs.existsSync(file)) {
-    return undefined;
-  }
-  const text = fs.readFileSync(file, 'utf8');
-  try {
-    return JSON.parse(text) as { jobs: StoredJob[] };
-  } catch (e) {
-    throw new Error(`the journal does not parse after a SIGKILL (${(e as Error).message}): ${text.slice(0, 200)}`);
-  }
+  return readStoredJobs(storeDir);
 }
 
 interface StoredJob {

@@ -6,6 +6,7 @@ import { DownloadEngine, DownloadError, type JobImpl } from '../../src/engine';
 import { openEngine, tempDir, waitForState, waitUntil } from '../support/engineHarness';
 import { matrix } from '../support/matrix';
 import { randomBody, sha256Hex, TestServer } from '../support/testServer';
+import { readStoredJobs } from '../support/storeFiles';
 
 describe('job states and errors', () => {
   let server: TestServer;
@@ -371,7 +372,7 @@ describe('job states and errors', () => {
     assert.equal(req.headers['authorization'], 'Bearer secret-token');
     assert.equal(req.headers['x-trace'], '1');
     assert.equal(req.headers['accept-encoding'], undefined, 'no Accept-Encoding');
-    const journal = fs.readFileSync(path.join(dir, 'store', 'jobs.json'), 'utf8');
+    const journal = JSON.stringify(readStoredJobs(path.join(dir, 'store')));
     assert.ok(!journal.includes('secret-token'), 'header values stay out of the journal');
     assert.ok(journal.includes('Authorization'), 'header names are kept');
   });

@@ -13,6 +13,7 @@ import { canSplit, planSegments } from '../../src/engine/segmentedTransfer';
 import type { DownloadEngine, DownloadError, JobImpl } from '../../src/engine';
 import { openEngine, tempDir, waitForState, waitUntil } from '../support/engineHarness';
 import { randomBody, sha256Hex, TestServer } from '../support/testServer';
+import { readStoredJobs } from '../support/storeFiles';
 
 const MiB = 1024 * 1024;
 const CLI = path.resolve(__dirname, '..', '..', '..', 'dist', 'cli.js');
@@ -319,8 +320,7 @@ describe('segmented transfers', function () {
     const args = [CLI, 'get', server.url('/k.bin'), '-o', out, '--store', store, '--segments', '4', '--min-segment-size', '1M', '--sha256', sha256Hex(big)];
     const segmentsInStore = (): { start: number; end: number; done: number; written?: number }[] => {
       try {
-        const j = JSON.parse(fs.readFileSync(path.join(store, 'jobs.json'), 'utf8'));
-        return j.jobs[0]?.files[0]?.segments ?? [];
+        return readStoredJobs(store)?.jobs[0]?.files[0]?.segments ?? [];
       } catch {
         return [];
       }
