@@ -2,6 +2,7 @@
 // actions. Tests observe what was shown through the internal test hook (`history`, `onDidNotify`).
 import * as path from 'node:path';
 import * as vscode from 'vscode';
+import { codeAndHresult, plainError } from './common/plainWords';
 import { describeError, toErrorLike } from './common/format';
 import { Disposable } from './common/lifecycle';
 import { notificationText } from './common/untrustedText';
@@ -177,7 +178,7 @@ export class Notifier extends Disposable {
     }
     this.failedAnnounced.add(job.id);
     const info = job.getError();
-    const detail = info ? describeError(info) : vscode.l10n.t('No error information is available.');
+    const plain = info && plainError(info.code);
     const actions: NotificationAction[] = [
       { title: vscode.l10n.t('Retry'), run: () => vscode.commands.executeCommand('managedDownloads.retry', job.id) },
       this.showJobAction(job),
@@ -186,7 +187,13 @@ export class Notifier extends Disposable {
       actions.push(this.openSettingsAction('http.proxy'));
     }
     actions.push(this.showLogAction());
-    this.show('error', vscode.l10n.t("Job '{0}' failed: {1}", job.displayName, detail), actions, job.id);
+    // Plain words first, then the code: "'missing.bin' could not be downloaded: the server has no such file (HTTP 404, 0x80190194)."
+    const message = plain
+      ? job.type === 'upload'
+        ? vscode.l10n.t("'{0}' could not be uploaded: {1} ({2}).", job.displayName, plain.sentence, codeAndHresult(info.code, info.hresult))
+        : vscode.l10n.t("'{0}' could not be downloaded: {1} ({2}).", job.displayName, plain.sentence, codeAndHresult(info.code, info.hresult))
+      : vscode.l10n.t("Job '{0}' failed: {1}", job.displayName, info ? describeError(info) : vscode.l10n.t('No error information is available.'));
+    this.show('error', message, actions, job.id);
   }
 
   /** The user completes this job now: the command says how it went, so no "Downloaded" message as well. */

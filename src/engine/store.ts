@@ -193,6 +193,8 @@ export class JobStore {
         rejected.push(kept);
         records.delete(r.id);
         problems.push(`Job '${String(r.displayName).slice(0, 80)}' was set aside and not loaded: ${why}.`);
+      } else if (JSON.stringify(r) !== JSON.stringify(kept)) {
+        intact = false; // cleaned (credentials taken out of a URL): the store is rewritten without them
       }
     }
     if (rejected.length > 0) {

@@ -392,11 +392,13 @@ const step6: Step = {
     const f = server.file('missing.bin');
     await newDownload(ctx, f.name);
     const row = wb.jobRow(f.name);
-    await wb.waitRow(row, `"${f.name}" in error with HTTP_404`, (l) => l.startsWith(`${f.name}, ${s.t('Error')}: HTTP_404`));
-    const failed = textPattern(s.t("Job '{0}' failed: {1}", f.name, ANY));
+    const notFound = s.t('Failed: {0}', s.t('not found ({0})', '404'));
+    await wb.waitRow(row, `"${f.name}" failed: not found (404)`, (l) => l.startsWith(`${f.name}, ${notFound}`));
+    // Plain words first, then the code: "'missing.bin' could not be downloaded: the server has no such file (HTTP 404, 0x80190194)."
+    const failed = textPattern(s.t("'{0}' could not be downloaded: {1} ({2}).", f.name, s.t('the server has no such file'), ANY));
     const { toast, label } = await wb.waitToast(failed);
     wb.log(`notification: ${label}`);
-    assert.match(label, /HTTP_404/, 'the code');
+    assert.match(label, /HTTP 404/, 'the code');
     assert.match(label, /0x80190194/, 'the HRESULT');
     assert.equal(await wb.toastSeverity(toast), 'error', 'an error notification');
     assert.ok((await wb.toastButtons(toast)).includes(s.t('Retry')), 'the notification offers Retry');

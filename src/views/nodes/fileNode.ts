@@ -7,7 +7,7 @@ import { redactUrl } from '../../engine/errors';
 import { archiveFormatOf } from '../../engine/extract';
 import type { JobNode } from './jobNode';
 
-export type FileStatus = 'pending' | 'partial' | 'transferring' | 'transferred' | 'completed' | 'dropped' | 'deleted';
+export type FileStatus = 'pending' | 'partial' | 'transferring' | 'transferred' | 'completed' | 'dropped' | 'deleted' | 'failed';
 
 export class FileNode {
   readonly kind = 'file';
@@ -45,6 +45,10 @@ export class FileNode {
       return 'transferred';
     }
     const current = files.findIndex((x) => !x.transferred && !x.completed);
+    // The file the job failed on says so (not "waiting"): the error names it, else it is the one it was on.
+    if (job.state === 'ERROR' && (job.getError()?.file?.localPath === f.localPath || (job.getError()?.file === undefined && current === index))) {
+      return 'failed';
+    }
     if (current === index && (job.state === 'TRANSFERRING' || job.state === 'CONNECTING')) {
       return 'transferring';
     }
@@ -111,6 +115,7 @@ function statusLabel(s: FileStatus): string {
     case 'completed': return vscode.l10n.t('completed');
     case 'dropped': return vscode.l10n.t('dropped');
     case 'deleted': return vscode.l10n.t('deleted');
+    case 'failed': return vscode.l10n.t('failed');
   }
 }
 
@@ -123,6 +128,7 @@ function icon(s: FileStatus): vscode.ThemeIcon {
     case 'completed': return new vscode.ThemeIcon('pass', new vscode.ThemeColor('testing.iconPassed'));
     case 'dropped': return new vscode.ThemeIcon('circle-slash');
     case 'deleted': return new vscode.ThemeIcon('trash');
+    case 'failed': return new vscode.ThemeIcon('error', new vscode.ThemeColor('list.errorForeground'));
   }
 }
 

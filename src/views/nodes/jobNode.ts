@@ -3,6 +3,7 @@
 import * as vscode from 'vscode';
 import { describeError, formatBytes, formatDate, formatDuration, formatPercent, formatSpeed, stateLabel, escapeMarkdown } from '../../common/format';
 import { ACTION_STATES, type EngineJob } from '../../engine';
+import { plainError } from '../../common/plainWords';
 import { FileNode } from './fileNode';
 
 export class JobNode {
@@ -48,7 +49,8 @@ export function describeJob(job: EngineJob): string {
     const seconds = at ? Math.max(0, (at.getTime() - Date.now()) / 1000) : undefined;
     parts.push(seconds === undefined ? stateLabel(job.state) : vscode.l10n.t('{0}, retry in {1}', stateLabel(job.state), formatDuration(seconds)));
   } else if (job.state === 'ERROR' && error) {
-    parts.push(`${stateLabel(job.state)}: ${error.code}`);
+    // "Failed: not found (404)": the words first, so they survive a narrow view (the code is in the tooltip).
+    parts.push(vscode.l10n.t('Failed: {0}', plainError(error.code)?.short ?? error.code));
   } else if (job.state === 'TRANSFERRED' && job.autoCompleteError) {
     parts.push(vscode.l10n.t('{0}, not completed: {1}', stateLabel(job.state), job.autoCompleteError.code));
   } else {

@@ -91,7 +91,9 @@ describe('tree view', () => {
     assert.ok(tip.includes('.mdpart'), 'the tooltip lists the temporary file');
 
     t = item(failed.id).item;
-    assert.equal(t.description, 'Error: HTTP_404 · 0 B');
+    assert.equal(t.description, 'Failed: not found (404) · 0 B', 'plain words first, the code in the tooltip');
+    const failedFile = api._test.provider.getTreeItem(api._test.provider.getChildren(item(failed.id).node)[0]);
+    assert.match(String(failedFile.description), /^failed · /, 'the file it failed on says so, not "waiting"');
     assert.match(t.contextValue!, /^job:ERROR:download:cancellable:modifiable:retryable:hasError/);
     assert.doesNotMatch(t.contextValue!, /suspendable|canAddFile/, 'no Pause and no Add File on a failed job');
     assert.equal(icon(t), 'error');
