@@ -70,7 +70,7 @@ describe('API', () => {
     assert.ok(fs.readFileSync(dest).equals(body), 'the file has the right bytes');
     assert.equal(fs.existsSync(job.getFiles()[0].temporaryPath), false);
     const p = job.getProgress();
-    assert.deepEqual(p, { bytesTotal: body.length, bytesTransferred: body.length, filesTotal: 1, filesTransferred: 1 });
+    assert.deepEqual(p, { bytesTotal: body.length, bytesTransferred: body.length, filesTotal: 1, filesTransferred: 1, bytesFromCache: 0 });
     assert.ok(job.getTimes().transferCompletion instanceof Date);
     assert.equal(api.enumJobs().some((j) => j.id === job.id), false, 'final jobs are hidden by default');
     assert.equal(api.enumJobs({ includeFinal: true }).some((j) => j.id === job.id), true);

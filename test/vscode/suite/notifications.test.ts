@@ -71,8 +71,8 @@ describe('notifications', () => {
     const mine = notificationsSince(api, before).filter((n) => n.jobId === job.id);
     assert.equal(mine.length, 1, JSON.stringify(mine));
     assert.equal(mine[0].severity, 'error');
-    assert.match(mine[0].message, /gone job/);
-    assert.match(mine[0].message, /HTTP_410, 0x8019019A/);
+    // Plain words first, then the code.
+    assert.equal(mine[0].message, "'gone job' could not be downloaded: the server has no such file (HTTP 410, 0x8019019A).");
     assert.deepEqual(mine[0].actions.slice(0, 2), ['Retry', 'Show Job']);
   });
 
