@@ -1,0 +1,283 @@
+// A stand-in for the disk (an IoBackend for src/engine/io.ts) that keeps what is durable apart from what is only
+// in the page cache, and can cut the power at any call.
+//
+// The real file system under `root` is the page cache: every call goes through to it. Beside it the double keeps
+// a durable model, pessimistic like ext4 without auto_da_alloc (or btrfs, whose fsync logs only the one inode):
+//  - per inode, its content as of its last fsync/fdatasync (read back from the real file at that moment);
+//    an inode never synced is empty after the cut;
+//  - per folder under `root`, its name -> inode entries as of its last fsync (the engine opens the folder and
+//    calls sync() on the handle: syncDir in store.ts). A creation, rename, link or unlink is durable only once its
+//    folder is synced.
+// What exists when the double starts is durable. `cutAt: k` cuts the power at the k-th call: that call and every
+// later one fail with PowerCut (the synchronous ones throw). `materializeDurable()` then rewrites `root` to hold
+// only the durable state, as the machine would find it on the next boot; leaving the real files as they are is a
+// crash of the process instead (the kernel kept its page cache).
+//
+// Inodes are told apart by a number of our own, not by st_ino: a file system may give a deleted file's inode
+// number to the next file created.
+import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import { nodeIo, type IoBackend } from '../../src/engine/io';
+
+export class PowerCut extends Error {
+  readonly code = 'EIO';
+  constructor(call: string) {
+    super(`power cut (${call})`);
+  }
+}
+
+type Entry = { kind: 'file'; inode: number } | { kind: 'dir' };
+
+export interface PowerLossOptions {
+  /** Every file the engine touches is under this folder. */
+  root: string;
+  /** Cut the power at this call (1 = the first); never when undefined. */
+  cutAt?: number;
+}
+
+export class PowerLossFs {
+  readonly root: string;
+  /** Calls made so far (the one cut included). */
+  calls = 0;
+  /** Names of the calls, in order (what the k-th call was, for a failure message). */
+  readonly log: string[] = [];
+  cutAt: number | undefined;
+  private cutHappened = false;
+  private resolveCut: () => void = () => undefined;
+  /** Resolves when the power is cut. */
+  readonly whenCut: Promise<void>;
+
+  private nextInode = 1;
+  /** st_dev:st_ino -> our inode number, for the files alive now. */
+  private readonly inodes = new Map<string, number>();
+  /** Our inode number -> its content at its last fsync/fdatasync. */
+  private readonly durableData = new Map<number, Buffer>();
+  /** Folder (absolute) -> its entries at its last fsync. */
+  private readonly durableDirs = new Map<string, Map<string, Entry>>();
+
+  readonly io: IoBackend;
+
+  constructor(o: PowerLossOptions) {
+    this.root = path.resolve(o.root);
+    this.cutAt = o.cutAt;
+    this.whenCut = new Promise((r) => (this.resolveCut = r));
+    this.snapshotTree(this.root);
+    this.io = this.backend();
+  }
+
+  get isCut(): boolean {
+    return this.cutHappened;
+  }
+
+  /** Rewrites `root` to hold only what was durable: each durable name with its inode's durable content. */
+  materializeDurable(): void {
+    for (const name of fs.readdirSync(this.root)) {
+      fs.rmSync(path.join(this.root, name), { recursive: true, force: true });
+    }
+    const placed = new Map<number, string>();
+    const build = (dir: string): void => {
+      for (const [name, e] of this.durableDirs.get(dir) ?? new Map<string, Entry>()) {
+        const p = path.join(dir, name);
+        if (e.kind === 'dir') {
+          fs.mkdirSync(p);
+          build(p);
+        } else if (placed.has(e.inode)) {
+          // Two durable names of one inode stay one inode (the engine tells its own hard links by st_ino).
+          fs.linkSync(placed.get(e.inode)!, p);
+        } else {
+          fs.writeFileSync(p, this.durableData.get(e.inode) ?? Buffer.alloc(0));
+          placed.set(e.inode, p);
+        }
+      }
+    };
+    build(this.root);
+  }
+
+  // ------------------------------------------------------------------------------------------ the model
+
+  /** Everything under `dir` as it is now becomes durable (the start state). */
+  private snapshotTree(dir: string): void {
+    this.recordDir(dir);
+    for (const [name, e] of this.durableDirs.get(dir)!) {
+      const p = path.join(dir, name);
+      if (e.kind === 'dir') {
+        this.snapshotTree(p);
+      } else {
+        this.durableData.set(e.inode, fs.readFileSync(p));
+      }
+    }
+  }
+
+  private inodeOf(st: fs.Stats): number {
+    const key = `${st.dev}:${st.ino}`;
+    let n = this.inodes.get(key);
+    if (n === undefined) {
+      n = this.nextInode++;
+      this.inodes.set(key, n);
+    }
+    return n;
+  }
+
+  /** A file was just created at `p`: a new inode, whatever number the file system reused. */
+  private created(p: string): void {
+    try {
+      const st = fs.lstatSync(p);
+      this.inodes.set(`${st.dev}:${st.ino}`, this.nextInode++);
+    } catch {
+      // Gone already: nothing to track.
+    }
+  }
+
+  private recordDir(dir: string): void {
+    const entries = new Map<string, Entry>();
+    for (const d of fs.readdirSync(dir, { withFileTypes: true })) {
+      if (d.isDirectory()) {
+        entries.set(d.name, { kind: 'dir' });
+      } else if (d.isFile()) {
+        entries.set(d.name, { kind: 'file', inode: this.inodeOf(fs.lstatSync(path.join(dir, d.name))) });
+      }
+    }
+    this.durableDirs.set(dir, entries);
+  }
+
+  private recordFile(fd: number): void {
+    // Through /proc: the handle may be write-only, and the file may have been renamed since it was opened.
+    const content = fs.readFileSync(`/proc/self/fd/${fd}`);
+    this.durableData.set(this.inodeOf(fs.fstatSync(fd)), content);
+  }
+
+  /** After an fsync/fdatasync of a handle: a folder's entries or a file's content are now durable. */
+  private synced(fd: number, p: string): void {
+    if (fs.fstatSync(fd).isDirectory()) {
+      if (this.isUnderRoot(p)) {
+        this.recordDir(p);
+      }
+    } else {
+      this.recordFile(fd);
+    }
+  }
+
+  private isUnderRoot(p: string): boolean {
+    return p === this.root || p.startsWith(this.root + path.sep);
+  }
+
+  // ------------------------------------------------------------------------------------------ the calls
+
+  /** Counts a call; throws PowerCut when it is the cut one or later. */
+  private gate(call: string): void {
+    this.calls++;
+    this.log.push(call);
+    if (this.cutHappened || (this.cutAt !== undefined && this.calls >= this.cutAt)) {
+      if (!this.cutHappened) {
+        this.cutHappened = true;
+        this.resolveCut();
+      }
+      throw new PowerCut(call);
+    }
+  }
+
+  /** An async call: counted, then passed to the real one (a cut rejects). */
+  private async pass<T>(call: string, run: () => Promise<T>): Promise<T> {
+    this.gate(call);
+    return run();
+  }
+
+  private wrapHandle(fh: fsp.FileHandle, p: string): fsp.FileHandle {
+    return new Proxy(fh, {
+      get: (target, prop) => {
+        const v = Reflect.get(target, prop, target) as unknown;
+        if (typeof v !== 'function') {
+          return v;
+        }
+        const method = v as (...a: unknown[]) => unknown;
+        if (prop === 'close') {
+          // No durable effect; always done, so hundreds of cut runs leak no descriptors.
+          return () => target.close();
+        }
+        if (prop === 'sync' || prop === 'datasync') {
+          return async () => {
+            this.gate(`fh.${prop} ${path.basename(p)}`);
+            await method.call(target);
+            this.synced(target.fd, p);
+          };
+        }
+        return async (...a: unknown[]) => {
+          this.gate(`fh.${String(prop)} ${path.basename(p)}`);
+          return method.apply(target, a);
+        };
+      },
+    });
+  }
+
+  private backend(): IoBackend {
+    const exists = (p: fs.PathLike): boolean => {
+      try {
+        fs.lstatSync(p);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    /** Runs a call that may create the file at `p`; a new file gets a new inode number. */
+    const creating = async <T>(call: string, p: fs.PathLike, run: () => Promise<T>): Promise<T> => {
+      this.gate(`${call} ${path.basename(String(p))}`);
+      const before = exists(p);
+      const r = await run();
+      if (!before) {
+        this.created(String(p));
+      }
+      return r;
+    };
+    const name = (p: unknown): string => path.basename(String(p));
+    const io: IoBackend = {
+      open: ((p: fs.PathLike, flags?: string | number, mode?: fs.Mode) =>
+        creating('open', p, () => fsp.open(p, flags, mode)).then((fh) => this.wrapHandle(fh, path.resolve(String(p))))) as IoBackend['open'],
+      readFile: ((p: fs.PathLike, o?: unknown) => this.pass(`readFile ${name(p)}`, () => nodeIo.readFile(p, o as BufferEncoding))) as IoBackend['readFile'],
+      writeFile: ((p: fs.PathLike, data: string | Uint8Array, o?: fs.WriteFileOptions) =>
+        creating('writeFile', p, () => fsp.writeFile(p, data, o))) as IoBackend['writeFile'],
+      rename: (a, b) => this.pass(`rename ${name(a)} ${name(b)}`, () => fsp.rename(a, b)),
+      link: (a, b) => this.pass(`link ${name(a)} ${name(b)}`, () => fsp.link(a, b)),
+      unlink: (p) => this.pass(`unlink ${name(p)}`, () => fsp.unlink(p)),
+      rm: (p, o) => this.pass(`rm ${name(p)}`, () => fsp.rm(p, o)),
+      rmdir: (p, o) => this.pass(`rmdir ${name(p)}`, () => fsp.rmdir(p, o)),
+      mkdir: ((p: fs.PathLike, o?: fs.MakeDirectoryOptions) => this.pass(`mkdir ${name(p)}`, () => fsp.mkdir(p, o))) as IoBackend['mkdir'],
+      readdir: ((p: fs.PathLike, o?: unknown) => this.pass(`readdir ${name(p)}`, () => (fsp.readdir as (...x: unknown[]) => Promise<unknown>)(p, o))) as IoBackend['readdir'],
+      stat: ((p: fs.PathLike, o?: fs.StatOptions) => this.pass(`stat ${name(p)}`, () => fsp.stat(p, o))) as IoBackend['stat'],
+      lstat: ((p: fs.PathLike, o?: fs.StatOptions) => this.pass(`lstat ${name(p)}`, () => fsp.lstat(p, o))) as IoBackend['lstat'],
+      realpath: ((p: fs.PathLike, o?: unknown) => this.pass(`realpath ${name(p)}`, () => fsp.realpath(p, o as BufferEncoding))) as IoBackend['realpath'],
+      access: (p, m) => this.pass(`access ${name(p)}`, () => fsp.access(p, m)),
+      truncate: (p, len) => this.pass(`truncate ${name(p)}`, () => fsp.truncate(p, len)),
+      chmod: (p, m) => this.pass(`chmod ${name(p)}`, () => fsp.chmod(p, m)),
+      openSync: (p, flags, mode) => {
+        this.gate(`openSync ${name(p)}`);
+        const before = exists(p);
+        const fd = fs.openSync(p, flags, mode);
+        if (!before) {
+          this.created(String(p));
+        }
+        return fd;
+      },
+      writeSync: ((...a: unknown[]) => {
+        this.gate('writeSync');
+        return (fs.writeSync as (...x: unknown[]) => number)(...a);
+      }) as IoBackend['writeSync'],
+      // No durable effect; always done (see the handles' close).
+      closeSync: (fd) => fs.closeSync(fd),
+      readFileSync: ((...a: unknown[]) => {
+        this.gate(`readFileSync ${name(a[0])}`);
+        return (fs.readFileSync as (...x: unknown[]) => unknown)(...a);
+      }) as IoBackend['readFileSync'],
+      mkdirSync: ((p: fs.PathLike, o?: fs.MakeDirectoryOptions) => {
+        this.gate(`mkdirSync ${name(p)}`);
+        return fs.mkdirSync(p, o);
+      }) as IoBackend['mkdirSync'],
+      rmSync: (p, o) => {
+        this.gate(`rmSync ${name(p)}`);
+        fs.rmSync(p, o);
+      },
+      bootId: () => nodeIo.bootId(),
+    };
+    return io;
+  }
+}
