@@ -418,6 +418,12 @@ export class DownloadEngine implements JobHost {
       job.rt.closing = true;
       try {
         await this.stopRun(job, 'stop');
+        // A file is journaled completed only once the names it relies on are durable: its temporary's (a rename
+        // not yet done is told by it at the next start) and then its destination's link. Without the folders'
+        // fsync a power cut could keep the journal and lose both names: an ACKNOWLEDGED job without its file.
+        const dirs = new Set(r.files.map((f) => parentDir(f.localPath)));
+        const syncDirs = (): Promise<unknown> => Promise.all([...dirs].map(syncDir));
+        await syncDirs();
         const failed = async (f: FileRecord, e: unknown): Promise<never> => {
           this.setState(job, 'TRANSFERRED');
           await this.store.save();
@@ -431,6 +437,9 @@ export class DownloadEngine implements JobHost {
               // else's file at the next start (reconcile); otherwise Complete would fail forever with EEXIST.
               f.completed = true;
               placed = phase === 'linked';
+              if (placed) {
+                await syncDir(parentDir(f.localPath));
+              }
               await this.store.save();
             });
           } catch (e) {
@@ -443,15 +452,21 @@ export class DownloadEngine implements JobHost {
           this.changed(job);
         };
         // In order; hard links journaled per batch (see placeFiles.ts), the rest one by one as above.
-        await placeInOrder(r.files.filter((f) => !f.completed && keep.has(f)), { placeOne, failed, save: () => this.store.save(), placed: () => this.changed(job) });
-        const dirs = new Set<string>();
+        await placeInOrder(r.files.filter((f) => !f.completed && keep.has(f)), {
+          placeOne,
+          failed,
+          save: async () => {
+            await syncDirs();
+            await this.store.save();
+          },
+          placed: () => this.changed(job),
+        });
         for (const f of r.files) {
           if (!keep.has(f)) {
             await removeQuietly(f.temporaryPath);
           }
-          dirs.add(parentDir(f.localPath));
         }
-        await Promise.all([...dirs].map(syncDir));
+        await syncDirs();
         this.setState(job, 'ACKNOWLEDGED');
         await this.store.save();
         await this.vault.delete(job.id).catch(() => undefined);
