@@ -143,8 +143,12 @@ export class JobStore {
       clearTimeout(this.timer);
       this.timer = undefined;
     }
-    await this.save();
-    this.closed = true;
+    try {
+      await this.save();
+    } finally {
+      // Even when that last save failed: a closed store never writes again (its engine is gone; another may own the journal).
+      this.closed = true;
+    }
   }
 
   private async write(): Promise<void> {
