@@ -55,6 +55,16 @@ describe('power-loss double', () => {
     assert.equal(fs.readFileSync(path.join(root, 'b.txt'), 'utf8'), 'synced');
   });
 
+  it("with names durable at any fsync, a file's sync commits every name made before it, not other files' data", async () => {
+    const d = new PowerLossFs({ root, names: 'at-any-fsync' });
+    await writeSynced(d, 'unsynced.txt', 'lost data', false);
+    await writeSynced(d, 'synced.txt', 'kept', true);
+    d.materializeDurable();
+    assert.deepEqual(fs.readdirSync(root).sort(), ['old.txt', 'synced.txt', 'unsynced.txt']);
+    assert.equal(fs.readFileSync(path.join(root, 'unsynced.txt'), 'utf8'), '');
+    assert.equal(fs.readFileSync(path.join(root, 'synced.txt'), 'utf8'), 'kept');
+  });
+
   it('a rename or an unlink counts once the folder is synced; hard links stay one inode', async () => {
     const d = new PowerLossFs({ root });
     await d.io.rename(path.join(root, 'old.txt'), path.join(root, 'new.txt'));

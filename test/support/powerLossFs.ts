@@ -8,6 +8,9 @@
 //  - per folder under `root`, its name -> inode entries as of its last fsync (the engine opens the folder and
 //    calls sync() on the handle: syncDir in store.ts). A creation, rename, link or unlink is durable only once its
 //    folder is synced.
+// With `names: 'at-any-fsync'` the folders are less pessimistic, like ext4's ordered journal: any fsync commits
+// every creation, rename, link and unlink made before it (file data stays durable only by its own inode's sync).
+// Names made durable early expose a file's unsynced data; names kept back expose a missing folder fsync.
 // What exists when the double starts is durable. `cutAt: k` cuts the power at the k-th call: that call and every
 // later one fail with PowerCut (the synchronous ones throw). `materializeDurable()` then rewrites `root` to hold
 // only the durable state, as the machine would find it on the next boot; leaving the real files as they are is a
@@ -34,10 +37,13 @@ export interface PowerLossOptions {
   root: string;
   /** Cut the power at this call (1 = the first); never when undefined. */
   cutAt?: number;
+  /** When a folder's entries become durable: at its own fsync (default), or at any fsync. */
+  names?: 'at-folder-fsync' | 'at-any-fsync';
 }
 
 export class PowerLossFs {
   readonly root: string;
+  readonly names: 'at-folder-fsync' | 'at-any-fsync';
   /** Calls made so far (the one cut included). */
   calls = 0;
   /** Names of the calls, in order (what the k-th call was, for a failure message). */
@@ -61,6 +67,7 @@ export class PowerLossFs {
   constructor(o: PowerLossOptions) {
     this.root = path.resolve(o.root);
     this.cutAt = o.cutAt;
+    this.names = o.names ?? 'at-folder-fsync';
     this.whenCut = new Promise((r) => (this.resolveCut = r));
     this.snapshotTree(this.root);
     this.io = this.backend();
@@ -109,6 +116,16 @@ export class PowerLossFs {
     }
   }
 
+  /** Every folder's entries under `dir` as they are now (names only: no file's data). */
+  private recordFolders(dir: string): void {
+    this.recordDir(dir);
+    for (const [name, e] of this.durableDirs.get(dir)!) {
+      if (e.kind === 'dir') {
+        this.recordFolders(path.join(dir, name));
+      }
+    }
+  }
+
   private inodeOf(st: fs.Stats): number {
     const key = `${st.dev}:${st.ino}`;
     let n = this.inodes.get(key);
@@ -149,6 +166,9 @@ export class PowerLossFs {
 
   /** After an fsync/fdatasync of a handle: a folder's entries or a file's content are now durable. */
   private synced(fd: number, p: string): void {
+    if (this.names === 'at-any-fsync') {
+      this.recordFolders(this.root);
+    }
     if (fs.fstatSync(fd).isDirectory()) {
       if (this.isUnderRoot(p)) {
         this.recordDir(p);
@@ -198,7 +218,7 @@ export class PowerLossFs {
         if (prop === 'sync' || prop === 'datasync') {
           return async () => {
             this.gate(`fh.${prop} ${path.basename(p)}`);
-            await method.call(target);
+            // The model says what a sync made durable; the real disk's flush would only cost time.
             this.synced(target.fd, p);
           };
         }
