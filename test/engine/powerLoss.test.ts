@@ -18,8 +18,8 @@ import { randomBody, sha256Hex, TestServer } from '../support/testServer';
 
 const MiB = 1024 * 1024;
 type Scenario = 'complete' | 'cancel';
-/** A power cut with names durable at their folder's fsync or at any fsync (see powerLossFs.ts), or a crash of the process. */
-type Crash = 'power' | 'power, ordered names' | 'process';
+/** A power cut with names durable at their folder's fsync, or names and sizes at any fsync (see powerLossFs.ts), or a crash of the process. */
+type Crash = 'power' | 'power, metadata first' | 'process';
 
 /** What one cut run found: how far its job had got, for the summary. */
 interface RunOutcome {
@@ -117,12 +117,18 @@ describe('power loss at every file-system call', function () {
     return jobId;
   }
 
-  function readJournal(root: string): JobRecord[] {
+  /** The journal as the next start finds it: none yet, or whole (a torn or empty one would lose every job). */
+  function readJournal(root: string, where: string): JobRecord[] {
     const file = path.join(root, 'store', 'jobs.json');
     if (!fs.existsSync(file)) {
       return [];
     }
-    return (JSON.parse(fs.readFileSync(file, 'utf8')) as { jobs: JobRecord[] }).jobs;
+    const text = fs.readFileSync(file, 'utf8');
+    try {
+      return (JSON.parse(text) as { jobs: JobRecord[] }).jobs;
+    } catch {
+      assert.fail(`${where}: the journal is not whole after the cut (${text.length} bytes: ${JSON.stringify(text.slice(0, 60))})`);
+    }
   }
 
   function readIfFile(p: string): Buffer | undefined {
@@ -139,7 +145,7 @@ describe('power loss at every file-system call', function () {
    */
   function checkJournalClaims(root: string, where: string): number {
     let missing = 0;
-    for (const job of readJournal(root)) {
+    for (const job of readJournal(root, where)) {
       for (const f of job.files) {
         const body = bodyOf(f.remoteUrl);
         const dest = readIfFile(f.localPath);
@@ -233,7 +239,7 @@ describe('power loss at every file-system call', function () {
     try {
       fs.mkdirSync(path.join(root, 'store'));
       fs.mkdirSync(path.join(root, 'dl'));
-      const disk = new PowerLossFs({ root, cutAt, names: crash === 'power, ordered names' ? 'at-any-fsync' : 'at-folder-fsync' });
+      const disk = new PowerLossFs({ root, cutAt, syncMs: 1, names: crash === 'power, metadata first' ? 'at-any-fsync' : 'at-folder-fsync' });
       const jobId = await firstLife(root, disk, scenario);
       const where = `${scenario}, ${crash} cut at call ${cutAt} of ${disk.calls} (${disk.log[(cutAt ?? 0) - 1] ?? 'none'})`;
       if (crash !== 'process') {
@@ -259,13 +265,13 @@ describe('power loss at every file-system call', function () {
     let missing = 0;
     let journaled = 0;
     for (let k = 1, uncut = 0; uncut < 5; k++) {
-      const r = await cutRun(scenario, k % 2 === 1 ? 'process' : k % 4 === 0 ? 'power, ordered names' : 'power', k);
+      const r = await cutRun(scenario, k % 2 === 1 ? 'process' : k % 4 === 0 ? 'power, metadata first' : 'power', k);
       cuts += r.cut ? 1 : 0;
       uncut = r.cut ? 0 : uncut + 1;
       missing += r.claimedButMissing;
       journaled += r.jobJournaled ? 1 : 0;
     }
-    const note = `${scenario}: ${cuts} cut points exercised (of ${clean.calls} calls in an uncut run; process crash at odd calls, power cut at even ones, names durable at any fsync at every fourth); the job was journaled in ${journaled}; ${missing} temporaries claimed by the journal were gone or short (fetched again)`;
+    const note = `${scenario}: ${cuts} cut points exercised (of ${clean.calls} calls in an uncut run; process crash at odd calls, power cut at even ones, metadata first (names and sizes at any fsync) at every fourth); the job was journaled in ${journaled}; ${missing} temporaries claimed by the journal were gone or short (fetched again)`;
     console.log(`      ${note}`);
     matrixNote(`power loss (${scenario})`, note);
     assert.ok(cuts >= clean.calls * 0.8, `only ${cuts} cut points for ${clean.calls} calls`);

@@ -8,9 +8,10 @@
 //  - per folder under `root`, its name -> inode entries as of its last fsync (the engine opens the folder and
 //    calls sync() on the handle: syncDir in store.ts). A creation, rename, link or unlink is durable only once its
 //    folder is synced.
-// With `names: 'at-any-fsync'` the folders are less pessimistic, like ext4's ordered journal: any fsync commits
-// every creation, rename, link and unlink made before it (file data stays durable only by its own inode's sync).
-// Names made durable early expose a file's unsynced data; names kept back expose a missing folder fsync.
+// With `names: 'at-any-fsync'` metadata goes first, like a journaling file system's metadata log without ordered
+// data (ext4 data=writeback, XFS's old "NULL files"): any fsync commits every creation, rename, link, unlink and
+// file size made before it, while a file's data is durable only by its own inode's sync; the rest reads as
+// zeros. Names and sizes made durable early expose unsynced data; names kept back expose a missing folder fsync.
 // What exists when the double starts is durable. `cutAt: k` cuts the power at the k-th call: that call and every
 // later one fail with PowerCut (the synchronous ones throw). `materializeDurable()` then rewrites `root` to hold
 // only the durable state, as the machine would find it on the next boot; leaving the real files as they are is a
@@ -39,11 +40,14 @@ export interface PowerLossOptions {
   cutAt?: number;
   /** When a folder's entries become durable: at its own fsync (default), or at any fsync. */
   names?: 'at-folder-fsync' | 'at-any-fsync';
+  /** How long a flush takes (ms): other calls go on meanwhile, and a cut before its end makes nothing durable. */
+  syncMs?: number;
 }
 
 export class PowerLossFs {
   readonly root: string;
   readonly names: 'at-folder-fsync' | 'at-any-fsync';
+  readonly syncMs: number;
   /** Calls made so far (the one cut included). */
   calls = 0;
   /** Names of the calls, in order (what the k-th call was, for a failure message). */
@@ -59,6 +63,8 @@ export class PowerLossFs {
   private readonly inodes = new Map<string, number>();
   /** Our inode number -> its content at its last fsync/fdatasync. */
   private readonly durableData = new Map<number, Buffer>();
+  /** Our inode number -> its size committed with the metadata (at-any-fsync), when later than its data. */
+  private readonly durableSize = new Map<number, number>();
   /** Folder (absolute) -> its entries at its last fsync. */
   private readonly durableDirs = new Map<string, Map<string, Entry>>();
 
@@ -68,6 +74,7 @@ export class PowerLossFs {
     this.root = path.resolve(o.root);
     this.cutAt = o.cutAt;
     this.names = o.names ?? 'at-folder-fsync';
+    this.syncMs = o.syncMs ?? 0;
     this.whenCut = new Promise((r) => (this.resolveCut = r));
     this.snapshotTree(this.root);
     this.io = this.backend();
@@ -93,7 +100,10 @@ export class PowerLossFs {
           // Two durable names of one inode stay one inode (the engine tells its own hard links by st_ino).
           fs.linkSync(placed.get(e.inode)!, p);
         } else {
-          fs.writeFileSync(p, this.durableData.get(e.inode) ?? Buffer.alloc(0));
+          const data = this.durableData.get(e.inode) ?? Buffer.alloc(0);
+          const size = this.durableSize.get(e.inode) ?? data.length;
+          // A size committed ahead of the data: the bytes not synced read as zeros.
+          fs.writeFileSync(p, size <= data.length ? data.subarray(0, size) : Buffer.concat([data, Buffer.alloc(size - data.length)]));
           placed.set(e.inode, p);
         }
       }
@@ -116,12 +126,15 @@ export class PowerLossFs {
     }
   }
 
-  /** Every folder's entries under `dir` as they are now (names only: no file's data). */
-  private recordFolders(dir: string): void {
-    this.recordDir(dir);
-    for (const [name, e] of this.durableDirs.get(dir)!) {
+  /** Every folder's entries and every file's size under `dir` as they are now (metadata: no file's data). */
+  private metadataOf(dir: string, out: { dirs: [string, Map<string, Entry>][]; sizes: [number, number][] }): void {
+    const entries = this.entriesOf(dir);
+    out.dirs.push([dir, entries]);
+    for (const [name, e] of entries) {
       if (e.kind === 'dir') {
-        this.recordFolders(path.join(dir, name));
+        this.metadataOf(path.join(dir, name), out);
+      } else {
+        out.sizes.push([e.inode, fs.lstatSync(path.join(dir, name)).size]);
       }
     }
   }
@@ -146,7 +159,7 @@ export class PowerLossFs {
     }
   }
 
-  private recordDir(dir: string): void {
+  private entriesOf(dir: string): Map<string, Entry> {
     const entries = new Map<string, Entry>();
     for (const d of fs.readdirSync(dir, { withFileTypes: true })) {
       if (d.isDirectory()) {
@@ -155,27 +168,42 @@ export class PowerLossFs {
         entries.set(d.name, { kind: 'file', inode: this.inodeOf(fs.lstatSync(path.join(dir, d.name))) });
       }
     }
-    this.durableDirs.set(dir, entries);
+    return entries;
   }
 
-  private recordFile(fd: number): void {
-    // Through /proc: the handle may be write-only, and the file may have been renamed since it was opened.
-    const content = fs.readFileSync(`/proc/self/fd/${fd}`);
-    this.durableData.set(this.inodeOf(fs.fstatSync(fd)), content);
+  private recordDir(dir: string): void {
+    this.durableDirs.set(dir, this.entriesOf(dir));
   }
 
-  /** After an fsync/fdatasync of a handle: a folder's entries or a file's content are now durable. */
-  private synced(fd: number, p: string): void {
+  /**
+   * What an fsync/fdatasync of a handle, starting now, makes durable once it ends: a folder's entries or a
+   * file's content (read through /proc: the handle may be write-only, the file renamed since), and with
+   * metadata first every name and size. Returned as the change to apply at the end.
+   */
+  private snapshotOf(fd: number, p: string): () => void {
+    const meta = { dirs: [] as [string, Map<string, Entry>][], sizes: [] as [number, number][] };
     if (this.names === 'at-any-fsync') {
-      this.recordFolders(this.root);
+      this.metadataOf(this.root, meta);
     }
-    if (fs.fstatSync(fd).isDirectory()) {
-      if (this.isUnderRoot(p)) {
-        this.recordDir(p);
+    const st = fs.fstatSync(fd);
+    const dir = st.isDirectory() && this.isUnderRoot(p) ? this.entriesOf(p) : undefined;
+    const content = st.isDirectory() ? undefined : fs.readFileSync(`/proc/self/fd/${fd}`);
+    const inode = this.inodeOf(st);
+    return () => {
+      for (const [d, entries] of meta.dirs) {
+        this.durableDirs.set(d, entries);
       }
-    } else {
-      this.recordFile(fd);
-    }
+      for (const [n, size] of meta.sizes) {
+        this.durableSize.set(n, size);
+      }
+      if (dir) {
+        this.durableDirs.set(p, dir);
+      }
+      if (content) {
+        this.durableData.set(inode, content);
+        this.durableSize.delete(inode);
+      }
+    };
   }
 
   private isUnderRoot(p: string): boolean {
@@ -218,8 +246,14 @@ export class PowerLossFs {
         if (prop === 'sync' || prop === 'datasync') {
           return async () => {
             this.gate(`fh.${prop} ${path.basename(p)}`);
-            // The model says what a sync made durable; the real disk's flush would only cost time.
-            this.synced(target.fd, p);
+            // The model says what a sync made durable, not the real disk's flush; a flush still takes a while
+            // (other calls go on meanwhile), and what it makes durable is what was written when it started.
+            const commit = this.snapshotOf(target.fd, p);
+            await new Promise((r) => setTimeout(r, this.syncMs));
+            if (this.cutHappened) {
+              throw new PowerCut(`fh.${prop} ${path.basename(p)}, cut before it ended`);
+            }
+            commit();
           };
         }
         return async (...a: unknown[]) => {
