@@ -76,29 +76,47 @@ describe('power loss at every file-system call', function () {
     return Promise.race([p, late]).finally(() => clearTimeout(timer));
   }
 
+  /** What the engine's calls promised before the power went (each resolved): the next start must find it so. */
+  interface Promised {
+    jobId?: string;
+    /** addFileSet resolved: the job and its files are journaled. */
+    files: boolean;
+    /** complete() resolved: ACKNOWLEDGED, every file in place. */
+    completed: boolean;
+    /** cancel() resolved: CANCELLED. */
+    cancelled: boolean;
+  }
+
   /** The job's life on the double: create, add the files, transfer, then Complete or Cancel (the latter mid-way). */
-  async function firstLife(root: string, disk: PowerLossFs, scenario: Scenario): Promise<string | undefined> {
+  async function firstLife(root: string, disk: PowerLossFs, scenario: Scenario): Promise<Promised> {
+    const promised: Promised = { files: false, completed: false, cancelled: false };
+    // Set only while the power is on: a call that resolved and then saw the cut promised nothing we count.
+    const kept = (what: 'files' | 'completed' | 'cancelled'): void => {
+      promised[what] = promised[what] || !disk.isCut;
+    };
     const agent = new Agent();
     const restore = useIo(disk.io);
     let engine: DownloadEngine | undefined;
-    let jobId: string | undefined;
     const pending: Promise<unknown>[] = [];
     const cut = <T>(p: Promise<T>): Promise<T> => orCut(disk, pending, p);
     try {
       engine = await openEngineOn(root, agent);
       const e = engine;
       const job = await cut(e.createJob({ displayName: 'power' }));
-      jobId = job.id;
+      promised.jobId = job.id;
       await cut(job.setMinimumRetryDelay(0));
       await cut(job.addFileSet([...bodies.keys()].map((p) => ({ remoteUrl: server.url(p), localPath: path.join(root, 'dl', names[p]), sha256: sha256Hex(bodies.get(p)!) }))));
+      kept('files');
       await cut(job.resume());
       if (scenario === 'complete') {
         await orCut(disk, [], waitForState(e, job, 'TRANSFERRED', 30_000));
         await cut(job.complete());
+        kept('completed');
       } else {
         // Mid-way: the medium file transferred, the segmented one under way.
         await orCut(disk, [], waitUntil(() => job.record.files[1].transferred || job.state === 'TRANSFERRED', 30_000, 'the medium file'));
         await cut(job.cancel());
+        kept('cancelled');
       }
     } catch (e) {
       if (!disk.isCut) {
@@ -114,7 +132,7 @@ describe('power loss at every file-system call', function () {
       restore();
       await agent.close();
     }
-    return jobId;
+    return promised;
   }
 
   /** The journal as the next start finds it: none yet, or whole (a torn or empty one would lose every job). */
@@ -191,14 +209,23 @@ describe('power loss at every file-system call', function () {
   }
 
   /** The next start (real disk, this boot or another) finishes the job, then everything is checked. */
-  async function secondLife(root: string, crash: Crash, scenario: Scenario, jobId: string | undefined, where: string): Promise<boolean> {
+  async function secondLife(root: string, crash: Crash, scenario: Scenario, promised: Promised, where: string): Promise<boolean> {
     const agent = new Agent();
     const restore = useIo(crash !== 'process' ? { ...nodeIo, bootId: () => 'after-power-cut' } : nodeIo);
     const engine = await openEngineOn(root, agent);
     let journaled = false;
     try {
-      const found: JobImpl | undefined = engine.enumJobs({ includeFinal: true }).find((j) => j.id === jobId);
+      const found: JobImpl | undefined = engine.enumJobs({ includeFinal: true }).find((j) => j.id === promised.jobId);
       journaled = found !== undefined;
+      if (promised.files) {
+        assert.equal(found?.record.files.length, bodies.size, `${where}: addFileSet had resolved, but the job and its files are not journaled`);
+      }
+      if (promised.completed) {
+        assert.equal(found?.state, 'ACKNOWLEDGED', `${where}: complete() had resolved`);
+      }
+      if (promised.cancelled) {
+        assert.equal(found?.state, 'CANCELLED', `${where}: cancel() had resolved`);
+      }
       // A job journaled before its files were is as good as none: nothing was promised for it.
       const job = found && found.record.files.length > 0 ? found : undefined;
       if (job && scenario === 'complete') {
@@ -240,13 +267,13 @@ describe('power loss at every file-system call', function () {
       fs.mkdirSync(path.join(root, 'store'));
       fs.mkdirSync(path.join(root, 'dl'));
       const disk = new PowerLossFs({ root, cutAt, syncMs: 1, names: crash === 'power, metadata first' ? 'at-any-fsync' : 'at-folder-fsync' });
-      const jobId = await firstLife(root, disk, scenario);
+      const promised = await firstLife(root, disk, scenario);
       const where = `${scenario}, ${crash} cut at call ${cutAt} of ${disk.calls} (${disk.log[(cutAt ?? 0) - 1] ?? 'none'})`;
       if (crash !== 'process') {
         disk.materializeDurable();
       }
       const claimedButMissing = checkJournalClaims(root, where);
-      const jobJournaled = await secondLife(root, crash, scenario, jobId, where).catch((e: Error) => {
+      const jobJournaled = await secondLife(root, crash, scenario, promised, where).catch((e: Error) => {
         throw e instanceof assert.AssertionError ? e : new Error(`${where}: ${e.message}`, { cause: e });
       });
       return { calls: disk.calls, cut: disk.isCut, jobJournaled, claimedButMissing };
