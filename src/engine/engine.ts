@@ -497,6 +497,12 @@ export class DownloadEngine implements JobHost {
       job.rt.closing = true;
       try {
         await this.stopRun(job, 'stop');
+        // A file is journaled completed only once the names it relies on are durable: its temporary's (a rename
+        // not yet done is told by it at the next start) and then its destination's link. Without the folders'
+        // fsync a power cut could keep the journal and lose both names: an ACKNOWLEDGED job without its file.
+        const dirs = new Set(r.files.map((f) => parentDir(f.localPath)));
+        const syncDirs = (): Promise<unknown> => Promise.all([...dirs].map(syncDir));
+        await syncDirs();
         const failed = async (f: FileRecord, e: unknown): Promise<never> => {
           this.setState(job, 'TRANSFERRED');
           await this.store.save(job.record);
@@ -528,6 +534,9 @@ export class DownloadEngine implements JobHost {
               // else's file at the next start (reconcile); otherwise Complete would fail forever with EEXIST.
               f.completed = true;
               placed = phase === 'linked';
+              if (placed) {
+                await syncDir(parentDir(f.localPath));
+              }
               await this.store.save(job.record);
             });
           } catch (e) {
@@ -547,7 +556,10 @@ export class DownloadEngine implements JobHost {
           placeOne,
           failed,
           check,
-          save: () => this.store.save(job.record),
+          save: async () => {
+            await syncDirs();
+            await this.store.save(job.record);
+          },
           placed: () => this.changed(job),
           removeTemporary: (f) => this.deleteTemporary(job, f.temporaryPath),
         });
@@ -556,16 +568,14 @@ export class DownloadEngine implements JobHost {
             this.cache?.add(f.sha256, f.localPath); // in the background; best effort
           }
         }
-        const dirs = new Set<string>();
         for (const f of r.files) {
           if (!keep.has(f)) {
             await this.deleteTemporary(job, f.temporaryPath);
             // One that finished after the call (or while the run stopped) is dropped too, so not transferred.
             f.transferred = false;
           }
-          dirs.add(parentDir(f.localPath));
         }
-        await Promise.all([...dirs].map(syncDir));
+        await syncDirs();
         this.setState(job, 'ACKNOWLEDGED');
         await this.store.save(job.record);
         await this.vault.delete(job.id).catch(() => undefined);

@@ -331,16 +331,20 @@ export class JobStore {
   async close(): Promise<void> {
     clearTimeout(this.timer);
     this.timer = undefined;
-    await this.saveAll();
-    await this.compacting?.catch(() => undefined);
-    if (this.logBytes > 0) {
-      this.compactRequested = true;
-      await this.commitSoon();
-      await this.compacting;
+    try {
+      await this.saveAll();
+      await this.compacting?.catch(() => undefined);
+      if (this.logBytes > 0) {
+        this.compactRequested = true;
+        await this.commitSoon();
+        await this.compacting;
+      }
+    } finally {
+      // Even when that last save failed: a closed store never writes again (its engine is gone; another may own the journal).
+      await this.log?.close().catch(() => undefined);
+      this.log = undefined;
+      this.closed = true;
     }
-    await this.log?.close();
-    this.log = undefined;
-    this.closed = true;
   }
 
   private armTimer(): void {
