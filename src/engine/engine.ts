@@ -248,11 +248,18 @@ export class DownloadEngine implements JobHost {
         continue;
       }
       let size: number | undefined;
-      try {
-        const st = await fs.lstat(f.temporaryPath);
-        size = st.isFile() ? st.size : undefined;
-      } catch {
-        size = undefined;
+      const st = await fs.lstat(f.temporaryPath).catch(() => undefined);
+      size = st?.isFile() ? st.size : undefined;
+      const id = f.temporaryIdentity;
+      if (f.transferred && st && size === f.bytesTotal && id && (st.dev !== id.dev || st.ino !== id.ino)) {
+        // Not the file that was verified (restored from a backup, rebuilt by a file system check, or swapped):
+        // Complete would refuse it (placementChecks.ts). Verified again when a checksum is known, else fetched again.
+        if (f.sha256 && (await fileMatchesDigest(f.temporaryPath, f.sha256))) {
+          f.temporaryIdentity = { dev: st.dev, ino: st.ino };
+          this.log('info', `${f.localPath}: its transferred temporary file is another file than before, with the right checksum: kept.`);
+        } else {
+          size = undefined;
+        }
       }
       if (f.transferred && size !== f.bytesTotal) {
         this.log('warn', `${f.localPath}: its transferred temporary file is missing or changed; it will be downloaded again.`);

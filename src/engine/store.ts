@@ -340,7 +340,11 @@ export class JobStore {
         await this.compacting;
       }
     } finally {
-      // Even when that last save failed: a closed store never writes again (its engine is gone; another may own the journal).
+      // Even when that last save failed: a closed store never writes again (its engine is gone; another may own the
+      // journal), not even the retry a failed commit arms.
+      this.closed = true;
+      clearTimeout(this.timer);
+      this.timer = undefined;
       await this.log?.close().catch(() => undefined);
       this.log = undefined;
       this.closed = true;
@@ -353,7 +357,7 @@ export class JobStore {
     }
     this.timer = setTimeout(() => {
       this.timer = undefined;
-      if (this.pending.size > 0) {
+      if (this.pending.size > 0 && !this.closed) {
         this.commitSoon().catch((e) => this.onSaveError(e));
       }
     }, this.batchMs);
