@@ -63,8 +63,12 @@ describe('speed limits', function () {
     return jobs.map((j, i) => (j.getProgress().bytesTransferred - before[i]) / seconds);
   }
 
+  /**
+   * Loose on purpose (the accuracy table is bench/rateLimit.js's): never 20 % over the limit, and not far under it.
+   * Under is looser: on a loaded machine the reader itself falls behind, which no limiter bug explains away.
+   */
   function near(actual: number, expected: number, what: string): void {
-    assert.ok(Math.abs(actual - expected) <= expected * 0.2, `${what}: ${Math.round(actual / KiB)} KiB/s, expected ${Math.round(expected / KiB)} KiB/s ± 20 %`);
+    assert.ok(actual <= expected * 1.2 && actual >= expected * 0.65, `${what}: ${Math.round(actual / KiB)} KiB/s, expected ${Math.round(expected / KiB)} KiB/s (−35 % to +20 %)`);
   }
 
   it('the global limit holds on one connection', async () => {
