@@ -53,7 +53,7 @@ export class DownloadsStatusBar extends Disposable {
     for (const j of active.slice(0, 10)) {
       const p = j.getProgress();
       const jp = formatPercent(p.bytesTransferred, p.bytesTotal);
-      md.appendMarkdown(`- ${escapeMarkdown(`${j.displayName}: ${stateLabel(j.state)}${jp ? ` · ${jp}` : ''}`)}\n`);
+      md.appendMarkdown(`- ${escapeMarkdown(`${j.displayName}: ${stateLabel(j.state, j.type)}${jp ? ` · ${jp}` : ''}`)}\n`);
     }
     this.item.tooltip = md;
     this.item.accessibilityInformation = { label: vscode.l10n.t('{0} active download jobs', active.length) + (pct ? `, ${pct}` : '') };

@@ -78,8 +78,11 @@ export function formatDate(d: Date): string {
   }
 }
 
-/** The human name of a state (the contract's identifier stays in tooltips). */
-export function stateLabel(state: JobState): string {
+/**
+ * The human name of a state (the contract's identifier stays in tooltips). TRANSFERRED says what it means for the
+ * user: the bytes are here but not saved under their name until Complete (an upload: not yet confirmed).
+ */
+export function stateLabel(state: JobState, type: 'download' | 'upload' = 'download'): string {
   switch (state) {
     case 'SUSPENDED': return vscode.l10n.t('Suspended');
     case 'QUEUED': return vscode.l10n.t('Queued');
@@ -87,7 +90,7 @@ export function stateLabel(state: JobState): string {
     case 'TRANSFERRING': return vscode.l10n.t('Transferring');
     case 'TRANSIENT_ERROR': return vscode.l10n.t('Transient error');
     case 'ERROR': return vscode.l10n.t('Error');
-    case 'TRANSFERRED': return vscode.l10n.t('Transferred');
+    case 'TRANSFERRED': return type === 'upload' ? vscode.l10n.t('Uploaded — not confirmed yet') : vscode.l10n.t('Downloaded — not saved yet');
     case 'ACKNOWLEDGED': return vscode.l10n.t('Completed');
     case 'CANCELLED': return vscode.l10n.t('Cancelled');
   }

@@ -47,14 +47,14 @@ export function describeJob(job: EngineJob): string {
   if (job.state === 'TRANSIENT_ERROR') {
     const at = job.retryAt;
     const seconds = at ? Math.max(0, (at.getTime() - Date.now()) / 1000) : undefined;
-    parts.push(seconds === undefined ? stateLabel(job.state) : vscode.l10n.t('{0}, retry in {1}', stateLabel(job.state), formatDuration(seconds)));
+    parts.push(seconds === undefined ? stateLabel(job.state, job.type) : vscode.l10n.t('{0}, retry in {1}', stateLabel(job.state, job.type), formatDuration(seconds)));
   } else if (job.state === 'ERROR' && error) {
     // "Failed: not found (404)": the words first, so they survive a narrow view (the code is in the tooltip).
     parts.push(vscode.l10n.t('Failed: {0}', plainError(error.code)?.short ?? error.code));
   } else if (job.state === 'TRANSFERRED' && job.autoCompleteError) {
-    parts.push(vscode.l10n.t('{0}, not completed: {1}', stateLabel(job.state), job.autoCompleteError.code));
+    parts.push(vscode.l10n.t('Downloaded, could not be saved: {0}', job.autoCompleteError.code));
   } else {
-    parts.push(stateLabel(job.state));
+    parts.push(stateLabel(job.state, job.type));
   }
   if (p.filesTotal === 0) {
     parts.push(vscode.l10n.t('no files'));
@@ -162,7 +162,7 @@ export function jobTooltip(job: EngineJob): vscode.MarkdownString {
   md.appendMarkdown('\n');
   line(vscode.l10n.t('Id'), job.id);
   line(vscode.l10n.t('Type'), job.type);
-  line(vscode.l10n.t('State'), `${job.state} (${stateLabel(job.state)})`);
+  line(vscode.l10n.t('State'), `${job.state} (${stateLabel(job.state, job.type)})`);
   line(vscode.l10n.t('Priority'), job.priority);
   line(vscode.l10n.t('Progress'), describeJob(job));
   const t = job.getTimes();

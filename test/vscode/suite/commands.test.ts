@@ -80,7 +80,7 @@ describe('commands', () => {
     const node = provider.getChildren().find((n) => n.id === id);
     assert.ok(node, 'the job is in the tree');
     const item = provider.getTreeItem(node);
-    assert.match(String(item.description), /not completed: EEXIST/);
+    assert.match(String(item.description), /^Downloaded, could not be saved: EEXIST/);
     assert.equal((item.iconPath as vscode.ThemeIcon).id, 'warning');
     assert.match((item.tooltip as vscode.MarkdownString).value, /Could not complete itself/);
     fs.rmSync(dest);

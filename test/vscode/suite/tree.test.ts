@@ -100,7 +100,7 @@ describe('tree view', () => {
     assert.match((t.tooltip as vscode.MarkdownString).value.replace(/\\(.)/g, '$1'), /HTTP_404, 0x80190194/);
 
     t = item(transferred.id).item;
-    assert.equal(t.description, 'Transferred · 100% · 48.8 KB of 48.8 KB');
+    assert.equal(t.description, 'Downloaded — not saved yet · 100% · 48.8 KB of 48.8 KB', 'TRANSFERRED in words: the bytes are here, not yet under their name');
     assert.match(t.contextValue!, /^job:TRANSFERRED:download:cancellable:modifiable:completable/);
     assert.equal(icon(t), 'check');
 
