@@ -14,7 +14,9 @@ export function createApi(host: EngineHost): ManagedDownloadsApi {
   host.onDidRemoveJob((j) => handles.forget(j.id));
   return {
     apiVersion: 1,
-    createJob: async (o: CreateJobOptions): Promise<Job> => handles.of(await host.createJob(o)),
+    // Only the contract's options reach the engine.
+    createJob: async (o: CreateJobOptions): Promise<Job> =>
+      handles.of(await host.createJob(o && typeof o === 'object' ? { displayName: o.displayName, type: o.type, priority: o.priority, description: o.description } : o)),
     getJob: (id: string): Job => handles.of(host.engine.getJob(id)),
     enumJobs: (o?: { includeFinal?: boolean }): Job[] => host.engine.enumJobs(o).map((j) => handles.of(j)),
     onDidChangeJob: mapEvent(host.onDidChangeJob, (j) => handles.of(j)),

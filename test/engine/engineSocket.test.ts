@@ -85,6 +85,13 @@ describe('engine socket: a private place, checked before use', () => {
     assert.equal(fs.lstatSync(path.dirname(c.socketPath)).mode & 0o777, 0o700);
   });
 
+  it('a $XDG_RUNTIME_DIR that does not exist: the private folder in tmp is used', async () => {
+    process.env.XDG_RUNTIME_DIR = path.join(dir, 'no-such-run');
+    const c = await claim(longStore());
+    assert.ok(c);
+    assert.equal(path.dirname(c.socketPath), path.join(process.env.TMPDIR!, `managed-downloads-${uid}`));
+  });
+
   it('a folder planted in tmp with mode 0777 is refused, and its socket is not connected to', async () => {
     const store = longStore();
     const planted = path.join(process.env.TMPDIR!, `managed-downloads-${uid}`);

@@ -35,11 +35,23 @@ export function socketPathFor(storeDir: string): string {
   return path.join(privateSocketFolder(), `${hash}.sock`);
 }
 
-/** $XDG_RUNTIME_DIR (the user's own, 0700 by the spec), else a folder in tmp that we create (0700) and check. */
+/**
+ * A folder in $XDG_RUNTIME_DIR (the user's own, 0700 by the spec) when it is there and we can create ours in
+ * it (an inherited variable may name a missing or foreign folder), else one in tmp. Either is checked
+ * before use (preparePrivateFolder).
+ */
 function privateSocketFolder(): string {
   const runtime = process.env.XDG_RUNTIME_DIR;
   if (runtime && path.isAbsolute(runtime)) {
-    return path.join(runtime, 'managed-downloads');
+    const folder = path.join(runtime, 'managed-downloads');
+    try {
+      fs.mkdirSync(folder, { mode: 0o700 });
+      return folder;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EEXIST') {
+        return folder;
+      }
+    }
   }
   return path.join(os.tmpdir(), `managed-downloads-${currentUid() ?? 'user'}`);
 }
