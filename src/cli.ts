@@ -218,14 +218,6 @@ function parse(argv: string[]): Args | 'help' {
   if (urls.length === 0 && fromMetalink.length === 0) {
     throw new UsageError('Give at least one URL.');
   }
-  for (const u of urls) {
-    try {
-      checkRemoteUrl(u);
-    } catch (e) {
-      // Refused before anything is stored (user:password@ among others); the message shows the URL redacted.
-      throw new UsageError((e as Error).message);
-    }
-  }
   if (values.output !== undefined && values['output-dir'] !== undefined) {
     throw new UsageError('Use either --output FILE or -o DIR, not both.');
   }
@@ -239,6 +231,15 @@ function parse(argv: string[]): Args | 'help' {
     urls.push(f.remoteUrl);
     outputs.push(f.localPath);
     mirrors.push(f.mirrors ?? []);
+  }
+  // Every URL, mirrors and the Metalink's included, is refused before anything is stored (user:password@ among
+  // others: exit 2, not a job left behind that fails every rerun); the message shows the URL redacted.
+  for (const u of [...urls, ...mirrors.flat()]) {
+    try {
+      checkRemoteUrl(u);
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
   }
   const seen = new Set<string>();
   for (const [i, o] of outputs.entries()) {

@@ -205,8 +205,13 @@ export class DownloadEngine implements JobHost {
       await this.reconcile(job);
     });
     await this.sweepMarks();
-    await this.runRetention();
-    this.retentionTimer = setInterval(() => void this.runRetention(), this.opts.retentionIntervalMs ?? HOUR);
+    // A sweep that cannot save (a full disk) is said in the log and tried again at the next one, never fatal.
+    const sweep = (): Promise<void> => this.runRetention().then(
+      () => undefined,
+      (e: unknown) => this.log('warn', `The retention sweep failed: ${(e as Error).message}`),
+    );
+    await sweep();
+    this.retentionTimer = setInterval(() => void sweep(), this.opts.retentionIntervalMs ?? HOUR);
     this.retentionTimer.unref?.();
     await this.store.saveAll((r) => !FINAL_STATES.has(r.state)); // the start-up checks change unfinished jobs only
     for (const job of this.jobs.values()) {
@@ -342,8 +347,9 @@ export class DownloadEngine implements JobHost {
       throw job.invalidState('remove', 'only finished jobs can be removed; cancel it first');
     }
     this.forget(job);
-    await this.store.remove(id);
+    // The orphan list first: a crash in between leaves a path listed twice, never a temporary forgotten.
     await this.store.saveOrphans(this.orphanTemporaries);
+    await this.store.remove(id);
     this._onDidRemoveJob.fire(job);
   }
 
@@ -1098,8 +1104,8 @@ export class DownloadEngine implements JobHost {
       }
     }
     if (removed > 0) {
-      await this.store.remove(...removedIds);
       await this.store.saveOrphans(this.orphanTemporaries);
+      await this.store.remove(...removedIds);
     }
     return removed;
   }

@@ -71,6 +71,7 @@ export class JobStore {
   /** Each job's JSON as last made durable: what a restart reads back, and what the next snapshot holds. */
   private readonly durable = new Map<string, string>();
   private savedOrphans = '[]';
+  private orphanWrites: Promise<void> = Promise.resolve();
   private durableBytes = 0;
   /** Changes for the next commit: the record to write, or null to remove the job. */
   private pending = new Map<string, JobRecord | null>();
@@ -117,6 +118,8 @@ export class JobStore {
     const problems: string[] = [];
     let generations = (await fs.readdir(this.dir)).map(logGeneration).filter((g): g is number => g !== undefined).sort((a, b) => a - b);
     const records = new Map<string, JobRecord>();
+    /** Entries not loaded (damaged, or distrusted below): kept in a file of their own, never silently dropped. */
+    const rejected: unknown[] = [];
     let checked = 0;
     const keep = async (j: unknown): Promise<void> => {
       if (++checked % JOBS_PER_TURN === 0) {
@@ -125,6 +128,7 @@ export class JobStore {
       const r = validateLoadedRecord(j);
       if (typeof r === 'string') {
         problems.push(r);
+        rejected.push(j);
       } else {
         records.set(r.id, r);
       }
@@ -182,7 +186,6 @@ export class JobStore {
     }
     // The store may have been planted or restored from elsewhere: a record that could make the engine touch a file
     // it did not make is set aside, whole, in a file of its own (storeTrust.ts), and the store is rewritten without it.
-    const rejected: unknown[] = [];
     for (const r of [...records.values()]) {
       if (++checked % JOBS_PER_TURN === 0) {
         await nextTurn();
@@ -240,18 +243,24 @@ export class JobStore {
   }
 
   /** Keeps the list of temporaries still to delete (durable when this resolves); nothing is written if unchanged. */
-  async saveOrphans(list: readonly string[]): Promise<void> {
+  saveOrphans(list: readonly string[]): Promise<void> {
     const text = JSON.stringify(list);
-    if (text === this.savedOrphans) {
-      return;
-    }
-    this.savedOrphans = text;
-    if (list.length === 0) {
-      await fs.rm(this.file(ORPHANS_FILE), { force: true });
-      await syncDir(this.dir);
-    } else {
-      await writePrivateFileAtomic(this.file(ORPHANS_FILE), text);
-    }
+    // One write at a time (they share a temporary name); noted as saved only once it is.
+    const write = async (): Promise<void> => {
+      if (text === this.savedOrphans || this.closed) {
+        return;
+      }
+      if (list.length === 0) {
+        await fs.rm(this.file(ORPHANS_FILE), { force: true });
+        await syncDir(this.dir);
+      } else {
+        await writePrivateFileAtomic(this.file(ORPHANS_FILE), text);
+      }
+      this.savedOrphans = text;
+    };
+    const next = this.orphanWrites.then(write, write);
+    this.orphanWrites = next.catch(() => undefined);
+    return next;
   }
 
   /** parseSnapshot, a few hundred jobs per turn of the event loop when the file is in the layout we write. */
@@ -345,9 +354,10 @@ export class JobStore {
       this.closed = true;
       clearTimeout(this.timer);
       this.timer = undefined;
+      await this.compacting?.catch(() => undefined); // one already under way finishes (it only replaces whole files)
+      await this.orphanWrites;
       await this.log?.close().catch(() => undefined);
       this.log = undefined;
-      this.closed = true;
     }
   }
 
@@ -366,6 +376,11 @@ export class JobStore {
 
   /** The promise of the commit that will carry what is pending now; starts the commit loop if it is idle. */
   private commitSoon(): Promise<void> {
+    if (this.closed) {
+      // Its engine is gone (another may own the store now): nothing more is written, whoever still calls.
+      this.pending.clear();
+      return Promise.resolve();
+    }
     const w = (this.waiting ??= waiters());
     if (!this.committing) {
       this.committing = true;
@@ -489,6 +504,9 @@ export class JobStore {
    * the snapshot covers. Runs between commits (the switch is synchronous); the write goes on in the background.
    */
   private compact(): Promise<void> {
+    if (this.closed) {
+      return Promise.resolve();
+    }
     const old = this.log;
     this.log = undefined;
     this.logExists = false;

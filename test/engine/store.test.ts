@@ -247,4 +247,32 @@ describe('job store', function () {
     }
     await abandon(store);
   });
+
+  it('once closed, nothing is written any more: not a late save, a removal, a full save or the orphan list', async () => {
+    const records = [record(1)];
+    const { store } = await openStore(dir, records);
+    await store.save(records[0]);
+    await store.close();
+    const files = (): Record<string, number> => Object.fromEntries(fs.readdirSync(dir).map((n) => [n, fs.statSync(path.join(dir, n)).mtimeMs]));
+    const before = files();
+    records[0].displayName = 'changed after close';
+    await store.save(records[0]);
+    await store.remove(records[0].id);
+    await store.saveAll();
+    await store.saveOrphans([path.join(dir, '.x.00000000.mdpart')]);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(files(), before);
+  });
+
+  it('a damaged entry is kept aside in jobs.rejected-*.json with the distrusted ones, not silently dropped', async () => {
+    const v1 = { format: 'managed-downloads/jobs', version: 1, jobs: [record(1), { id: 42, damaged: true }] };
+    fs.writeFileSync(path.join(dir, 'jobs.json'), JSON.stringify(v1));
+    const { store, loaded, problems } = await openStore(dir);
+    assert.deepEqual(loaded.map((r) => r.displayName), ['job 1']);
+    const aside = fs.readdirSync(dir).filter((n) => n.startsWith('jobs.rejected-'));
+    assert.equal(aside.length, 1, `set aside: ${fs.readdirSync(dir).join(', ')}`);
+    assert.deepEqual(JSON.parse(fs.readFileSync(path.join(dir, aside[0]), 'utf8')).jobs, [{ id: 42, damaged: true }]);
+    assert.ok(problems.some((p) => p.includes('kept as')), problems.join(' | '));
+    await store.close();
+  });
 });
