@@ -4,7 +4,7 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { DownloadEngine, JobImpl } from '../../src/engine';
-import { judgeResumeResponse } from '../../src/engine/resumeJudge';
+import { judgeResumeResponse, strongEtag } from '../../src/engine/resumeJudge';
 import { openEngine, tempDir, waitForState, waitUntil } from '../support/engineHarness';
 import { randomBody, sha256Hex, TestServer } from '../support/testServer';
 
@@ -56,6 +56,21 @@ describe('resume trust', function () {
       assert.equal(judgeResumeResponse(recorded, { start: 100, end: 499 }, ok), 'misranged');
       assert.equal(judgeResumeResponse(recorded, { start: 100 }, { ...ok, 'content-range': 'bytes */1000' }), 'misranged');
       assert.equal(judgeResumeResponse(recorded, { start: 100 }, { ...ok, 'content-range': 'items 100-999/1000' }), 'misranged');
+    });
+
+    // Cases the mutation run (npm run test:mutation) showed untested: the header's exact grammar and whitespace.
+    it('reads headers strictly but tolerates surrounding whitespace', () => {
+      assert.equal(judgeResumeResponse(recorded, { start: 100 }, { ...ok, 'content-range': 'x bytes 100-999/1000' }), 'misranged', 'text before the unit');
+      assert.equal(judgeResumeResponse(recorded, { start: 100 }, { ...ok, 'content-range': 'bytes 100-999/1000 trailing' }), 'misranged', 'text after the total');
+      assert.equal(judgeResumeResponse(recorded, { start: 100 }, { ...ok, 'content-range': '  bytes  100-999/1000 ' }), 'append', 'spaces around and after the unit');
+      assert.equal(judgeResumeResponse(recorded, { start: 100 }, { ...ok, 'content-range': 'BYTES 100-999/1000' }), 'append', 'the unit in any case');
+      assert.equal(judgeResumeResponse(recorded, { start: 100 }, { ...ok, etag: ' "abc" ', 'last-modified': undefined }), 'append', 'an ETag with spaces around');
+      assert.equal(judgeResumeResponse(recorded, { start: 100 }, { ...ok, etag: undefined, 'last-modified': ` ${lm} ` }), 'append', 'a date with spaces around');
+      assert.equal(strongEtag(' "abc" '), '"abc"');
+      assert.equal(strongEtag('W/"abc"'), undefined, 'weak');
+      assert.equal(strongEtag('"abc" junk'), undefined);
+      assert.equal(strongEtag('junk "abc"'), undefined);
+      assert.equal(strongEtag(['"a"', '"b"']), '"a"');
     });
   });
 
