@@ -243,7 +243,9 @@ describe('fault matrix', function () {
         } else {
           undo = await injectWriteError(folder, 'ENOSPC', 850 * 1024);
         }
-        server.route('/full', { body });
+        // Without a length: an announced size is refused before any byte is written when it passes the free space
+        // (#15.12), so only a body of unknown size meets the full disk while writing.
+        server.route('/full', { body, chunked: true });
         const job = await start(server.url('/full'), path.join(folder, 'full.bin'), { retryDelay: 600, sha256: sha256Hex(body) });
         await waitForState(engine, job, 'TRANSIENT_ERROR');
         const err = job.getError()!;
@@ -264,9 +266,8 @@ describe('fault matrix', function () {
         }
         await job.resume();
         await waitForState(engine, job, 'TRANSFERRED');
-        if (durable > 0) {
-          assert.equal(server.requestsFor('/full').at(-1)?.range, `bytes=${durable}-`, 'resumed from the durable offset');
-        }
+        assert.ok(durable > 0, 'a durable prefix was kept');
+        assert.equal(server.requestsFor('/full').at(-1)?.range, `bytes=${durable}-`, 'resumed from the durable offset');
         assert.equal(await job.complete(), 'S_OK');
         assert.equal(sha256File(path.join(folder, 'full.bin')), sha256Hex(body));
       } finally {
