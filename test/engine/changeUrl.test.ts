@@ -3,7 +3,7 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { DownloadEngine, JobImpl } from '../../src/engine';
-import { openEngine, tempDir, waitForState, waitUntil } from '../support/engineHarness';
+import { useEngineFixture, waitForState, waitUntil } from '../support/engineHarness';
 import { randomBody, sha256Hex, TestServer } from '../support/testServer';
 
 describe('changing a URL', () => {
@@ -11,22 +11,7 @@ describe('changing a URL', () => {
   let dir: string;
   let engine: DownloadEngine;
   const body = randomBody(1_000_000, 81);
-
-  before(async () => {
-    server = await TestServer.start();
-  });
-  after(async () => {
-    await server.close();
-  });
-  beforeEach(async () => {
-    server.reset();
-    dir = tempDir();
-    engine = await openEngine(path.join(dir, 'store'));
-  });
-  afterEach(async () => {
-    await engine.dispose();
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
+  useEngineFixture((f) => ({ server, dir, engine } = f));
 
   async function newJob(urls: string[], retryDelay = 0): Promise<JobImpl> {
     const job = await engine.createJob({ displayName: 'j' });

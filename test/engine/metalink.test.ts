@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { DownloadEngine } from '../../src/engine';
 import { createMetalinkJob, METALINK_MAX_FILES, parseMetalink } from '../../src/engine/metalink';
-import { openEngine, tempDir, waitForState } from '../support/engineHarness';
+import { useEngineFixture, waitForState } from '../support/engineHarness';
 import { randomBody, sha256Hex, TestServer } from '../support/testServer';
 
 const SHA256 = 'a'.repeat(64);
@@ -106,22 +106,7 @@ describe('Metalink', () => {
     let dir: string;
     let engine: DownloadEngine;
     const body = randomBody(200_000, 95);
-
-    before(async () => {
-      server = await TestServer.start();
-    });
-    after(async () => {
-      await server.close();
-    });
-    beforeEach(async () => {
-      server.reset();
-      dir = tempDir();
-      engine = await openEngine(path.join(dir, 'store'));
-    });
-    afterEach(async () => {
-      await engine.dispose();
-      fs.rmSync(dir, { recursive: true, force: true });
-    });
+    useEngineFixture((f) => ({ server, dir, engine } = f));
 
     it('makes one SUSPENDED job: first URL as remoteUrl, the others as mirrors, sha-256 checked; the job goes on past a dead URL', async () => {
       server.route('/good', { body });

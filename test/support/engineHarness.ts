@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { DownloadEngine, type EngineOptions, type JobImpl, type JobState } from '../../src/engine';
+import { TestServer } from './testServer';
 
 export function tempDir(prefix = 'md-test-'): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
@@ -61,4 +62,30 @@ export async function waitUntil(predicate: () => boolean, timeoutMs = 15_000, wh
 
 export function listDir(dir: string): string[] {
   return fs.readdirSync(dir).sort();
+}
+
+/**
+ * The usual set-up of an engine test, as mocha hooks: one local test server for the suite; for each test a fresh
+ * folder and an engine over `<dir>/store`, disposed and deleted afterwards. `use` receives them before each test.
+ */
+export function useEngineFixture(use: (f: { server: TestServer; dir: string; engine: DownloadEngine }) => void): void {
+  let server: TestServer;
+  let dir: string;
+  let engine: DownloadEngine;
+  before(async () => {
+    server = await TestServer.start();
+  });
+  after(async () => {
+    await server.close();
+  });
+  beforeEach(async () => {
+    server.reset();
+    dir = tempDir();
+    engine = await openEngine(path.join(dir, 'store'));
+    use({ server, dir, engine });
+  });
+  afterEach(async () => {
+    await engine.dispose();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
 }
