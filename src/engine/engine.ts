@@ -33,7 +33,7 @@ import { RateLimiter } from './rateLimiter';
 import { placeInOrder } from './placeFiles';
 import { TransferStopped, type TransferTimeouts } from './transfer';
 import { cancelUploadSession, closeUploadSession, newUploadFile, uploadFile, type SessionCallOptions } from './upload';
-import { ACTION_STATES, FINAL_STATES, JOB_PRIORITIES, type CancelResult, type CompleteResult, type CreateJobOptions, type JobFile, type JobState } from './types';
+import { FINAL_STATES, JOB_PRIORITIES, type CancelResult, type CompleteResult, type CreateJobOptions, type JobFile, type JobState } from './types';
 import { checkLocalPathsOnDisk } from './pathChecks';
 import { checkDescription, checkDisplayName, checkLocalPathSyntax, checkRemoteUrl, checkStillInsideRoots, temporaryPathFor } from './validation';
 import { checkTemporaryUnchanged, recordTemporaryIdentity } from './placementChecks';
@@ -343,9 +343,7 @@ export class DownloadEngine implements JobHost {
   /** Forgets a finished (ACKNOWLEDGED or CANCELLED) job. */
   async removeJob(id: string): Promise<void> {
     const job = this.getJob(id);
-    if (!job.isFinal) {
-      throw job.invalidState('remove', 'only finished jobs can be removed; cancel it first');
-    }
+    job.check('remove', 'remove');
     this.forget(job);
     // The orphan list first: a crash in between leaves a path listed twice, never a temporary forgotten.
     await this.store.saveOrphans(this.orphanTemporaries);
@@ -405,7 +403,8 @@ export class DownloadEngine implements JobHost {
       if (!Array.isArray(files) || files.length === 0) {
         throw invalidArg('addFileSet needs a non-empty list of files.');
       }
-      if (job.type === 'upload' && job.record.files.length + files.length > 1) {
+      job.check('addFile', 'add files to'); // an upload that holds its file takes no other
+      if (job.type === 'upload' && files.length > 1) {
         throw new DownloadError('BG_E_TOO_MANY_FILES', `Upload job '${job.displayName}' can hold exactly one file.`, { context: 'GENERAL_QUEUE_MANAGER' });
       }
       if (job.type === 'upload') {
@@ -458,20 +457,12 @@ export class DownloadEngine implements JobHost {
 
   resume(job: JobImpl): Promise<void> {
     return job.exclusive(async () => {
-      job.assertNotFinal('resume');
-      const r = job.record;
-      if (r.files.length === 0) {
-        throw new DownloadError('DO_E_JOB_EMPTY', `Job '${job.displayName}' has no files to transfer; add a file first.`, { context: 'GENERAL_QUEUE_MANAGER' });
-      }
-      const allDone = r.files.every((f) => f.transferred || f.completed);
-      if (ACTION_STATES.has(r.state) && r.state !== 'TRANSIENT_ERROR') {
+      const { to } = job.check('resume', 'resume');
+      if (!to) {
         return;
       }
-      if (r.state === 'TRANSFERRED' && allDone) {
-        return;
-      }
-      r.retryAt = undefined;
-      this.setState(job, 'QUEUED');
+      job.record.retryAt = undefined;
+      this.setState(job, to);
       await this.store.save(job.record);
       this.pump();
     });
@@ -479,12 +470,12 @@ export class DownloadEngine implements JobHost {
 
   suspend(job: JobImpl): Promise<void> {
     return job.exclusive(async () => {
-      job.assertNotFinal('suspend');
-      if (job.state === 'SUSPENDED') {
+      const { to } = job.check('suspend', 'suspend');
+      if (!to) {
         return;
       }
       job.record.retryAt = undefined;
-      this.setState(job, 'SUSPENDED');
+      this.setState(job, to);
       await this.stopRun(job, 'stop');
       await this.store.save(job.record);
     });
@@ -495,11 +486,8 @@ export class DownloadEngine implements JobHost {
     // queued before this one have run (the transfer goes on meanwhile).
     const keep = new Set(job.record.files.filter((f) => f.transferred || f.completed));
     return job.exclusive(async () => {
-      job.assertNotFinal('complete');
+      job.check('complete', 'complete');
       const r = job.record;
-      if (job.type === 'upload' && r.state !== 'TRANSFERRED') {
-        throw job.invalidState('complete', 'an upload job can be completed only once TRANSFERRED');
-      }
       if (job.type === 'upload') {
         return await this.completeUpload(job);
       }
@@ -609,7 +597,7 @@ export class DownloadEngine implements JobHost {
   cancel(job: JobImpl): Promise<CancelResult> {
     job.rt.closeSession?.abort(); // a Close-Session in flight holds the lock: cancel does not wait for its answer
     return job.exclusive(async () => {
-      job.assertNotFinal('cancel');
+      job.check('cancel', 'cancel');
       job.rt.closing = true;
       try {
         await this.stopRun(job, 'stop');
@@ -646,10 +634,7 @@ export class DownloadEngine implements JobHost {
   /** New URLs for files not transferred yet; a transfer running on one of them stops and starts again from the new URL. */
   changeRemoteUrls(job: JobImpl, verb: string, pick: UrlPick): Promise<void> {
     return job.exclusive(async () => {
-      job.assertNotFinal(verb);
-      if (job.type === 'upload') {
-        throw job.invalidState(verb, 'an upload keeps the URL its session lives on');
-      }
+      job.check('changeUrl', verb);
       const changes = pick(job.record.files);
       const done = changes.find((c) => job.record.files[c.index].transferred || job.record.files[c.index].completed);
       if (done) {
