@@ -601,10 +601,11 @@ export class DownloadEngine implements JobHost {
       job.rt.closing = true;
       try {
         await this.stopRun(job, 'stop');
-        if (job.type === 'upload') {
+        const upload = job.type === 'upload' ? job.record.files[0] : undefined;
+        if (upload) {
           // The server drops the partial upload; the local file is the user's and stays.
-          await cancelUploadSession(this.uploadCall(job, job.record.files[0]));
-        } else {
+          await cancelUploadSession(this.uploadCall(job, upload));
+        } else if (job.type === 'download') {
           await this.deleteTemporaries(job);
         }
         this.setState(job, 'CANCELLED');
