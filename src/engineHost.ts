@@ -1,10 +1,11 @@
 // Connects this window to the user's job engine: runs it when this window owns the store (global storage),
-// or acts through the window that does. Relays its events as vscode events (so listeners survive a
+// or acts through the window that does. Relays its job events (so listeners survive a
 // take-over or a re-open of the store) and feeds it the settings as they change.
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { Disposable } from './common/lifecycle';
-import { SharedEngine, type CreateJobOptions, type EngineJob, type EngineOptions, type HeaderVault, type JobFile, type JobService, type LogLevel } from './engine';
+import { disposeAll, type IDisposable } from './common/lifecycle';
+import { SharedEngine, type CreateJobOptions, type EngineJob, type EngineOptions, type HeaderVault, type JobService, type LogLevel } from './engine';
+import { JobEventSource } from './engine/jobEvents';
 import * as settings from './settings';
 
 export interface EngineHostOptions {
@@ -15,23 +16,14 @@ export interface EngineHostOptions {
   extra?: Partial<EngineOptions>;
 }
 
-export class EngineHost extends Disposable {
+/** Relays the engine's job events (JobEventSource): listeners here survive a take-over or a re-open. */
+export class EngineHost extends JobEventSource<EngineJob> implements vscode.Disposable {
   private shared: SharedEngine;
-  private engineListeners: vscode.Disposable[] = [];
+  private engineListeners: IDisposable[] = [];
+  private readonly disposables: IDisposable[] = [];
+  private disposed = false;
 
-  private readonly _onDidChangeJob = this._register(new vscode.EventEmitter<EngineJob>());
-  private readonly _onDidTransferJob = this._register(new vscode.EventEmitter<EngineJob>());
-  private readonly _onDidFailJob = this._register(new vscode.EventEmitter<EngineJob>());
-  private readonly _onDidTransferFile = this._register(new vscode.EventEmitter<{ job: EngineJob; file: JobFile }>());
-  private readonly _onDidAddJob = this._register(new vscode.EventEmitter<EngineJob>());
-  private readonly _onDidRemoveJob = this._register(new vscode.EventEmitter<EngineJob>());
-  private readonly _onDidReplaceEngine = this._register(new vscode.EventEmitter<JobService>());
-  readonly onDidChangeJob = this._onDidChangeJob.event;
-  readonly onDidTransferJob = this._onDidTransferJob.event;
-  readonly onDidFailJob = this._onDidFailJob.event;
-  readonly onDidTransferFile = this._onDidTransferFile.event;
-  readonly onDidAddJob = this._onDidAddJob.event;
-  readonly onDidRemoveJob = this._onDidRemoveJob.event;
+  private readonly _onDidReplaceEngine = this.own(new vscode.EventEmitter<JobService>());
   /** A new engine took over the same store (tests re-open it to simulate a reload). */
   readonly onDidReplaceEngine = this._onDidReplaceEngine.event;
 
@@ -42,7 +34,7 @@ export class EngineHost extends Disposable {
     super();
     this.shared = shared;
     this.adopt(shared);
-    this._register(
+    this.own(
       vscode.workspace.onDidChangeConfiguration((e) => {
         const { engine: affected, network } = settings.affectsEngine(e);
         const local = this.shared.localEngine;
@@ -133,14 +125,7 @@ export class EngineHost extends Disposable {
   }
 
   private attach(engine: JobService): void {
-    this.engineListeners = [
-      engine.onDidChangeJob((j) => this._onDidChangeJob.fire(j)),
-      engine.onDidTransferJob((j) => this._onDidTransferJob.fire(j)),
-      engine.onDidFailJob((j) => this._onDidFailJob.fire(j)),
-      engine.onDidTransferFile((e) => this._onDidTransferFile.fire(e)),
-      engine.onDidAddJob((j) => this._onDidAddJob.fire(j)),
-      engine.onDidRemoveJob((j) => this._onDidRemoveJob.fire(j)),
-    ];
+    this.engineListeners = this.relayJobEvents(engine);
   }
 
   private detach(): void {
@@ -150,12 +135,19 @@ export class EngineHost extends Disposable {
     this.engineListeners = [];
   }
 
-  override dispose(): void {
-    if (this.isDisposed) {
+  private own<T extends IDisposable>(d: T): T {
+    this.disposables.push(d);
+    return d;
+  }
+
+  dispose(): void {
+    if (this.disposed) {
       return;
     }
+    this.disposed = true;
     this.detach();
-    super.dispose();
+    disposeAll(this.disposables);
+    this.disposeJobEvents();
     // deactivate() awaits disposeEngine(); this is the synchronous fallback.
     void this.shared.dispose();
   }

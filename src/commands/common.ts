@@ -1,6 +1,7 @@
 // What every command needs: the engine, the view, the notifier, and how arguments become jobs.
 import * as vscode from 'vscode';
 import { DownloadError, type EngineJob } from '../engine';
+import { jobFacts, offers, type OfferedAction } from '../engine/transitions';
 import type { EngineHost } from '../engineHost';
 import type { FailureContext, Notifier } from '../notifications';
 import { FileNode } from '../views/nodes/fileNode';
@@ -14,6 +15,9 @@ export interface CommandContext {
   readonly notifier: Notifier;
   readonly log: vscode.LogOutputChannel;
 }
+
+/** A job picker's filter: the jobs on which the palette offers `action` (the engine's own table, engine/transitions.ts). */
+export const offeredFor = (action: OfferedAction) => (j: EngineJob): boolean => offers(action, jobFacts(j.state, j.type, j.getFiles()), 'palette');
 
 /**
  * Registers a command whose failures become one error notification (code + hex HRESULT) instead of VS Code's

@@ -2,30 +2,25 @@
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { describeError, formatBytes } from '../common/format';
-import { ACTION_STATES, JOB_PRIORITIES, MIN_BYTES_PER_SECOND, parseRate, type CompleteResult, type EngineJob, type JobPriority } from '../engine';
+import { JOB_PRIORITIES, MIN_BYTES_PER_SECOND, parseRate, type CompleteResult, type EngineJob, type JobPriority } from '../engine';
 import * as settings from '../settings';
-import { forEachJob, jobsFromArgs, oneOrMany, registerCommand, targetJobs, type CommandContext } from './common';
+import { forEachJob, jobsFromArgs, offeredFor, oneOrMany, registerCommand, targetJobs, type CommandContext } from './common';
 import { notificationText } from '../common/untrustedText';
-
-const canResume = (j: EngineJob): boolean =>
-  !j.isFinal && j.getFiles().length > 0 && (j.state === 'SUSPENDED' || j.state === 'TRANSIENT_ERROR' || j.state === 'ERROR' || (j.state === 'TRANSFERRED' && j.getFiles().some((f) => !f.transferred && !f.completed)));
-const canSuspend = (j: EngineJob): boolean => ACTION_STATES.has(j.state) || j.state === 'ERROR';
-const notFinal = (j: EngineJob): boolean => !j.isFinal;
 
 export function registerJobCommands(ctx: CommandContext): vscode.Disposable[] {
   return [
     registerCommand(ctx, 'managedDownloads.resume', async (...args) => {
-      const jobs = await targetJobs(ctx, args, { title: vscode.l10n.t('Resume which job?'), filter: canResume });
+      const jobs = await targetJobs(ctx, args, { title: vscode.l10n.t('Resume which job?'), filter: offeredFor('resume') });
       return jobs && oneOrMany(await forEachJob(ctx, jobs, (j) => j.resume()));
     }),
 
     registerCommand(ctx, 'managedDownloads.suspend', async (...args) => {
-      const jobs = await targetJobs(ctx, args, { title: vscode.l10n.t('Suspend which job?'), filter: canSuspend });
+      const jobs = await targetJobs(ctx, args, { title: vscode.l10n.t('Suspend which job?'), filter: offeredFor('suspend') });
       return jobs && oneOrMany(await forEachJob(ctx, jobs, (j) => j.suspend()));
     }),
 
     registerCommand(ctx, 'managedDownloads.retry', async (...args) => {
-      const jobs = await targetJobs(ctx, args, { title: vscode.l10n.t('Retry which job?'), filter: (j) => j.state === 'ERROR' || j.state === 'TRANSIENT_ERROR' });
+      const jobs = await targetJobs(ctx, args, { title: vscode.l10n.t('Retry which job?'), filter: offeredFor('retry') });
       return jobs && oneOrMany(await forEachJob(ctx, jobs, (j) => j.resume()));
     }),
 
@@ -50,7 +45,7 @@ export function registerJobCommands(ctx: CommandContext): vscode.Disposable[] {
     }),
 
     registerCommand(ctx, 'managedDownloads.setPriority', async (...args) => {
-      const jobs = await targetJobs(ctx, args, { title: vscode.l10n.t('Change the priority of which job?'), filter: notFinal });
+      const jobs = await targetJobs(ctx, args, { title: vscode.l10n.t('Change the priority of which job?'), filter: offeredFor('modify') });
       if (!jobs) {
         return undefined;
       }
@@ -71,7 +66,7 @@ export function registerJobCommands(ctx: CommandContext): vscode.Disposable[] {
     }),
 
     registerCommand(ctx, 'managedDownloads.setSpeedLimit', async (...args) => {
-      const jobs = await targetJobs(ctx, args, { title: vscode.l10n.t('Limit the speed of which job?'), filter: notFinal });
+      const jobs = await targetJobs(ctx, args, { title: vscode.l10n.t('Limit the speed of which job?'), filter: offeredFor('modify') });
       if (!jobs) {
         return undefined;
       }
@@ -135,7 +130,7 @@ export function registerJobCommands(ctx: CommandContext): vscode.Disposable[] {
     }),
 
     registerCommand(ctx, 'managedDownloads.removeJob', async (...args) => {
-      const jobs = await targetJobs(ctx, args, { title: vscode.l10n.t('Remove which finished job from the list?'), filter: (j) => j.isFinal, includeFinal: true });
+      const jobs = await targetJobs(ctx, args, { title: vscode.l10n.t('Remove which finished job from the list?'), filter: offeredFor('remove'), includeFinal: true });
       return jobs && oneOrMany(await forEachJob(ctx, jobs, (j) => ctx.host.engine.removeJob(j.id)));
     }),
 

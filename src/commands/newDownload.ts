@@ -5,7 +5,7 @@ import * as vscode from 'vscode';
 import { DownloadError, JOB_PRIORITIES, type CreateJobOptions, type EngineJob, type JobPriority, type JobType } from '../engine';
 import { redactUrl } from '../engine/errors';
 import * as settings from '../settings';
-import { registerCommand, targetJobs, type CommandContext } from './common';
+import { offeredFor, registerCommand, targetJobs, type CommandContext } from './common';
 import { askLocalFile, askUploadUrl } from './newUpload';
 
 /** Validates as the user types: a message, or undefined when the URL is acceptable. */
@@ -169,7 +169,7 @@ export function registerNewDownloadCommands(ctx: CommandContext): vscode.Disposa
       async (...args: unknown[]) => {
         const jobs = await targetJobs(ctx, [args[0], Array.isArray(args[1]) ? args[1] : undefined], {
           title: vscode.l10n.t('Add a file to which job?'),
-          filter: (j: EngineJob) => !j.isFinal && (j.type === 'download' || j.getFiles().length === 0),
+          filter: offeredFor('addFile'),
         });
         if (!jobs) {
           return undefined;

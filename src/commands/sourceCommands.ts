@@ -6,7 +6,7 @@ import type { EngineJob } from '../engine';
 import { createMetalinkJob } from '../engine/metalink';
 import * as settings from '../settings';
 import { FileNode } from '../views/nodes/fileNode';
-import { registerCommand, targetJobs, type CommandContext } from './common';
+import { offeredFor, registerCommand, targetJobs, type CommandContext } from './common';
 
 const untransferred = (j: EngineJob): number[] =>
   j.getFiles().flatMap((f, i) => (!f.transferred && !f.completed ? [i] : []));
@@ -18,7 +18,7 @@ async function targetFile(ctx: CommandContext, args: unknown[]): Promise<{ job: 
   }
   const jobs = await targetJobs(ctx, [args[0]], {
     title: vscode.l10n.t('Change the URL of a file of which job?'),
-    filter: (j) => !j.isFinal && j.type === 'download' && untransferred(j).length > 0,
+    filter: offeredFor('changeUrl'),
   });
   const job = jobs?.[0];
   if (!job) {

@@ -8,6 +8,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import * as path from 'node:path';
 import * as fs from './io';
 import { constants as FS } from './io';
+import { fileChunks, hashFile } from './fileHash';
 import type { FileRecord } from './records';
 
 export interface CacheSettings {
@@ -18,7 +19,6 @@ export interface CacheSettings {
 
 /** Temporaries of a writer that died are swept after this long (another machine may still be writing). */
 const STALE_TEMPORARY_MS = 24 * 3_600_000;
-const COPY_CHUNK = 1 << 20;
 const SHA256_HEX = /^[0-9a-f]{64}$/;
 
 type Log = (message: string) => void;
@@ -189,23 +189,6 @@ async function exists(p: string): Promise<boolean> {
   return (await fs.lstat(p).catch(() => undefined)) !== undefined;
 }
 
-async function hashFile(file: string): Promise<string> {
-  const fh = await fs.open(file, FS.O_RDONLY | (FS.O_NOFOLLOW ?? 0));
-  try {
-    const hash = createHash('sha256');
-    const buf = Buffer.allocUnsafe(COPY_CHUNK);
-    for (;;) {
-      const { bytesRead } = await fh.read(buf, 0, buf.length, null);
-      if (bytesRead === 0) {
-        return hash.digest('hex');
-      }
-      hash.update(buf.subarray(0, bytesRead));
-    }
-  } finally {
-    await fh.close();
-  }
-}
-
 /** Copies `from` to a new file `to` (flushed to disk), hashing the bytes as they go; returns their sha256. */
 async function copyHashing(from: string, to: string): Promise<string> {
   const src = await fs.open(from, FS.O_RDONLY | (FS.O_NOFOLLOW ?? 0));
@@ -213,13 +196,7 @@ async function copyHashing(from: string, to: string): Promise<string> {
     const dst = await fs.open(to, FS.O_WRONLY | FS.O_CREAT | FS.O_EXCL | (FS.O_NOFOLLOW ?? 0), 0o644);
     try {
       const hash = createHash('sha256');
-      const buf = Buffer.allocUnsafe(COPY_CHUNK);
-      for (;;) {
-        const { bytesRead } = await src.read(buf, 0, buf.length, null);
-        if (bytesRead === 0) {
-          break;
-        }
-        const chunk = buf.subarray(0, bytesRead);
+      for await (const chunk of fileChunks(src)) {
         hash.update(chunk);
         let done = 0;
         while (done < chunk.length) {

@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { constants as fsConstants } from './io';
 import type { Dispatcher } from 'undici';
 import { createDispatcher, type NetworkSettings } from './dispatcher';
-import { Emitter } from './emitter';
+import { JobEventSource } from './jobEvents';
 import { ContentCache, fillFromCache, type CacheSettings } from './contentCache';
 import { bootId } from './io';
 import { DownloadError, HRESULTS, invalidArg, osError } from './errors';
@@ -33,7 +33,7 @@ import { RateLimiter } from './rateLimiter';
 import { placeInOrder } from './placeFiles';
 import { TransferStopped, type TransferTimeouts } from './transfer';
 import { cancelUploadSession, closeUploadSession, newUploadFile, uploadFile, type SessionCallOptions } from './upload';
-import { ACTION_STATES, FINAL_STATES, JOB_PRIORITIES, type CancelResult, type CompleteResult, type CreateJobOptions, type JobFile, type JobState } from './types';
+import { FINAL_STATES, JOB_PRIORITIES, type CancelResult, type CompleteResult, type CreateJobOptions, type JobState } from './types';
 import { checkLocalPathsOnDisk } from './pathChecks';
 import { checkDescription, checkDisplayName, checkLocalPathSyntax, checkRemoteUrl, checkStillInsideRoots, temporaryPathFor } from './validation';
 import { checkTemporaryUnchanged, recordTemporaryIdentity } from './placementChecks';
@@ -100,7 +100,7 @@ const yieldToEventLoop = (): Promise<void> => new Promise((r) => setImmediate(r)
 const START_UP_LANES = 16;
 const DAY = 24 * HOUR;
 
-export class DownloadEngine implements JobHost {
+export class DownloadEngine extends JobEventSource<JobImpl> implements JobHost {
   private readonly jobs = new Map<string, JobImpl>();
   /** What the scheduler looks at, and which destinations unfinished jobs hold: indexes over `jobs`. */
   private readonly waiting = new WaitingJobs();
@@ -122,20 +122,9 @@ export class DownloadEngine implements JobHost {
   /** What was wrong with the store at start-up (shown to the user, never fatal). */
   problems: string[] = [];
 
-  private readonly _onDidChangeJob = new Emitter<JobImpl>();
-  private readonly _onDidTransferJob = new Emitter<JobImpl>();
-  private readonly _onDidFailJob = new Emitter<JobImpl>();
-  private readonly _onDidTransferFile = new Emitter<{ job: JobImpl; file: JobFile }>();
-  private readonly _onDidRemoveJob = new Emitter<JobImpl>();
-  private readonly _onDidAddJob = new Emitter<JobImpl>();
-  readonly onDidChangeJob = this._onDidChangeJob.event;
-  readonly onDidTransferJob = this._onDidTransferJob.event;
-  readonly onDidFailJob = this._onDidFailJob.event;
-  readonly onDidTransferFile = this._onDidTransferFile.event;
-  readonly onDidRemoveJob = this._onDidRemoveJob.event;
-  readonly onDidAddJob = this._onDidAddJob.event;
 
   private constructor(opts: EngineOptions) {
+    super();
     this.opts = { ...opts };
     this.now = opts.now ?? Date.now;
     this.store = new JobStore(opts.storeDir, () => [...this.jobs.values()].map((j) => j.record), opts.storeBatchMs ?? 250, opts.allowedRoots);
@@ -322,8 +311,8 @@ export class DownloadEngine implements JobHost {
     const job = new JobImpl(record, this);
     this.jobs.set(record.id, job);
     await this.store.save(record);
-    this._onDidAddJob.fire(job);
-    this._onDidChangeJob.fire(job);
+    this.fireJobEvent('onDidAddJob', job);
+    this.fireJobEvent('onDidChangeJob', job);
     return job;
   }
 
@@ -343,14 +332,12 @@ export class DownloadEngine implements JobHost {
   /** Forgets a finished (ACKNOWLEDGED or CANCELLED) job. */
   async removeJob(id: string): Promise<void> {
     const job = this.getJob(id);
-    if (!job.isFinal) {
-      throw job.invalidState('remove', 'only finished jobs can be removed; cancel it first');
-    }
+    job.check('remove', 'remove');
     this.forget(job);
     // The orphan list first: a crash in between leaves a path listed twice, never a temporary forgotten.
     await this.store.saveOrphans(this.orphanTemporaries);
     await this.store.remove(id);
-    this._onDidRemoveJob.fire(job);
+    this.fireJobEvent('onDidRemoveJob', job);
   }
 
   /** Drops a final job from the store; its temporaries that could not be deleted stay on the engine's list. */
@@ -392,9 +379,7 @@ export class DownloadEngine implements JobHost {
     await this.cache?.idle();
     await this.store.close();
     await this.ownDispatcher?.close().catch(() => undefined);
-    for (const e of [this._onDidChangeJob, this._onDidTransferJob, this._onDidFailJob, this._onDidTransferFile, this._onDidRemoveJob, this._onDidAddJob]) {
-      e.dispose();
-    }
+    this.disposeJobEvents();
   }
 
   // ---------------------------------------------------------------- JobHost: state-changing calls
@@ -405,7 +390,8 @@ export class DownloadEngine implements JobHost {
       if (!Array.isArray(files) || files.length === 0) {
         throw invalidArg('addFileSet needs a non-empty list of files.');
       }
-      if (job.type === 'upload' && job.record.files.length + files.length > 1) {
+      job.check('addFile', 'add files to'); // an upload that holds its file takes no other
+      if (job.type === 'upload' && files.length > 1) {
         throw new DownloadError('BG_E_TOO_MANY_FILES', `Upload job '${job.displayName}' can hold exactly one file.`, { context: 'GENERAL_QUEUE_MANAGER' });
       }
       if (job.type === 'upload') {
@@ -458,20 +444,12 @@ export class DownloadEngine implements JobHost {
 
   resume(job: JobImpl): Promise<void> {
     return job.exclusive(async () => {
-      job.assertNotFinal('resume');
-      const r = job.record;
-      if (r.files.length === 0) {
-        throw new DownloadError('DO_E_JOB_EMPTY', `Job '${job.displayName}' has no files to transfer; add a file first.`, { context: 'GENERAL_QUEUE_MANAGER' });
-      }
-      const allDone = r.files.every((f) => f.transferred || f.completed);
-      if (ACTION_STATES.has(r.state) && r.state !== 'TRANSIENT_ERROR') {
+      const { to } = job.check('resume', 'resume');
+      if (!to) {
         return;
       }
-      if (r.state === 'TRANSFERRED' && allDone) {
-        return;
-      }
-      r.retryAt = undefined;
-      this.setState(job, 'QUEUED');
+      job.record.retryAt = undefined;
+      this.setState(job, to);
       await this.store.save(job.record);
       this.pump();
     });
@@ -479,12 +457,12 @@ export class DownloadEngine implements JobHost {
 
   suspend(job: JobImpl): Promise<void> {
     return job.exclusive(async () => {
-      job.assertNotFinal('suspend');
-      if (job.state === 'SUSPENDED') {
+      const { to } = job.check('suspend', 'suspend');
+      if (!to) {
         return;
       }
       job.record.retryAt = undefined;
-      this.setState(job, 'SUSPENDED');
+      this.setState(job, to);
       await this.stopRun(job, 'stop');
       await this.store.save(job.record);
     });
@@ -495,11 +473,8 @@ export class DownloadEngine implements JobHost {
     // queued before this one have run (the transfer goes on meanwhile).
     const keep = new Set(job.record.files.filter((f) => f.transferred || f.completed));
     return job.exclusive(async () => {
-      job.assertNotFinal('complete');
+      job.check('complete', 'complete');
       const r = job.record;
-      if (job.type === 'upload' && r.state !== 'TRANSFERRED') {
-        throw job.invalidState('complete', 'an upload job can be completed only once TRANSFERRED');
-      }
       if (job.type === 'upload') {
         return await this.completeUpload(job);
       }
@@ -609,14 +584,15 @@ export class DownloadEngine implements JobHost {
   cancel(job: JobImpl): Promise<CancelResult> {
     job.rt.closeSession?.abort(); // a Close-Session in flight holds the lock: cancel does not wait for its answer
     return job.exclusive(async () => {
-      job.assertNotFinal('cancel');
+      job.check('cancel', 'cancel');
       job.rt.closing = true;
       try {
         await this.stopRun(job, 'stop');
-        if (job.type === 'upload') {
+        const upload = job.type === 'upload' ? job.record.files[0] : undefined;
+        if (upload) {
           // The server drops the partial upload; the local file is the user's and stays.
-          await cancelUploadSession(this.uploadCall(job, job.record.files[0]));
-        } else {
+          await cancelUploadSession(this.uploadCall(job, upload));
+        } else if (job.type === 'download') {
           await this.deleteTemporaries(job);
         }
         this.setState(job, 'CANCELLED');
@@ -646,10 +622,7 @@ export class DownloadEngine implements JobHost {
   /** New URLs for files not transferred yet; a transfer running on one of them stops and starts again from the new URL. */
   changeRemoteUrls(job: JobImpl, verb: string, pick: UrlPick): Promise<void> {
     return job.exclusive(async () => {
-      job.assertNotFinal(verb);
-      if (job.type === 'upload') {
-        throw job.invalidState(verb, 'an upload keeps the URL its session lives on');
-      }
+      job.check('changeUrl', verb);
       const changes = pick(job.record.files);
       const done = changes.find((c) => job.record.files[c.index].transferred || job.record.files[c.index].completed);
       if (done) {
@@ -695,12 +668,12 @@ export class DownloadEngine implements JobHost {
       clearTimeout(rt.changeTimer);
       rt.changeTimer = undefined;
       rt.lastChangeFired = Date.now();
-      this._onDidChangeJob.fire(job);
+      this.fireJobEvent('onDidChangeJob', job);
     } else if (!rt.changeTimer) {
       rt.changeTimer = setTimeout(() => {
         rt.changeTimer = undefined;
         rt.lastChangeFired = Date.now();
-        this._onDidChangeJob.fire(job);
+        this.fireJobEvent('onDidChangeJob', job);
       }, throttle - since);
       rt.changeTimer.unref?.();
     }
@@ -873,7 +846,7 @@ export class DownloadEngine implements JobHost {
           throw new TransferStopped();
         }
         job.rt.live?.delete(i);
-        this._onDidTransferFile.fire({ job, file: job.fileView(file, i) });
+        this.fireJobEvent('onDidTransferFile', { job, file: job.fileView(file, i) });
         this.changed(job, { immediate: !parallel });
       };
       if (inFlight > 1 && r.files.filter((f) => !f.transferred && !f.completed).length > 1) {
@@ -915,7 +888,7 @@ export class DownloadEngine implements JobHost {
       r.transferCompleted = this.now();
       this.setState(job, 'TRANSFERRED');
       await this.store.save(job.record);
-      this._onDidTransferJob.fire(job);
+      this.fireJobEvent('onDidTransferJob', job);
       if (r.autoComplete && !signal.aborted) {
         // Let the run finish first: complete() waits for it.
         setImmediate(() => {
@@ -964,7 +937,7 @@ export class DownloadEngine implements JobHost {
     if (signal.aborted) {
       throw new TransferStopped();
     }
-    this._onDidTransferFile.fire({ job, file: job.fileView(file, index) });
+    this.fireJobEvent('onDidTransferFile', { job, file: job.fileView(file, index) });
     this.changed(job, { immediate: true });
   }
 
@@ -1043,7 +1016,7 @@ export class DownloadEngine implements JobHost {
     if (!err.transient) {
       this.log('warn', `Job '${job.displayName}' failed: ${err.message} (${err.codeAndHresult})`);
       this.setState(job, 'ERROR');
-      this._onDidFailJob.fire(job);
+      this.fireJobEvent('onDidFailJob', job);
       return;
     }
     const now = this.now();
@@ -1072,7 +1045,7 @@ export class DownloadEngine implements JobHost {
     r.retryAt = undefined;
     this.log('warn', r.error.message);
     this.setState(job, 'ERROR');
-    this._onDidFailJob.fire(job);
+    this.fireJobEvent('onDidFailJob', job);
   }
 
   // ---------------------------------------------------------------- retention and helpers
@@ -1098,7 +1071,7 @@ export class DownloadEngine implements JobHost {
       this.forget(job);
       removedIds.push(job.id);
       removed++;
-      this._onDidRemoveJob.fire(job);
+      this.fireJobEvent('onDidRemoveJob', job);
       if (removed % YIELD_EVERY_JOBS === 0) {
         await yieldToEventLoop(); // thousands of expired jobs (and their listeners) must not stall the extension host
       }

@@ -4,6 +4,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import * as fs from './io';
 import { DownloadError, invalidArg } from './errors';
+import { hashOpenFile } from './fileHash';
 
 export type DigestAlgorithm = 'sha256' | 'sha384' | 'sha512';
 
@@ -82,18 +83,7 @@ export function digestMatches(normalised: string, actualHex: string): boolean {
  * algorithm of the expected checksum `normalised` (sha256 when none is given).
  */
 export async function hashPrefix(file: fs.FileHandle, length: number, normalised?: string): Promise<Hash> {
-  const hash = newHash(normalised);
-  const buf = Buffer.allocUnsafe(1 << 20);
-  let pos = 0;
-  while (pos < length) {
-    const { bytesRead } = await file.read(buf, 0, Math.min(buf.length, length - pos), pos);
-    if (bytesRead === 0) {
-      break;
-    }
-    hash.update(buf.subarray(0, bytesRead));
-    pos += bytesRead;
-  }
-  return hash;
+  return hashOpenFile(file, newHash(normalised), length);
 }
 
 function shorten(s: string): string {

@@ -19,6 +19,7 @@ import {
 import { checkDisplayName, checkHeaders, checkSeconds } from './validation';
 import { MIN_BYTES_PER_SECOND } from './rateLimiter';
 import { byIndex, byPrefix, type UrlPick } from './remoteUrls';
+import { jobFacts, verdict, type Allowed, type JobAction, type RefusalCode } from './transitions';
 
 /** A speed limit as given by a caller: 0 for none, else at least MIN_BYTES_PER_SECOND; undefined is stored for none. */
 export function checkSpeedLimit(bytesPerSecond: unknown): number | undefined {
@@ -286,9 +287,28 @@ export class JobImpl implements Job {
     return run;
   }
 
+  /** What `action` does now (transitions.ts); throws the table's refusal, worded with `verb`. */
+  check(action: JobAction, verb: string): Allowed {
+    const v = verdict(action, jobFacts(this.state, this.type, this.record.files));
+    if (!v.allowed) {
+      throw this.refusal(v.code, verb, v.why);
+    }
+    return v;
+  }
+
+  /** Every call on a final job fails with DO_E_INVALID_STATE (contract §2). */
   assertNotFinal(verb: string): void {
-    if (this.isFinal) {
-      throw this.invalidState(verb);
+    this.check('modify', verb);
+  }
+
+  private refusal(code: RefusalCode, verb: string, why?: string): DownloadError {
+    switch (code) {
+      case 'DO_E_INVALID_STATE':
+        return this.invalidState(verb, why);
+      case 'DO_E_JOB_EMPTY':
+        return new DownloadError('DO_E_JOB_EMPTY', `Job '${this.displayName}' has no files to transfer; add a file first.`, { context: 'GENERAL_QUEUE_MANAGER' });
+      case 'BG_E_TOO_MANY_FILES':
+        return new DownloadError('BG_E_TOO_MANY_FILES', `Upload job '${this.displayName}' can hold exactly one file.`, { context: 'GENERAL_QUEUE_MANAGER' });
     }
   }
 

@@ -11,6 +11,7 @@ import type { FileRecord, SegmentRecord } from './records';
 import { bootId } from './io';
 import { FileHasher } from './hashWorker';
 import { digestMatches, expectedDigest, newHash, validationFailed } from './integrity';
+import { hashOpenFile } from './fileHash';
 import { parseRetryAfter } from './retryAfter';
 import { noteRestart } from './restarts';
 import { assertRoomFor } from './diskRoom';
@@ -573,15 +574,7 @@ export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | '
         wakeHasher?.();
         await hasher;
       } else {
-        const buf = Buffer.allocUnsafe(HASH_READ_BYTES);
-        for (let pos = 0; pos < size; ) {
-          const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, size - pos), pos);
-          if (bytesRead === 0) {
-            break;
-          }
-          hash.update(buf.subarray(0, bytesRead));
-          pos += bytesRead;
-        }
+        await hashOpenFile(fh, hash, size);
       }
       digest = hash.digest('hex');
     }

@@ -1,4 +1,5 @@
 // The contract's public shapes (§2, §4), shared by the engine, the extension's API and the CLI.
+import type { JobEvents } from './jobEvents';
 
 export const JOB_STATES = [
   'SUSPENDED',
@@ -122,15 +123,12 @@ export interface CreateJobOptions {
   description?: string;
 }
 
-export interface ManagedDownloadsApi {
+/** The contract's four events: a job changed, transferred, failed, and a file transferred. */
+export interface ManagedDownloadsApi extends Pick<JobEvents<Job>, 'onDidChangeJob' | 'onDidTransferJob' | 'onDidFailJob' | 'onDidTransferFile'> {
   readonly apiVersion: 1;
   createJob(o: CreateJobOptions): Promise<Job>;
   getJob(id: string): Job;
   enumJobs(o?: { includeFinal?: boolean }): Job[];
-  readonly onDidChangeJob: Event<Job>;
-  readonly onDidTransferJob: Event<Job>;
-  readonly onDidFailJob: Event<Job>;
-  readonly onDidTransferFile: Event<{ job: Job; file: JobFile }>;
 }
 
 export interface AutoCompleteError {
@@ -165,18 +163,12 @@ export interface EngineJob extends Job {
  * What the extension needs of an engine: the local DownloadEngine (this window owns the store) or a
  * RemoteEngine (another window owns it and this one acts through it).
  */
-export interface JobService {
+export interface JobService extends JobEvents<EngineJob> {
   /** Problems found in the store at start-up (shown once). */
   readonly problems: readonly string[];
   createJob(o: CreateJobOptions): Promise<EngineJob>;
   getJob(id: string): EngineJob;
   enumJobs(o?: { includeFinal?: boolean }): EngineJob[];
   removeJob(id: string): Promise<void>;
-  readonly onDidChangeJob: Event<EngineJob>;
-  readonly onDidTransferJob: Event<EngineJob>;
-  readonly onDidFailJob: Event<EngineJob>;
-  readonly onDidTransferFile: Event<{ job: EngineJob; file: JobFile }>;
-  readonly onDidAddJob: Event<EngineJob>;
-  readonly onDidRemoveJob: Event<EngineJob>;
   dispose(): Promise<void>;
 }

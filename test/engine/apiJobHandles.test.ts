@@ -8,7 +8,7 @@ import * as readline from 'node:readline';
 import { JobHandles } from '../../src/api/jobHandles';
 import type { Job, NewFile } from '../../src/engine';
 import { SharedEngine } from '../../src/engine/remote/sharedEngine';
-import { fastOptions, tempDir, waitUntil } from '../support/engineHarness';
+import { fastOptions, useServerFixture, waitUntil } from '../support/engineHarness';
 import { randomBody, sha256Hex, TestServer } from '../support/testServer';
 
 const OWNER_CHILD = path.join(__dirname, '..', 'support', 'sharedOwnerChild.js');
@@ -30,18 +30,6 @@ describe('API job handles (contract §4)', () => {
   const children: ChildProcess[] = [];
   const body = randomBody(2_000_000, 81);
 
-  before(async () => {
-    server = await TestServer.start();
-  });
-  after(async () => {
-    await server.close();
-  });
-  beforeEach(() => {
-    server.reset();
-    server.route('/f', { body });
-    dir = tempDir();
-    store = path.join(dir, 'store');
-  });
   afterEach(async () => {
     for (const c of children.splice(0)) {
       c.kill('SIGKILL');
@@ -49,7 +37,11 @@ describe('API job handles (contract §4)', () => {
     for (const s of opened.splice(0)) {
       await s.dispose();
     }
-    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  useServerFixture((f) => ({ server, dir } = f));
+  beforeEach(() => {
+    server.route('/f', { body });
+    store = path.join(dir, 'store');
   });
 
   async function open(): Promise<{ shared: SharedEngine; handles: JobHandles }> {

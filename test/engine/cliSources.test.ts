@@ -3,7 +3,7 @@ import * as assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { tempDir } from '../support/engineHarness';
+import { useServerFixture } from '../support/engineHarness';
 import { randomBody, sha256Hex, TestServer } from '../support/testServer';
 
 const CLI = path.resolve(__dirname, '..', '..', '..', 'dist', 'cli.js');
@@ -21,19 +21,7 @@ describe('CLI: mirrors, Metalink, content cache', function () {
   const body = randomBody(500_000, 97);
   const sha = sha256Hex(body);
 
-  before(async () => {
-    server = await TestServer.start();
-  });
-  after(async () => {
-    await server.close();
-  });
-  beforeEach(() => {
-    server.reset();
-    dir = tempDir('md-cli-sources-');
-  });
-  afterEach(() => {
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
+  useServerFixture((f) => ({ server, dir } = f), { prefix: 'md-cli-sources-' });
 
   const mk = (name: string): string => {
     fs.mkdirSync(path.join(dir, name));

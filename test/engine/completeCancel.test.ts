@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DownloadEngine, type DownloadError } from '../../src/engine';
 import { nodeIo, useIo } from '../../src/engine/io';
-import { openEngine, tempDir, waitForState, waitUntil } from '../support/engineHarness';
+import { openEngine, useEngineFixture, type EngineFixture, waitForState, waitUntil } from '../support/engineHarness';
 import { matrix } from '../support/matrix';
 import { randomBody, sha256Hex, TestServer } from '../support/testServer';
 
@@ -15,24 +15,10 @@ describe('complete() and cancel()', () => {
   let engine: DownloadEngine;
   const bodies = [1, 2, 3, 4, 5].map((i) => randomBody(200_000 + i * 1000, 100 + i));
 
-  before(async () => {
-    server = await TestServer.start();
-  });
-  after(async () => {
-    await server.close();
-  });
-  beforeEach(async () => {
-    server.reset();
+  let reopen: EngineFixture['reopen'];
+  useEngineFixture((f) => ({ server, dir, engine, reopen } = f));
+  beforeEach(() => {
     bodies.forEach((b, i) => server.route(`/f${i + 1}`, { body: b }));
-    dir = tempDir();
-    engine = await openEngine(path.join(dir, 'store'));
-  });
-  afterEach(async () => {
-    await engine.dispose();
-    if (fs.existsSync(dir)) {
-      fs.chmodSync(dir, 0o755);
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
   });
 
   const dest = (i: number) => path.join(dir, `file${i}.bin`);
@@ -116,7 +102,7 @@ describe('complete() and cancel()', () => {
     assert.equal(fs.readFileSync(dest(1), 'utf8'), 'precious', 'the other file is untouched');
     assert.ok(fs.existsSync(job.getFiles()[0].temporaryPath), 'the downloaded bytes are kept for a later Complete');
     await engine.dispose();
-    engine = await openEngine(path.join(dir, 'store'));
+    engine = await reopen();
     const again = engine.getJob(job.id);
     assert.equal(again.autoCompleteError?.code, 'EEXIST', 'the reason survives a restart');
     fs.rmSync(dest(1));
@@ -135,7 +121,7 @@ describe('complete() and cancel()', () => {
     const temp = job.getFiles()[0].temporaryPath;
     await engine.dispose();
     fs.rmSync(temp); // the downloaded bytes are lost: the restart fetches the file again
-    engine = await openEngine(path.join(dir, 'store'));
+    engine = await reopen();
     const again = engine.getJob(job.id);
     assert.notEqual(again.state, 'TRANSFERRED');
     assert.equal(again.autoCompleteError, undefined, 'no stale reason while it downloads again');

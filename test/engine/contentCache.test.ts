@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { DownloadEngine, JobImpl } from '../../src/engine';
 import { ContentCache } from '../../src/engine/contentCache';
-import { openEngine, tempDir, waitForState } from '../support/engineHarness';
+import { openEngine, useServerFixture, waitForState } from '../support/engineHarness';
 import { randomBody, sha256Hex, TestServer } from '../support/testServer';
 
 describe('content cache', () => {
@@ -16,20 +16,12 @@ describe('content cache', () => {
   const body = randomBody(700_000, 71);
   const sha = sha256Hex(body);
 
-  before(async () => {
-    server = await TestServer.start();
-  });
-  after(async () => {
-    await server.close();
-  });
-  beforeEach(() => {
-    server.reset();
-    dir = tempDir();
-    cacheDir = path.join(dir, 'cache');
-  });
   afterEach(async () => {
     await Promise.all(engines.splice(0).map((e) => e.dispose()));
-    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  useServerFixture((f) => ({ server, dir } = f));
+  beforeEach(() => {
+    cacheDir = path.join(dir, 'cache');
   });
 
   /** An engine with its own store (a machine of its own) on the shared cache folder. */

@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
 import { DownloadEngine, type DownloadError, type JobImpl } from '../../src/engine';
-import { openEngine, tempDir, waitForState } from '../support/engineHarness';
+import { openEngine, useServerFixture, waitForState } from '../support/engineHarness';
 import { matrix } from '../support/matrix';
 import { randomBody, sha256Hex, TestServer } from '../support/testServer';
 import { readStoredJobs } from '../support/storeFiles';
@@ -36,19 +36,7 @@ describe('durability', () => {
   let dir: string;
   const big = randomBody(8_000_000, 33);
 
-  before(async () => {
-    server = await TestServer.start();
-  });
-  after(async () => {
-    await server.close();
-  });
-  beforeEach(() => {
-    server.reset();
-    dir = tempDir();
-  });
-  afterEach(() => {
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
+  useServerFixture((f) => ({ server, dir } = f));
 
   /** A job of `big` started, suspended part way and its engine closed: the store and the job, for a restart. */
   async function stoppedPartWay(displayName: string, file: string, o?: { sha256: string }): Promise<{ store: string; job: JobImpl }> {

@@ -10,7 +10,7 @@ import type * as net from 'node:net';
 import * as path from 'node:path';
 import { DownloadEngine, type DownloadError, type JobImpl, type JobPriority } from '../../src/engine';
 import type { JobErrorInfo } from '../../src/engine/types';
-import { openEngine, tempDir, waitForState, waitUntil } from '../support/engineHarness';
+import { openEngine, useEngineFixture, waitForState, waitUntil, type EngineFixture } from '../support/engineHarness';
 import { injectWriteError, isTmpfs, prng, sha256File, tryMountTmpfs, type Tmpfs } from '../support/faults';
 import { matrix, matrixNote, matrixNotCovered } from '../support/matrix';
 import { randomBody, sha256Hex, TEST_TLS, TestServer } from '../support/testServer';
@@ -62,21 +62,8 @@ describe('fault matrix', function () {
   let engine: DownloadEngine;
   const body = randomBody(2_000_000, 81);
 
-  before(async () => {
-    server = await TestServer.start();
-  });
-  after(async () => {
-    await server.close();
-  });
-  beforeEach(async () => {
-    server.reset();
-    dir = tempDir('md-matrix-');
-    engine = await openEngine(path.join(dir, 'store'));
-  });
-  afterEach(async () => {
-    await engine.dispose();
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
+  let reopen: EngineFixture['reopen'];
+  useEngineFixture((f) => ({ server, dir, engine, reopen } = f));
 
   async function start(url: string, dest: string, o: { sha256?: string; retryDelay?: number; e?: DownloadEngine; replaceExisting?: boolean } = {}): Promise<JobImpl> {
     const e = o.e ?? engine;
@@ -498,8 +485,7 @@ describe('fault matrix', function () {
       const before = fs.readdirSync(dir).sort();
       await new Promise((r) => setTimeout(r, 300));
       assert.deepEqual(fs.readdirSync(dir).sort(), before, 'no write after Complete returned');
-      await engine.dispose();
-      engine = await openEngine(path.join(dir, 'store'));
+      engine = await reopen();
       const again = engine.getJob(job.id);
       assert.equal(again.state, 'ACKNOWLEDGED');
       assert.deepEqual(again.getFiles().map((f) => f.completed), [true, false]);

@@ -9,7 +9,7 @@ import { Agent } from 'undici';
 import { DownloadEngine, type EngineOptions, type JobImpl } from '../../src/engine';
 import { httpError, isTransientHttpStatus } from '../../src/engine/errors';
 import { MAX_FRUITLESS_RESTARTS } from '../../src/engine/restarts';
-import { openEngine, tempDir, waitForState, waitUntil } from '../support/engineHarness';
+import { openEngine, useEngineFixture, type EngineFixture, waitForState, waitUntil } from '../support/engineHarness';
 import { matrix } from '../support/matrix';
 import { randomBody, sha256Hex, TEST_TLS, TestServer } from '../support/testServer';
 
@@ -19,21 +19,8 @@ describe('HTTP transfers', () => {
   let engine: DownloadEngine;
   const body = randomBody(1_000_000, 21);
 
-  before(async () => {
-    server = await TestServer.start();
-  });
-  after(async () => {
-    await server.close();
-  });
-  beforeEach(async () => {
-    server.reset();
-    dir = tempDir();
-    engine = await openEngine(path.join(dir, 'store'));
-  });
-  afterEach(async () => {
-    await engine.dispose();
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
+  let reopen: EngineFixture['reopen'];
+  useEngineFixture((f) => ({ server, dir, engine, reopen } = f));
 
   /** Creates a one-file job with a zero retry delay and resumes it. */
   async function start(url: string, name = 'f.bin', o: { sha256?: string; e?: DownloadEngine } = {}): Promise<JobImpl> {
@@ -555,7 +542,7 @@ describe('HTTP transfers', () => {
       await waitUntil(() => job.record.files[0].durableBytes > 200_000, 10_000, 'a checkpoint');
       await engine.dispose();
       server.route('/r', { body });
-      engine = await openEngine(path.join(dir, 'store'));
+      engine = await reopen();
       const again = engine.getJob(job.id);
       assert.ok(['QUEUED', 'CONNECTING', 'TRANSFERRING'].includes(again.state), `interrupted run queued again: ${again.state}`);
       const got = await finishAndRead(again);

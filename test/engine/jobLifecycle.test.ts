@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { DownloadEngine, type DownloadError } from '../../src/engine';
 import type { HeaderVault } from '../../src/engine/headerVault';
 import { nodeIo, useIo } from '../../src/engine/io';
-import { openEngine, tempDir, waitForState, waitUntil } from '../support/engineHarness';
+import { openEngine, useServerFixture, waitForState, waitUntil } from '../support/engineHarness';
 import { randomBody, TestServer } from '../support/testServer';
 
 describe('job lifecycle: Complete, Cancel and retention against a hostile disk', () => {
@@ -17,24 +17,16 @@ describe('job lifecycle: Complete, Cancel and retention against a hostile disk',
   let engine: DownloadEngine | undefined;
   const body = randomBody(300_000, 41);
 
-  before(async () => {
-    server = await TestServer.start();
-  });
-  after(async () => {
-    await server.close();
-  });
-  beforeEach(() => {
-    server.reset();
-    server.route('/f', { body });
-    dir = tempDir();
-  });
   let restoreIo: (() => void) | undefined;
   afterEach(async () => {
     restoreIo?.();
     restoreIo = undefined;
     await engine?.dispose();
     engine = undefined;
-    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  useServerFixture((f) => ({ server, dir } = f));
+  beforeEach(() => {
+    server.route('/f', { body });
   });
 
   const dest = (name: string) => path.join(dir, name);

@@ -3,7 +3,7 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DownloadEngine, DownloadError, type JobImpl } from '../../src/engine';
-import { openEngine, tempDir, waitForState, waitUntil } from '../support/engineHarness';
+import { useEngineFixture, type EngineFixture, waitForState, waitUntil } from '../support/engineHarness';
 import { matrix } from '../support/matrix';
 import { randomBody, sha256Hex, TestServer } from '../support/testServer';
 import { readStoredJobs } from '../support/storeFiles';
@@ -15,23 +15,12 @@ describe('job states and errors', () => {
   const small = randomBody(100_000, 7);
   const big = randomBody(2_000_000, 8);
 
-  before(async () => {
-    server = await TestServer.start();
-  });
-  after(async () => {
-    await server.close();
-  });
-  beforeEach(async () => {
-    server.reset();
+  let reopen: EngineFixture['reopen'];
+  useEngineFixture((f) => ({ server, dir, engine, reopen } = f));
+  beforeEach(() => {
     server.route('/small', { body: small });
     server.route('/slow', { body: big, throttleBytesPerSec: 200_000 });
     server.route('/missing', { status: 404 });
-    dir = tempDir();
-    engine = await openEngine(path.join(dir, 'store'));
-  });
-  afterEach(async () => {
-    await engine.dispose();
-    fs.rmSync(dir, { recursive: true, force: true });
   });
 
   async function rejects(p: Promise<unknown>, code: string, hresult: number): Promise<DownloadError> {
@@ -431,7 +420,7 @@ describe('job states and errors', () => {
     await waitForState(engine, job, 'TRANSFERRED');
     const id = job.id;
     await engine.dispose();
-    engine = await openEngine(path.join(dir, 'store'));
+    engine = await reopen();
     const again: JobImpl = engine.getJob(id);
     assert.equal(again.state, 'TRANSFERRED');
     assert.equal(again.displayName, 'persisted');

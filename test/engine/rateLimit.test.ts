@@ -6,7 +6,7 @@
 import * as assert from 'node:assert/strict';
 import * as path from 'node:path';
 import type { DownloadEngine, DownloadError, EngineOptions, JobImpl, JobPriority } from '../../src/engine';
-import { openEngine, tempDir, waitForState, waitUntil } from '../support/engineHarness';
+import { openEngine, useServerFixture, waitForState, waitUntil } from '../support/engineHarness';
 import { randomBody, TestServer } from '../support/testServer';
 
 const KiB = 1024;
@@ -19,21 +19,14 @@ describe('speed limits', function () {
   let engine: DownloadEngine;
   const big = randomBody(24 * MiB, 5);
 
-  before(async () => {
-    server = await TestServer.start();
+  afterEach(async () => {
+    await engine?.dispose();
   });
-  after(async () => {
-    await server.close();
-  });
+  useServerFixture((f) => ({ server, dir } = f), { prefix: 'md-rate-' });
   beforeEach(() => {
-    server.reset();
     for (const p of ['/a', '/b']) {
       server.route(p, { body: big });
     }
-    dir = tempDir('md-rate-');
-  });
-  afterEach(async () => {
-    await engine?.dispose();
   });
 
   async function open(extra: Partial<EngineOptions>): Promise<DownloadEngine> {

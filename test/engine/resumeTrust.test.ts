@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { DownloadEngine, JobImpl } from '../../src/engine';
 import { judgeResumeResponse, strongEtag } from '../../src/engine/resumeJudge';
-import { openEngine, tempDir, waitForState, waitUntil } from '../support/engineHarness';
+import { openEngine, useServerFixture, waitForState, waitUntil } from '../support/engineHarness';
 import { randomBody, sha256Hex, TestServer } from '../support/testServer';
 
 const MiB = 1024 * 1024;
@@ -83,20 +83,10 @@ describe('resume trust', function () {
     const lmOld = new Date(Date.now() - 120_000).toUTCString();
     const lmNew = new Date(Date.now() - 60_000).toUTCString();
 
-    before(async () => {
-      server = await TestServer.start();
-    });
-    after(async () => {
-      await server.close();
-    });
-    beforeEach(async () => {
-      server.reset();
-      dir = tempDir('md-trust-');
-    });
     afterEach(async () => {
       await engine.dispose();
-      fs.rmSync(dir, { recursive: true, force: true });
     });
+    useServerFixture((f) => ({ server, dir } = f), { prefix: 'md-trust-' });
 
     async function download(url: string, segmentsPerFile: number): Promise<{ job: JobImpl; bytes: Buffer }> {
       engine = await openEngine(path.join(dir, 'store'), { segmentsPerFile, minSegmentBytes: MiB });
@@ -173,19 +163,9 @@ describe('resume trust', function () {
     let store: string;
     const big = randomBody(8 * MiB + 4321, 143);
 
-    before(async () => {
-      server = await TestServer.start();
-    });
-    after(async () => {
-      await server.close();
-    });
+    useServerFixture((f) => ({ server, dir } = f), { prefix: 'md-kept-' });
     beforeEach(() => {
-      server.reset();
-      dir = tempDir('md-kept-');
       store = path.join(dir, 'store');
-    });
-    afterEach(() => {
-      fs.rmSync(dir, { recursive: true, force: true });
     });
 
     /** Zeroes [from, to) of a file, as a page cache lost before writeback leaves it. */

@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DownloadEngine, type JobImpl, type JobPriority } from '../../src/engine';
 import { planSchedule } from '../../src/engine/scheduler';
-import { openEngine, tempDir, waitForState, waitUntil } from '../support/engineHarness';
+import { openEngine, useServerFixture, waitForState, waitUntil } from '../support/engineHarness';
 import { randomBody, sha256Hex, TestServer } from '../support/testServer';
 
 describe('scheduling', () => {
@@ -39,21 +39,13 @@ describe('scheduling', () => {
     let engine: DownloadEngine;
     const body = randomBody(600_000, 55);
 
-    before(async () => {
-      server = await TestServer.start();
-    });
-    after(async () => {
-      await server.close();
-    });
-    beforeEach(() => {
-      server.reset();
-      server.route('/slow', { body, throttleBytesPerSec: 400_000 });
-      server.route('/fast', { body });
-      dir = tempDir();
-    });
     afterEach(async () => {
       await engine.dispose();
-      fs.rmSync(dir, { recursive: true, force: true });
+    });
+    useServerFixture((f) => ({ server, dir } = f));
+    beforeEach(() => {
+      server.route('/slow', { body, throttleBytesPerSec: 400_000 });
+      server.route('/fast', { body });
     });
 
     async function job(name: string, url: string, priority: JobPriority = 'NORMAL'): Promise<JobImpl> {

@@ -12,7 +12,7 @@ import { parseSha256 } from '../../src/engine/integrity';
 import type { FileRecord } from '../../src/engine/records';
 import { canSplit, planSegments } from '../../src/engine/segmentedTransfer';
 import type { DownloadEngine, DownloadError, JobImpl } from '../../src/engine';
-import { openEngine, tempDir, waitForState, waitUntil } from '../support/engineHarness';
+import { useEngineFixture, waitForState, waitUntil, type EngineFixture } from '../support/engineHarness';
 import { randomBody, sha256Hex, TestServer } from '../support/testServer';
 import { readStoredJobs } from '../support/storeFiles';
 
@@ -26,21 +26,8 @@ describe('segmented transfers', function () {
   let engine: DownloadEngine;
   const body = randomBody(8 * MiB + 12345, 81);
 
-  before(async () => {
-    server = await TestServer.start();
-  });
-  after(async () => {
-    await server.close();
-  });
-  beforeEach(async () => {
-    server.reset();
-    dir = tempDir('md-seg-');
-    engine = await openEngine(path.join(dir, 'store'), { segmentsPerFile: 4, minSegmentBytes: MiB });
-  });
-  afterEach(async () => {
-    await engine.dispose();
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
+  let reopen: EngineFixture['reopen'];
+  useEngineFixture((f) => ({ server, dir, engine, reopen } = f), { segmentsPerFile: 4, minSegmentBytes: MiB });
 
   async function start(url: string, o: { sha256?: string; name?: string } = {}): Promise<JobImpl> {
     const job = await engine.createJob({ displayName: o.name ?? 'seg' });
@@ -290,8 +277,7 @@ describe('segmented transfers', function () {
     await job.cancel();
     assert.deepEqual(fs.readdirSync(marksDir), [], 'cancel deletes the marks with the temporaries');
     fs.writeFileSync(path.join(marksDir, 'no-such-job.0'), '{}');
-    await engine.dispose();
-    engine = await openEngine(path.join(dir, 'store'), { segmentsPerFile: 4, minSegmentBytes: MiB });
+    engine = await reopen();
     assert.deepEqual(fs.readdirSync(marksDir), [], 'marks of no unfinished segmented file are swept at start');
   });
 

@@ -7,7 +7,7 @@ import * as readline from 'node:readline';
 import type { DownloadError, EngineJob } from '../../src/engine';
 import { SharedEngine } from '../../src/engine/remote/sharedEngine';
 import { socketPathFor } from '../../src/engine/remote/storeClaim';
-import { fastOptions, tempDir, waitUntil } from '../support/engineHarness';
+import { fastOptions, useServerFixture, waitUntil } from '../support/engineHarness';
 import { matrix } from '../support/matrix';
 import { randomBody, sha256Hex, TestServer } from '../support/testServer';
 
@@ -20,23 +20,15 @@ describe('one engine per store across windows', () => {
   const opened: SharedEngine[] = [];
   const body = randomBody(3_000_000, 71);
 
-  before(async () => {
-    server = await TestServer.start();
-  });
-  after(async () => {
-    await server.close();
-  });
-  beforeEach(() => {
-    server.reset();
-    server.route('/f', { body });
-    dir = tempDir();
-    store = path.join(dir, 'store');
-  });
   afterEach(async () => {
     for (const s of opened.splice(0)) {
       await s.dispose();
     }
-    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  useServerFixture((f) => ({ server, dir } = f));
+  beforeEach(() => {
+    server.route('/f', { body });
+    store = path.join(dir, 'store');
   });
 
   async function open(): Promise<SharedEngine> {

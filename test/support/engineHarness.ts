@@ -65,27 +65,60 @@ export function listDir(dir: string): string[] {
 }
 
 /**
- * The usual set-up of an engine test, as mocha hooks: one local test server for the suite; for each test a fresh
- * folder and an engine over `<dir>/store`, disposed and deleted afterwards. `use` receives them before each test.
+ * The usual set-up of a test against a local server, as mocha hooks: one test server for the suite (reset before
+ * each test) and a fresh folder for each test, deleted afterwards (made writable first, for tests that lock it).
+ * `use` receives them before each test. Mocha runs hooks in the order they are added: a suite's own beforeEach
+ * added after this call sees the folder; its own afterEach must be added before this call to run before the
+ * folder goes (to dispose what it opened there).
  */
-export function useEngineFixture(use: (f: { server: TestServer; dir: string; engine: DownloadEngine }) => void): void {
+export function useServerFixture(use: (f: { server: TestServer; dir: string }) => void, o: { prefix?: string } = {}): void {
   let server: TestServer;
   let dir: string;
-  let engine: DownloadEngine;
   before(async () => {
     server = await TestServer.start();
   });
   after(async () => {
     await server.close();
   });
-  beforeEach(async () => {
+  beforeEach(() => {
     server.reset();
-    dir = tempDir();
-    engine = await openEngine(path.join(dir, 'store'));
-    use({ server, dir, engine });
+    dir = tempDir(o.prefix);
+    use({ server, dir });
   });
+  afterEach(() => {
+    if (fs.existsSync(dir)) {
+      fs.chmodSync(dir, 0o755);
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+}
+
+/** What useEngineFixture() hands each test. */
+export interface EngineFixture {
+  server: TestServer;
+  dir: string;
+  engine: DownloadEngine;
+  /** Disposes the engine (if the test has not) and opens a new one over the same store, disposed after the test. */
+  reopen(extra?: Partial<EngineOptions>): Promise<DownloadEngine>;
+}
+
+/** useServerFixture() plus an engine over `<dir>/store` (with `extra` options) for each test, disposed after it. */
+export function useEngineFixture(use: (f: EngineFixture) => void, extra: Partial<EngineOptions> = {}): void {
+  let engine: DownloadEngine | undefined;
+  let fixture: { server: TestServer; dir: string };
   afterEach(async () => {
-    await engine.dispose();
-    fs.rmSync(dir, { recursive: true, force: true });
+    await engine?.dispose();
+    engine = undefined;
+  });
+  useServerFixture((f) => (fixture = f));
+  beforeEach(async () => {
+    const store = path.join(fixture.dir, 'store');
+    engine = await openEngine(store, extra);
+    const reopen = async (more: Partial<EngineOptions> = {}): Promise<DownloadEngine> => {
+      await engine?.dispose();
+      engine = await openEngine(store, { ...extra, ...more });
+      return engine;
+    };
+    use({ ...fixture, engine, reopen });
   });
 }

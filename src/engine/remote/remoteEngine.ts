@@ -3,6 +3,7 @@ import * as net from 'node:net';
 import type { MessageConnection } from 'vscode-jsonrpc/node';
 import { connectionOver, jsonRpc } from './jsonRpc';
 import { Emitter } from '../emitter';
+import { JobEventSource } from '../jobEvents';
 import { DownloadError } from '../errors';
 import {
   FINAL_STATES,
@@ -118,31 +119,21 @@ export class RemoteJob implements EngineJob {
   }
 }
 
-export class RemoteEngine implements JobService {
+export class RemoteEngine extends JobEventSource<RemoteJob> implements JobService {
   private readonly jobs = new Map<string, RemoteJob>();
   private closed = false;
   problems: string[] = [];
 
-  private readonly _onDidChangeJob = new Emitter<RemoteJob>();
-  private readonly _onDidTransferJob = new Emitter<RemoteJob>();
-  private readonly _onDidFailJob = new Emitter<RemoteJob>();
-  private readonly _onDidTransferFile = new Emitter<{ job: RemoteJob; file: JobFile }>();
-  private readonly _onDidAddJob = new Emitter<RemoteJob>();
-  private readonly _onDidRemoveJob = new Emitter<RemoteJob>();
   private readonly _onDidDisconnect = new Emitter<void>();
-  readonly onDidChangeJob = this._onDidChangeJob.event;
-  readonly onDidTransferJob = this._onDidTransferJob.event;
-  readonly onDidFailJob = this._onDidFailJob.event;
-  readonly onDidTransferFile = this._onDidTransferFile.event;
-  readonly onDidAddJob = this._onDidAddJob.event;
-  readonly onDidRemoveJob = this._onDidRemoveJob.event;
   /** The owner went away (closed or crashed): time to take over or reconnect. */
   readonly onDidDisconnect = this._onDidDisconnect.event;
 
   private constructor(
     private readonly conn: MessageConnection,
     private readonly socket: net.Socket,
-  ) {}
+  ) {
+    super();
+  }
 
   static async connect(socketPath: string, timeoutMs = 5_000): Promise<RemoteEngine> {
     if ((await checkSocketFile(socketPath)) !== 'ours') {
@@ -186,26 +177,26 @@ export class RemoteEngine implements JobService {
 
   private listen(): void {
     const c = this.conn;
-    c.onNotification(Notifications.changed, (s: JobSnapshot) => this._onDidChangeJob.fire(this.upsert(s)));
+    c.onNotification(Notifications.changed, (s: JobSnapshot) => this.fireJobEvent('onDidChangeJob', this.upsert(s)));
     c.onNotification(Notifications.added, (s: JobSnapshot) => {
       const job = this.upsert(s);
-      this._onDidAddJob.fire(job);
-      this._onDidChangeJob.fire(job);
+      this.fireJobEvent('onDidAddJob', job);
+      this.fireJobEvent('onDidChangeJob', job);
     });
     c.onNotification(Notifications.removed, (id: string) => {
       const job = this.jobs.get(id);
       if (job) {
         this.jobs.delete(id);
-        this._onDidRemoveJob.fire(job);
+        this.fireJobEvent('onDidRemoveJob', job);
       }
     });
-    c.onNotification(Notifications.transferred, (s: JobSnapshot) => this._onDidTransferJob.fire(this.upsert(s)));
-    c.onNotification(Notifications.failed, (s: JobSnapshot) => this._onDidFailJob.fire(this.upsert(s)));
+    c.onNotification(Notifications.transferred, (s: JobSnapshot) => this.fireJobEvent('onDidTransferJob', this.upsert(s)));
+    c.onNotification(Notifications.failed, (s: JobSnapshot) => this.fireJobEvent('onDidFailJob', this.upsert(s)));
     c.onNotification(Notifications.fileTransferred, (p: { job: JobSnapshot; index: number }) => {
       const job = this.upsert(p.job);
       const file = job.getFiles()[p.index];
       if (file) {
-        this._onDidTransferFile.fire({ job, file });
+        this.fireJobEvent('onDidTransferFile', { job, file });
       }
     });
     const lost = () => {
@@ -277,8 +268,7 @@ export class RemoteEngine implements JobService {
     this.closed = true;
     this.conn.dispose();
     this.socket.end();
-    for (const e of [this._onDidChangeJob, this._onDidTransferJob, this._onDidFailJob, this._onDidTransferFile, this._onDidAddJob, this._onDidRemoveJob, this._onDidDisconnect]) {
-      e.dispose();
-    }
+    this.disposeJobEvents();
+    this._onDidDisconnect.dispose();
   }
 }

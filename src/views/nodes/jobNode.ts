@@ -2,9 +2,10 @@
 // (`job:TRANSFERRING:suspendable:cancellable:completable`) that the menus match with `viewItem =~`.
 import * as vscode from 'vscode';
 import { describeError, formatBytes, formatDate, formatDuration, formatPercent, formatSpeed, stateLabel, escapeMarkdown } from '../../common/format';
-import { ACTION_STATES, type EngineJob } from '../../engine';
+import type { EngineJob } from '../../engine';
 import { plainError } from '../../common/plainWords';
 import { FileNode } from './fileNode';
+import { jobContextValue } from './jobContext';
 
 export class JobNode {
   readonly kind = 'job';
@@ -82,55 +83,6 @@ export function describeJob(job: EngineJob): string {
     }
   }
   return parts.join(' · ');
-}
-
-/** `job:<STATE>` followed by what can be done to it now. */
-export function jobContextValue(job: EngineJob): string {
-  const s = job.state;
-  const files = job.getFiles();
-  const final = job.isFinal;
-  const someTransferred = files.some((f) => f.transferred && !f.completed);
-  const allDone = files.length > 0 && files.every((f) => f.transferred || f.completed);
-  const flags: string[] = [job.type];
-  if (!final && files.length > 0 && (s === 'SUSPENDED' || s === 'TRANSIENT_ERROR' || (s === 'TRANSFERRED' && !allDone))) {
-    flags.push('resumable');
-  }
-  // Not on ERROR: nothing runs there to pause; Retry is what the user wants (it was Suspend then Resume).
-  if (ACTION_STATES.has(s)) {
-    flags.push('suspendable');
-  }
-  if (!final) {
-    flags.push('cancellable', 'modifiable');
-  }
-  if (!final && (job.type === 'upload' ? s === 'TRANSFERRED' : s === 'TRANSFERRED' || someTransferred)) {
-    flags.push('completable');
-  }
-  if (s === 'ERROR') {
-    flags.push('retryable');
-  }
-  if (s === 'ERROR' || s === 'TRANSIENT_ERROR') {
-    flags.push('hasError');
-  }
-  // A failed job takes no new files from the menu: they would wait behind the failure.
-  if (!final && s !== 'ERROR' && (job.type === 'download' || files.length === 0)) {
-    flags.push('canAddFile');
-  }
-  if (files.length === 0) {
-    flags.push('empty');
-  }
-  if (files.some((f) => f.completed)) {
-    flags.push('openable');
-  }
-  if (files.length > 0) {
-    flags.push('linked');
-  }
-  if (job.type === 'download' && files.length > 0 && (final || s === 'ERROR')) {
-    flags.push('again');
-  }
-  if (final) {
-    flags.push('final');
-  }
-  return ['job', s, ...flags].join(':');
 }
 
 export function jobIcon(job: EngineJob): vscode.ThemeIcon {

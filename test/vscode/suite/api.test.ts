@@ -4,28 +4,15 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Job, JobFile } from '../../../src/api/api.d';
 import { randomBody, TestServer } from '../../support/testServer';
-import { activate, cleanupJobs, tempDir, waitFor, waitForState, type TestApi } from './util';
+import { useSuiteFixture, waitFor, waitForState, type TestApi } from './util';
 
 describe('API', () => {
   let api: TestApi;
   let server: TestServer;
   let dir: string;
-  const created = new Set<string>();
+  let created: Set<string>;
 
-  before(async () => {
-    api = await activate();
-    server = await TestServer.start();
-  });
-  after(async () => {
-    await server.close();
-  });
-  beforeEach(() => {
-    dir = tempDir();
-  });
-  afterEach(async () => {
-    await cleanupJobs(api, created);
-    created.clear();
-  });
+  useSuiteFixture((f) => ({ api, server, dir, created } = f));
 
   async function newJob(name: string): Promise<Job> {
     const job = await api.createJob({ displayName: name });

@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { randomBody, TestServer } from '../../support/testServer';
-import { activate, cleanupJobs, count, notificationsSince, setSetting, tempDir, waitFor, waitForState, type TestApi } from './util';
+import { count, notificationsSince, setSetting, useSuiteFixture, waitFor, waitForState, type TestApi } from './util';
 
 const run = <T = unknown>(command: string, ...args: unknown[]): Thenable<T> => vscode.commands.executeCommand<T>(`managedDownloads.${command}`, ...args);
 
@@ -12,26 +12,16 @@ describe('commands', () => {
   let api: TestApi;
   let server: TestServer;
   let dir: string;
-  const created = new Set<string>();
+  let created: Set<string>;
 
-  before(async () => {
-    api = await activate();
-    server = await TestServer.start();
-    server.route('/small.txt', { body: Buffer.from('small file\n') });
-    server.route('/medium.bin', { body: randomBody(200_000, 5) });
-    server.route('/slow.bin', { body: randomBody(4_000_000, 6), throttleBytesPerSec: 150_000 });
-    server.route('/taken.bin', { body: randomBody(300_000, 7), throttleBytesPerSec: 300_000 });
-  });
-  after(async () => {
-    await setSetting('showFinishedJobs', undefined);
-    await server.close();
-  });
-  beforeEach(() => {
-    dir = tempDir();
-  });
-  afterEach(async () => {
-    await cleanupJobs(api, created);
-    created.clear();
+  useSuiteFixture((f) => ({ api, server, dir, created } = f), {
+    routes: (server) => {
+      server.route('/small.txt', { body: Buffer.from('small file\n') });
+      server.route('/medium.bin', { body: randomBody(200_000, 5) });
+      server.route('/slow.bin', { body: randomBody(4_000_000, 6), throttleBytesPerSec: 150_000 });
+      server.route('/taken.bin', { body: randomBody(300_000, 7), throttleBytesPerSec: 300_000 });
+    },
+    resetSettings: ['showFinishedJobs'],
   });
 
   async function newJobWith(route: string, name = path.basename(route)): Promise<string> {

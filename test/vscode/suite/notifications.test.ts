@@ -3,28 +3,15 @@ import * as assert from 'node:assert/strict';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { randomBody, TestServer } from '../../support/testServer';
-import { activate, cleanupJobs, count, notificationsSince, sleep, tempDir, waitFor, waitForState, type TestApi } from './util';
+import { count, notificationsSince, sleep, useSuiteFixture, waitFor, waitForState, type TestApi } from './util';
 
 describe('notifications', () => {
   let api: TestApi;
   let server: TestServer;
   let dir: string;
-  const created = new Set<string>();
+  let created: Set<string>;
 
-  before(async () => {
-    api = await activate();
-    server = await TestServer.start();
-  });
-  after(async () => {
-    await server.close();
-  });
-  beforeEach(() => {
-    dir = tempDir();
-  });
-  afterEach(async () => {
-    await cleanupJobs(api, created);
-    created.clear();
-  });
+  useSuiteFixture((f) => ({ api, server, dir, created } = f));
 
   it('Complete on a CANCELLED job shows DO_E_INVALID_STATE (0x80D02013) naming the job and its state', async function () {
     const job = await api.createJob({ displayName: 'nightly.iso' });

@@ -5,29 +5,16 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Job } from '../../../src/api/api.d';
 import { randomBody, TestServer } from '../../support/testServer';
-import { activate, cleanupJobs, tempDir, waitFor, waitForState, type TestApi } from './util';
+import { useSuiteFixture, waitFor, waitForState, type TestApi } from './util';
 
 describe('reload', () => {
   let api: TestApi;
   let server: TestServer;
   let dir: string;
-  const created = new Set<string>();
+  let created: Set<string>;
   const body = randomBody(3_000_000, 13);
 
-  before(async () => {
-    api = await activate();
-    server = await TestServer.start();
-  });
-  after(async () => {
-    await server.close();
-  });
-  beforeEach(() => {
-    dir = tempDir();
-  });
-  afterEach(async () => {
-    await cleanupJobs(api, created);
-    created.clear();
-  });
+  useSuiteFixture((f) => ({ api, server, dir, created } = f));
 
   it('keeps a suspended job, its bytes and its headers, and resumes with a Range request', async () => {
     server.route('/big.bin', { body, throttleBytesPerSec: 400_000 });

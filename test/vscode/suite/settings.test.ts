@@ -3,31 +3,19 @@ import * as assert from 'node:assert/strict';
 import * as path from 'node:path';
 import type { EngineJob } from '../../../src/engine';
 import { randomBody, TestServer } from '../../support/testServer';
-import { activate, cleanupJobs, createEngineJob, setSetting, sleep, tempDir, waitFor, type TestApi } from './util';
+import { createEngineJob, setSetting, sleep, useSuiteFixture, waitFor, type TestApi } from './util';
 
 describe('settings', () => {
   let api: TestApi;
   let server: TestServer;
   let dir: string;
-  const created = new Set<string>();
+  let created: Set<string>;
 
-  before(async () => {
-    api = await activate();
-    server = await TestServer.start();
-    server.route('/slow.bin', { body: randomBody(4_000_000, 12), throttleBytesPerSec: 150_000 });
-  });
-  after(async () => {
-    await setSetting('maxConcurrentJobs', undefined);
-    await setSetting('minimumRetryDelaySeconds', undefined);
-    await setSetting('noProgressTimeoutSeconds', undefined);
-    await server.close();
-  });
-  beforeEach(() => {
-    dir = tempDir();
-  });
-  afterEach(async () => {
-    await cleanupJobs(api, created);
-    created.clear();
+  useSuiteFixture((f) => ({ api, server, dir, created } = f), {
+    routes: (server) => {
+      server.route('/slow.bin', { body: randomBody(4_000_000, 12), throttleBytesPerSec: 150_000 });
+    },
+    resetSettings: ['maxConcurrentJobs', 'minimumRetryDelaySeconds', 'noProgressTimeoutSeconds'],
   });
 
   it('maxConcurrentJobs = 1 lets only one job transfer; raising it starts the next at once', async () => {

@@ -5,7 +5,7 @@ import * as vscode from 'vscode';
 import type { EngineJob } from '../../../src/engine';
 import type { TreeNode } from '../../../src/views/jobsTreeProvider';
 import { randomBody, TestServer } from '../../support/testServer';
-import { activate, cleanupJobs, createEngineJob, setSetting, sleep, tempDir, waitFor, waitForState, type TestApi } from './util';
+import { createEngineJob, setSetting, sleep, useSuiteFixture, waitFor, waitForState, type TestApi } from './util';
 
 const FINISHED_GROUP = 'managedDownloads.finished';
 
@@ -13,25 +13,15 @@ describe('tree view', () => {
   let api: TestApi;
   let server: TestServer;
   let dir: string;
-  const created = new Set<string>();
+  let created: Set<string>;
 
-  before(async () => {
-    api = await activate();
-    server = await TestServer.start();
-    server.route('/ok.bin', { body: randomBody(50_000, 9) });
-    server.route('/slow.bin', { body: randomBody(5_000_000, 10), throttleBytesPerSec: 200_000 });
-    server.route('/404', { status: 404 });
-  });
-  after(async () => {
-    await setSetting('showFinishedJobs', undefined);
-    await server.close();
-  });
-  beforeEach(() => {
-    dir = tempDir();
-  });
-  afterEach(async () => {
-    await cleanupJobs(api, created);
-    created.clear();
+  useSuiteFixture((f) => ({ api, server, dir, created } = f), {
+    routes: (server) => {
+      server.route('/ok.bin', { body: randomBody(50_000, 9) });
+      server.route('/slow.bin', { body: randomBody(5_000_000, 10), throttleBytesPerSec: 200_000 });
+      server.route('/404', { status: 404 });
+    },
+    resetSettings: ['showFinishedJobs'],
   });
 
   async function job(name: string, route?: string): Promise<EngineJob> {

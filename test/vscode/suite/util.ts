@@ -8,6 +8,7 @@ import type { ManagedDownloadsApi } from '../../../src/api/api.d';
 import type { CreateJobOptions, EngineJob, JobState } from '../../../src/engine';
 import type { NotificationRecord } from '../../../src/notifications';
 import type { TestHook } from '../../../src/testHook';
+import { TestServer } from '../../support/testServer';
 
 export const EXTENSION_ID = 'dojobs.managed-downloads';
 
@@ -98,4 +99,42 @@ export async function setSetting(key: string, value: unknown): Promise<void> {
 
 export function count(haystack: string, needle: string): number {
   return haystack.split(needle).length - 1;
+}
+
+/** What useSuiteFixture() hands each test. */
+export interface SuiteFixture {
+  api: TestApi;
+  server: TestServer;
+  dir: string;
+  /** Ids of the jobs the test created: cancelled and removed after it. */
+  created: Set<string>;
+}
+
+/**
+ * The usual set-up of an in-editor suite, as mocha hooks: the extension activated and one local test server for
+ * the suite (`routes` adds its routes once), a fresh folder for each test, the test's jobs cleaned up after it,
+ * and the settings named in `resetSettings` back to their defaults after the suite.
+ */
+export function useSuiteFixture(use: (f: SuiteFixture) => void, o: { routes?: (server: TestServer) => void; resetSettings?: string[] } = {}): void {
+  let fixture: SuiteFixture;
+  before(async () => {
+    const api = await activate();
+    const server = await TestServer.start();
+    o.routes?.(server);
+    fixture = { api, server, dir: '', created: new Set() };
+  });
+  after(async () => {
+    for (const key of o.resetSettings ?? []) {
+      await setSetting(key, undefined);
+    }
+    await fixture.server.close();
+  });
+  beforeEach(() => {
+    fixture.dir = tempDir();
+    use(fixture);
+  });
+  afterEach(async () => {
+    await cleanupJobs(fixture.api, fixture.created);
+    fixture.created.clear();
+  });
 }
