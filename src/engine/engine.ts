@@ -25,6 +25,7 @@ import { checkMirrors, fetchFromSources, probeEntity } from './sources';
 import { planSchedule, relevantWaiting } from './scheduler';
 import { WaitingJobs } from './waitingJobs';
 import { inLanes } from './lanes';
+import { absentTemporaries } from './absentTemporaries';
 import { ActiveDestinations, normalisePathKey } from './destinations';
 import { JobStore, syncDir } from './store';
 import { DEFAULT_MIN_SEGMENT_BYTES, DEFAULT_SEGMENTS_PER_FILE, fetchFile, type FetchOptions } from './fetchFile';
@@ -193,7 +194,10 @@ export class DownloadEngine implements JobHost {
       }
       this.jobs.set(record.id, new JobImpl(record, this));
     }
-    // Thousands of unfinished jobs: their start-up checks (an lstat or two each) overlap.
+    // Thousands of unfinished jobs: their start-up checks (an lstat or two each) overlap, and temporaries that
+    // their folder's listing lacks need none.
+    const unfinished = [...this.jobs.values()].filter((j) => !j.isFinal && j.type === 'download');
+    const absent = await absentTemporaries(unfinished.flatMap((j) => j.record.files.filter((f) => !f.completed).map((f) => f.temporaryPath)));
     await inLanes([...this.jobs.values()], START_UP_LANES, async (job) => {
       const record = job.record;
       if (record.headerNames.length > 0) {
@@ -202,7 +206,7 @@ export class DownloadEngine implements JobHost {
           this.headers.set(record.id, h);
         }
       }
-      await this.reconcile(job);
+      await this.reconcile(job, absent);
     });
     await this.sweepMarks();
     // A sweep that cannot save (a full disk) is said in the log and tried again at the next one, never fatal.
@@ -221,7 +225,7 @@ export class DownloadEngine implements JobHost {
   }
 
   /** After a restart: interrupted runs go back to the queue, and each temporary file matches the journal. */
-  private async reconcile(job: JobImpl): Promise<void> {
+  private async reconcile(job: JobImpl, absent: (p: string) => boolean): Promise<void> {
     const r = job.record;
     if (job.isFinal) {
       return;
@@ -253,7 +257,7 @@ export class DownloadEngine implements JobHost {
         continue;
       }
       let size: number | undefined;
-      const st = await fs.lstat(f.temporaryPath).catch(() => undefined);
+      const st = absent(f.temporaryPath) ? undefined : await fs.lstat(f.temporaryPath).catch(() => undefined);
       size = st?.isFile() ? st.size : undefined;
       const id = f.temporaryIdentity;
       if (f.transferred && st && size === f.bytesTotal && id && (st.dev !== id.dev || st.ino !== id.ino)) {

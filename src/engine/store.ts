@@ -10,7 +10,7 @@ import { constants } from './io';
 import { DownloadError, HRESULTS } from './errors';
 import { syncDir, writePrivateFileAtomic } from './privateFile';
 import type { JobRecord } from './records';
-import { distrustReason } from './storeTrust';
+import { trustVerdict } from './storeTrust';
 import {
   SNAPSHOT_FILE,
   STORE_VERSION,
@@ -120,6 +120,8 @@ export class JobStore {
     const records = new Map<string, JobRecord>();
     /** Entries not loaded (damaged, or distrusted below): kept in a file of their own, never silently dropped. */
     const rejected: unknown[] = [];
+    /** The snapshot line each entry was parsed from: kept as its durable JSON unless the load changes it. */
+    const texts = new Map<unknown, string>();
     let checked = 0;
     const keep = async (j: unknown): Promise<void> => {
       if (++checked % JOBS_PER_TURN === 0) {
@@ -154,7 +156,10 @@ export class JobStore {
       }
       if (snapshot.ok) {
         ({ version, generation: from } = snapshot);
-        for (const j of snapshot.jobs) {
+        for (const [i, j] of snapshot.jobs.entries()) {
+          if (snapshot.texts) {
+            texts.set(j, snapshot.texts[i]);
+          }
           await keep(j);
         }
       } else {
@@ -190,13 +195,13 @@ export class JobStore {
       if (++checked % JOBS_PER_TURN === 0) {
         await nextTurn();
       }
-      const kept = structuredClone(r);
-      const why = await distrustReason(r, this.allowedRoots, problems);
-      if (why) {
-        rejected.push(kept);
+      const verdict = await trustVerdict(r, this.allowedRoots, problems);
+      if (verdict.why !== undefined) {
+        rejected.push(r); // as read: a verdict against it changes nothing
         records.delete(r.id);
-        problems.push(`Job '${String(r.displayName).slice(0, 80)}' was set aside and not loaded: ${why}.`);
-      } else if (JSON.stringify(r) !== JSON.stringify(kept)) {
+        problems.push(`Job '${String(r.displayName).slice(0, 80)}' was set aside and not loaded: ${verdict.why}.`);
+      } else if (verdict.repaired) {
+        texts.delete(r);
         intact = false; // cleaned (credentials taken out of a URL): the store is rewritten without them
       }
     }
@@ -209,7 +214,7 @@ export class JobStore {
       if (++checked % JOBS_PER_TURN === 0) {
         await nextTurn();
       }
-      const json = JSON.stringify(r);
+      const json = texts.get(r) ?? JSON.stringify(r);
       this.durable.set(r.id, json);
       this.durableBytes += json.length;
     }
@@ -264,7 +269,7 @@ export class JobStore {
   }
 
   /** parseSnapshot, a few hundred jobs per turn of the event loop when the file is in the layout we write. */
-  private async parseSnapshotInTurns(text: string): Promise<ParsedSnapshot> {
+  private async parseSnapshotInTurns(text: string): Promise<ParsedSnapshot & { texts?: string[] }> {
     const lines = snapshotLines(text);
     const head = lines && parseSnapshot(lines.head);
     if (!lines || !head?.ok) {
@@ -281,7 +286,7 @@ export class JobStore {
         return parseSnapshot(text); // not our layout after all: the whole text decides
       }
     }
-    return { ...head, jobs };
+    return { ...head, jobs, texts: lines.jobs };
   }
 
   /** Moves an unreadable snapshot and its logs aside, for a person to look at; the store starts empty. */
