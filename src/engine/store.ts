@@ -40,6 +40,12 @@ const JOBS_PER_TURN = 500;
 /** The store's files: created by us alone (never through a planted link), readable by the user alone. */
 const CREATE_NEW = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | (constants.O_NOFOLLOW ?? 0);
 const FILE_MODE = 0o600;
+/**
+ * Linux: the log is opened with O_DSYNC, so each append is its own data sync (the kernel runs the same
+ * fdatasync over the written range) and a commit is one thread-pool round trip instead of two. Elsewhere a
+ * datasync follows the write (macOS: O_DSYNC would skip the drive's cache flush that libuv's fdatasync asks for).
+ */
+const SYNCED_APPENDS = process.platform === 'linux' && constants.O_DSYNC !== undefined ? constants.O_DSYNC : 0;
 
 export interface LoadResult {
   jobs: JobRecord[];
@@ -423,7 +429,7 @@ export class JobStore {
     }
   }
 
-  /** Appends the batch's changed jobs to the log and makes them durable (one write, one fdatasync). */
+  /** Appends the batch's changed jobs to the log and makes them durable (one write with O_DSYNC, or a write and an fdatasync). */
   private async commit(batch: Map<string, JobRecord | null>): Promise<void> {
     const lines: string[] = [];
     const applied: [string, string | null][] = [];
@@ -454,7 +460,9 @@ export class JobStore {
       for (let at = 0; at < bytes.length; ) {
         at += (await log.write(bytes, at, bytes.length - at)).bytesWritten;
       }
-      await log.datasync();
+      if (SYNCED_APPENDS === 0) {
+        await log.datasync();
+      }
     } catch (e) {
       this.abandonLog();
       throw e;
@@ -477,10 +485,10 @@ export class JobStore {
     }
     const file = this.file(logFileName(this.generation));
     if (this.logExists) {
-      this.log = await fs.open(file, constants.O_WRONLY | constants.O_APPEND | (constants.O_NOFOLLOW ?? 0));
+      this.log = await fs.open(file, constants.O_WRONLY | constants.O_APPEND | SYNCED_APPENDS | (constants.O_NOFOLLOW ?? 0));
       return this.log;
     }
-    this.log = await fs.open(file, CREATE_NEW | constants.O_APPEND, FILE_MODE);
+    this.log = await fs.open(file, CREATE_NEW | constants.O_APPEND | SYNCED_APPENDS, FILE_MODE);
     this.logExists = true;
     this.logs.add(this.generation);
     // The new name must survive a power cut before any line in it counts as durable.
