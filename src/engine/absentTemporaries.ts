@@ -3,6 +3,7 @@
 // temporary its listing lacks needs no lstat of its own (an lstat that fails costs as much as one that finds).
 import * as path from 'node:path';
 import * as fs from './io';
+import type { JobRecord } from './records';
 
 /** From this many temporaries in one folder, one listing of it is cheaper than an lstat each. */
 const LIST_FOLDER_FROM = 64;
@@ -34,4 +35,16 @@ export async function absentTemporaries(paths: readonly string[]): Promise<(p: s
     const names = listed.get(path.dirname(p));
     return names !== undefined && !names.has(path.basename(p));
   };
+}
+
+/**
+ * An unfinished download that reconcile (engine.ts) would leave exactly as it is: not interrupted mid-run, and
+ * each file not transferred, with no journaled bytes and no temporary on disk. Its start-up check is skipped
+ * and the store is not asked to compare it with what it holds (a serialisation each, thousands at start-up).
+ */
+export function nothingToReconcile(r: JobRecord, absent: (p: string) => boolean): boolean {
+  return (
+    r.type === 'download' && r.state !== 'CONNECTING' && r.state !== 'TRANSFERRING' && r.leftoverTemporaries === undefined &&
+    r.files.every((f) => !f.transferred && !f.completed && f.durableBytes === 0 && f.segments === undefined && absent(f.temporaryPath))
+  );
 }

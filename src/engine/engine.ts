@@ -25,7 +25,7 @@ import { checkMirrors, fetchFromSources, probeEntity } from './sources';
 import { planSchedule, relevantWaiting } from './scheduler';
 import { WaitingJobs } from './waitingJobs';
 import { inLanes } from './lanes';
-import { absentTemporaries } from './absentTemporaries';
+import { absentTemporaries, nothingToReconcile } from './absentTemporaries';
 import { ActiveDestinations, normalisePathKey } from './destinations';
 import { JobStore, syncDir } from './store';
 import { DEFAULT_MIN_SEGMENT_BYTES, DEFAULT_SEGMENTS_PER_FILE, fetchFile, type FetchOptions } from './fetchFile';
@@ -197,6 +197,7 @@ export class DownloadEngine implements JobHost {
     // Thousands of unfinished jobs: their start-up checks (an lstat or two each) overlap, and temporaries that
     // their folder's listing lacks need none.
     const unfinished = [...this.jobs.values()].filter((j) => !j.isFinal && j.type === 'download');
+    const untouched = new Set<string>();
     const absent = await absentTemporaries(unfinished.flatMap((j) => j.record.files.filter((f) => !f.completed).map((f) => f.temporaryPath)));
     await inLanes([...this.jobs.values()], START_UP_LANES, async (job) => {
       const record = job.record;
@@ -206,7 +207,11 @@ export class DownloadEngine implements JobHost {
           this.headers.set(record.id, h);
         }
       }
-      await this.reconcile(job, absent);
+      if (nothingToReconcile(record, absent)) {
+        untouched.add(record.id);
+      } else {
+        await this.reconcile(job, absent);
+      }
     });
     await this.sweepMarks();
     // A sweep that cannot save (a full disk) is said in the log and tried again at the next one, never fatal.
@@ -217,7 +222,7 @@ export class DownloadEngine implements JobHost {
     await sweep();
     this.retentionTimer = setInterval(() => void sweep(), this.opts.retentionIntervalMs ?? HOUR);
     this.retentionTimer.unref?.();
-    await this.store.saveAll((r) => !FINAL_STATES.has(r.state)); // the start-up checks change unfinished jobs only
+    await this.store.saveAll((r) => !FINAL_STATES.has(r.state) && !untouched.has(r.id)); // the start-up checks change unfinished jobs only
     for (const job of this.jobs.values()) {
       this.waiting.noteState(job);
     }
