@@ -25,6 +25,7 @@ import { checkMirrors, fetchFromSources, probeEntity } from './sources';
 import { planSchedule, relevantWaiting } from './scheduler';
 import { WaitingJobs } from './waitingJobs';
 import { inLanes } from './lanes';
+import { TurnBudget } from './turns';
 import { absentTemporaries, nothingToReconcile } from './absentTemporaries';
 import { ActiveDestinations, normalisePathKey } from './destinations';
 import { JobStore, syncDir } from './store';
@@ -429,7 +430,9 @@ export class DownloadEngine implements JobHost {
       // Check everything first: a set is added whole or not at all.
       const records: FileRecord[] = [];
       const taken = new Set<string>();
+      const budget = new TurnBudget(); // 100,000 files take seconds to check: other work goes on meanwhile
       for (const f of files) {
+        await budget.breathe();
         if (!f || typeof f !== 'object') {
           throw invalidArg('Each file needs a remoteUrl and a localPath.');
         }

@@ -11,6 +11,7 @@ import { DownloadError, HRESULTS } from './errors';
 import { syncDir, writePrivateFileAtomic } from './privateFile';
 import type { JobRecord } from './records';
 import { trustVerdict } from './storeTrust';
+import { nextTurn, TurnBudget } from './turns';
 import {
   SNAPSHOT_FILE,
   STORE_VERSION,
@@ -35,8 +36,6 @@ const ORPHANS_FILE = 'orphan-temporaries.json';
 const TEMP_FILE = `${SNAPSHOT_FILE}.tmp`;
 /** Below this much log, a new snapshot is not worth its write. */
 const MIN_COMPACT_BYTES = 256 * 1024;
-/** A large commit (every job at start-up or shutdown) serialises this many jobs between turns of the event loop. */
-const JOBS_PER_TURN = 500;
 /** The store's files: created by us alone (never through a planted link), readable by the user alone. */
 const CREATE_NEW = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | (constants.O_NOFOLLOW ?? 0);
 const FILE_MODE = 0o600;
@@ -71,7 +70,6 @@ function waiters(): Waiters {
   return { promise, resolve, reject };
 }
 
-const nextTurn = (): Promise<void> => new Promise((r) => setImmediate(r));
 
 export class JobStore {
   /** Each job's JSON as last made durable: what a restart reads back, and what the next snapshot holds. */
@@ -128,11 +126,9 @@ export class JobStore {
     const rejected: unknown[] = [];
     /** The snapshot line each entry was parsed from: kept as its durable JSON unless the load changes it. */
     const texts = new Map<unknown, string>();
-    let checked = 0;
+    const budget = new TurnBudget();
     const keep = async (j: unknown): Promise<void> => {
-      if (++checked % JOBS_PER_TURN === 0) {
-        await nextTurn(); // ten thousand jobs must not hold the event loop for the whole load
-      }
+      await budget.breathe(); // ten thousand jobs must not hold the event loop for the whole load
       const r = validateLoadedRecord(j);
       if (typeof r === 'string') {
         problems.push(r);
@@ -198,9 +194,7 @@ export class JobStore {
     // The store may have been planted or restored from elsewhere: a record that could make the engine touch a file
     // it did not make is set aside, whole, in a file of its own (storeTrust.ts), and the store is rewritten without it.
     for (const r of [...records.values()]) {
-      if (++checked % JOBS_PER_TURN === 0) {
-        await nextTurn();
-      }
+      await budget.breathe();
       const verdict = await trustVerdict(r, this.allowedRoots, problems);
       if (verdict.why !== undefined) {
         rejected.push(r); // as read: a verdict against it changes nothing
@@ -217,9 +211,7 @@ export class JobStore {
       intact = false;
     }
     for (const r of records.values()) {
-      if (++checked % JOBS_PER_TURN === 0) {
-        await nextTurn();
-      }
+      await budget.breathe();
       const json = texts.get(r) ?? JSON.stringify(r);
       this.durable.set(r.id, json);
       this.durableBytes += json.length;
@@ -282,10 +274,9 @@ export class JobStore {
       return parseSnapshot(text);
     }
     const jobs: unknown[] = [];
-    for (const [i, line] of lines.jobs.entries()) {
-      if (i > 0 && i % JOBS_PER_TURN === 0) {
-        await nextTurn();
-      }
+    const budget = new TurnBudget();
+    for (const line of lines.jobs) {
+      await budget.breathe();
       try {
         jobs.push(JSON.parse(line));
       } catch {
@@ -433,11 +424,9 @@ export class JobStore {
   private async commit(batch: Map<string, JobRecord | null>): Promise<void> {
     const lines: string[] = [];
     const applied: [string, string | null][] = [];
-    let n = 0;
+    const budget = new TurnBudget();
     for (const [id, record] of batch) {
-      if (++n % JOBS_PER_TURN === 0) {
-        await nextTurn();
-      }
+      await budget.breathe();
       if (record === null) {
         if (this.durable.has(id)) {
           lines.push(removeLine(id));
