@@ -200,7 +200,9 @@ export class DownloadEngine implements JobHost {
     const unfinished = [...this.jobs.values()].filter((j) => !j.isFinal && j.type === 'download');
     const untouched = new Set<string>();
     const absent = await absentTemporaries(unfinished.flatMap((j) => j.record.files.filter((f) => !f.completed).map((f) => f.temporaryPath)));
+    const budget = new TurnBudget(); // jobs with nothing to check finish at once: 10,000 of them are one long turn
     await inLanes([...this.jobs.values()], START_UP_LANES, async (job) => {
+      await budget.breathe();
       const record = job.record;
       if (record.headerNames.length > 0) {
         const h = await this.vault.get(record.id).catch(() => undefined);
