@@ -25,6 +25,8 @@ import { checkMirrors, fetchFromSources, probeEntity } from './sources';
 import { planSchedule, relevantWaiting } from './scheduler';
 import { WaitingJobs } from './waitingJobs';
 import { inLanes } from './lanes';
+import { TurnBudget } from './turns';
+import { absentTemporaries, nothingToReconcile } from './absentTemporaries';
 import { ActiveDestinations, normalisePathKey } from './destinations';
 import { JobStore, syncDir } from './store';
 import { DEFAULT_MIN_SEGMENT_BYTES, DEFAULT_SEGMENTS_PER_FILE, fetchFile, type FetchOptions } from './fetchFile';
@@ -182,8 +184,14 @@ export class DownloadEngine extends JobEventSource<JobImpl> implements JobHost {
       }
       this.jobs.set(record.id, new JobImpl(record, this));
     }
-    // Thousands of unfinished jobs: their start-up checks (an lstat or two each) overlap.
+    // Thousands of unfinished jobs: their start-up checks (an lstat or two each) overlap, and temporaries that
+    // their folder's listing lacks need none.
+    const unfinished = [...this.jobs.values()].filter((j) => !j.isFinal && j.type === 'download');
+    const untouched = new Set<string>();
+    const absent = await absentTemporaries(unfinished.flatMap((j) => j.record.files.filter((f) => !f.completed).map((f) => f.temporaryPath)));
+    const budget = new TurnBudget(); // jobs with nothing to check finish at once: 10,000 of them are one long turn
     await inLanes([...this.jobs.values()], START_UP_LANES, async (job) => {
+      await budget.breathe();
       const record = job.record;
       if (record.headerNames.length > 0) {
         const h = await this.vault.get(record.id).catch(() => undefined);
@@ -191,7 +199,11 @@ export class DownloadEngine extends JobEventSource<JobImpl> implements JobHost {
           this.headers.set(record.id, h);
         }
       }
-      await this.reconcile(job);
+      if (nothingToReconcile(record, absent)) {
+        untouched.add(record.id);
+      } else {
+        await this.reconcile(job, absent);
+      }
     });
     await this.sweepMarks();
     // A sweep that cannot save (a full disk) is said in the log and tried again at the next one, never fatal.
@@ -202,7 +214,7 @@ export class DownloadEngine extends JobEventSource<JobImpl> implements JobHost {
     await sweep();
     this.retentionTimer = setInterval(() => void sweep(), this.opts.retentionIntervalMs ?? HOUR);
     this.retentionTimer.unref?.();
-    await this.store.saveAll((r) => !FINAL_STATES.has(r.state)); // the start-up checks change unfinished jobs only
+    await this.store.saveAll((r) => !FINAL_STATES.has(r.state) && !untouched.has(r.id)); // the start-up checks change unfinished jobs only
     for (const job of this.jobs.values()) {
       this.waiting.noteState(job);
     }
@@ -210,7 +222,7 @@ export class DownloadEngine extends JobEventSource<JobImpl> implements JobHost {
   }
 
   /** After a restart: interrupted runs go back to the queue, and each temporary file matches the journal. */
-  private async reconcile(job: JobImpl): Promise<void> {
+  private async reconcile(job: JobImpl, absent: (p: string) => boolean): Promise<void> {
     const r = job.record;
     if (job.isFinal) {
       return;
@@ -242,7 +254,7 @@ export class DownloadEngine extends JobEventSource<JobImpl> implements JobHost {
         continue;
       }
       let size: number | undefined;
-      const st = await fs.lstat(f.temporaryPath).catch(() => undefined);
+      const st = absent(f.temporaryPath) ? undefined : await fs.lstat(f.temporaryPath).catch(() => undefined);
       size = st?.isFile() ? st.size : undefined;
       const id = f.temporaryIdentity;
       if (f.transferred && st && size === f.bytesTotal && id && (st.dev !== id.dev || st.ino !== id.ino)) {
@@ -406,7 +418,9 @@ export class DownloadEngine extends JobEventSource<JobImpl> implements JobHost {
       // Check everything first: a set is added whole or not at all.
       const records: FileRecord[] = [];
       const taken = new Set<string>();
+      const budget = new TurnBudget(); // 100,000 files take seconds to check: other work goes on meanwhile
       for (const f of files) {
+        await budget.breathe();
         if (!f || typeof f !== 'object') {
           throw invalidArg('Each file needs a remoteUrl and a localPath.');
         }

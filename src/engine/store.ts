@@ -10,7 +10,8 @@ import { constants } from './io';
 import { DownloadError, HRESULTS } from './errors';
 import { syncDir, writePrivateFileAtomic } from './privateFile';
 import type { JobRecord } from './records';
-import { distrustReason } from './storeTrust';
+import { trustVerdict } from './storeTrust';
+import { nextTurn, TurnBudget } from './turns';
 import {
   SNAPSHOT_FILE,
   STORE_VERSION,
@@ -35,11 +36,15 @@ const ORPHANS_FILE = 'orphan-temporaries.json';
 const TEMP_FILE = `${SNAPSHOT_FILE}.tmp`;
 /** Below this much log, a new snapshot is not worth its write. */
 const MIN_COMPACT_BYTES = 256 * 1024;
-/** A large commit (every job at start-up or shutdown) serialises this many jobs between turns of the event loop. */
-const JOBS_PER_TURN = 500;
 /** The store's files: created by us alone (never through a planted link), readable by the user alone. */
 const CREATE_NEW = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | (constants.O_NOFOLLOW ?? 0);
 const FILE_MODE = 0o600;
+/**
+ * Linux: the log is opened with O_DSYNC, so each append is its own data sync (the kernel runs the same
+ * fdatasync over the written range) and a commit is one thread-pool round trip instead of two. Elsewhere a
+ * datasync follows the write (macOS: O_DSYNC would skip the drive's cache flush that libuv's fdatasync asks for).
+ */
+const SYNCED_APPENDS = process.platform === 'linux' && constants.O_DSYNC !== undefined ? constants.O_DSYNC : 0;
 
 export interface LoadResult {
   jobs: JobRecord[];
@@ -65,7 +70,6 @@ function waiters(): Waiters {
   return { promise, resolve, reject };
 }
 
-const nextTurn = (): Promise<void> => new Promise((r) => setImmediate(r));
 
 export class JobStore {
   /** Each job's JSON as last made durable: what a restart reads back, and what the next snapshot holds. */
@@ -120,11 +124,11 @@ export class JobStore {
     const records = new Map<string, JobRecord>();
     /** Entries not loaded (damaged, or distrusted below): kept in a file of their own, never silently dropped. */
     const rejected: unknown[] = [];
-    let checked = 0;
+    /** The snapshot line each entry was parsed from: kept as its durable JSON unless the load changes it. */
+    const texts = new Map<unknown, string>();
+    const budget = new TurnBudget();
     const keep = async (j: unknown): Promise<void> => {
-      if (++checked % JOBS_PER_TURN === 0) {
-        await nextTurn(); // ten thousand jobs must not hold the event loop for the whole load
-      }
+      await budget.breathe(); // ten thousand jobs must not hold the event loop for the whole load
       const r = validateLoadedRecord(j);
       if (typeof r === 'string') {
         problems.push(r);
@@ -154,7 +158,10 @@ export class JobStore {
       }
       if (snapshot.ok) {
         ({ version, generation: from } = snapshot);
-        for (const j of snapshot.jobs) {
+        for (const [i, j] of snapshot.jobs.entries()) {
+          if (snapshot.texts) {
+            texts.set(j, snapshot.texts[i]);
+          }
           await keep(j);
         }
       } else {
@@ -187,16 +194,14 @@ export class JobStore {
     // The store may have been planted or restored from elsewhere: a record that could make the engine touch a file
     // it did not make is set aside, whole, in a file of its own (storeTrust.ts), and the store is rewritten without it.
     for (const r of [...records.values()]) {
-      if (++checked % JOBS_PER_TURN === 0) {
-        await nextTurn();
-      }
-      const kept = structuredClone(r);
-      const why = await distrustReason(r, this.allowedRoots, problems);
-      if (why) {
-        rejected.push(kept);
+      await budget.breathe();
+      const verdict = await trustVerdict(r, this.allowedRoots, problems);
+      if (verdict.why !== undefined) {
+        rejected.push(r); // as read: a verdict against it changes nothing
         records.delete(r.id);
-        problems.push(`Job '${String(r.displayName).slice(0, 80)}' was set aside and not loaded: ${why}.`);
-      } else if (JSON.stringify(r) !== JSON.stringify(kept)) {
+        problems.push(`Job '${String(r.displayName).slice(0, 80)}' was set aside and not loaded: ${verdict.why}.`);
+      } else if (verdict.repaired) {
+        texts.delete(r);
         intact = false; // cleaned (credentials taken out of a URL): the store is rewritten without them
       }
     }
@@ -206,10 +211,8 @@ export class JobStore {
       intact = false;
     }
     for (const r of records.values()) {
-      if (++checked % JOBS_PER_TURN === 0) {
-        await nextTurn();
-      }
-      const json = JSON.stringify(r);
+      await budget.breathe();
+      const json = texts.get(r) ?? JSON.stringify(r);
       this.durable.set(r.id, json);
       this.durableBytes += json.length;
     }
@@ -264,24 +267,23 @@ export class JobStore {
   }
 
   /** parseSnapshot, a few hundred jobs per turn of the event loop when the file is in the layout we write. */
-  private async parseSnapshotInTurns(text: string): Promise<ParsedSnapshot> {
+  private async parseSnapshotInTurns(text: string): Promise<ParsedSnapshot & { texts?: string[] }> {
     const lines = snapshotLines(text);
     const head = lines && parseSnapshot(lines.head);
     if (!lines || !head?.ok) {
       return parseSnapshot(text);
     }
     const jobs: unknown[] = [];
-    for (const [i, line] of lines.jobs.entries()) {
-      if (i > 0 && i % JOBS_PER_TURN === 0) {
-        await nextTurn();
-      }
+    const budget = new TurnBudget();
+    for (const line of lines.jobs) {
+      await budget.breathe();
       try {
         jobs.push(JSON.parse(line));
       } catch {
         return parseSnapshot(text); // not our layout after all: the whole text decides
       }
     }
-    return { ...head, jobs };
+    return { ...head, jobs, texts: lines.jobs };
   }
 
   /** Moves an unreadable snapshot and its logs aside, for a person to look at; the store starts empty. */
@@ -418,15 +420,13 @@ export class JobStore {
     }
   }
 
-  /** Appends the batch's changed jobs to the log and makes them durable (one write, one fdatasync). */
+  /** Appends the batch's changed jobs to the log and makes them durable (one write with O_DSYNC, or a write and an fdatasync). */
   private async commit(batch: Map<string, JobRecord | null>): Promise<void> {
     const lines: string[] = [];
     const applied: [string, string | null][] = [];
-    let n = 0;
+    const budget = new TurnBudget();
     for (const [id, record] of batch) {
-      if (++n % JOBS_PER_TURN === 0) {
-        await nextTurn();
-      }
+      await budget.breathe();
       if (record === null) {
         if (this.durable.has(id)) {
           lines.push(removeLine(id));
@@ -449,7 +449,9 @@ export class JobStore {
       for (let at = 0; at < bytes.length; ) {
         at += (await log.write(bytes, at, bytes.length - at)).bytesWritten;
       }
-      await log.datasync();
+      if (SYNCED_APPENDS === 0) {
+        await log.datasync();
+      }
     } catch (e) {
       this.abandonLog();
       throw e;
@@ -472,10 +474,10 @@ export class JobStore {
     }
     const file = this.file(logFileName(this.generation));
     if (this.logExists) {
-      this.log = await fs.open(file, constants.O_WRONLY | constants.O_APPEND | (constants.O_NOFOLLOW ?? 0));
+      this.log = await fs.open(file, constants.O_WRONLY | constants.O_APPEND | SYNCED_APPENDS | (constants.O_NOFOLLOW ?? 0));
       return this.log;
     }
-    this.log = await fs.open(file, CREATE_NEW | constants.O_APPEND, FILE_MODE);
+    this.log = await fs.open(file, CREATE_NEW | constants.O_APPEND | SYNCED_APPENDS, FILE_MODE);
     this.logExists = true;
     this.logs.add(this.generation);
     // The new name must survive a power cut before any line in it counts as durable.

@@ -11,33 +11,56 @@ import { checkLocalPathSyntax, checkRemoteUrl, isInside, temporaryPathFor, urlCr
 const JOB_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const MAX_FILES_IN_FLIGHT = 64;
 
-/**
- * Why a loaded record cannot be trusted, or undefined once it is made safe: temporary paths recomputed from the
- * destination, credentials dropped from URLs (each such repair is added to `notes`).
- */
-export async function distrustReason(r: JobRecord, allowedRoots: readonly string[] | undefined, notes: string[]): Promise<string | undefined> {
-  if (!JOB_ID.test(r.id)) {
-    return `its id '${shorten(r.id)}' is not a GUID`;
-  }
-  if (!Array.isArray(r.headerNames) || !r.headerNames.every((h) => typeof h === 'string')) {
-    return 'its header names are not a list of names';
-  }
-  if (r.filesInFlight !== undefined && !(Number.isSafeInteger(r.filesInFlight) && r.filesInFlight >= 1 && r.filesInFlight <= MAX_FILES_IN_FLIGHT)) {
-    return `its files-in-flight count (${String(r.filesInFlight)}) is out of range`;
-  }
-  if (r.type === 'upload' && r.files.length > 1) {
-    return 'it is an upload job with more than one file';
-  }
-  for (const [i, f] of r.files.entries()) {
-    const why = await fileDistrustReason(r, f, allowedRoots, (n) => notes.push(`Job '${shorten(r.displayName)}' (${r.id}), file ${i + 1}: ${n}`));
-    if (why) {
-      return `file ${i + 1}: ${why}`;
-    }
-  }
-  return undefined;
+/** What loading a record decided: why it is set aside, or that it loads (`repaired` when it was changed to be safe). */
+export type TrustVerdict = { why: string } | { why?: undefined; repaired: boolean };
+
+/** The safe values of a file's derived fields, applied once every file of its job passed. */
+interface FileRepair {
+  remoteUrl: string;
+  temporaryPath: string;
+  note?: string;
 }
 
-async function fileDistrustReason(r: JobRecord, f: FileRecord, allowedRoots: readonly string[] | undefined, note: (n: string) => void): Promise<string | undefined> {
+/**
+ * Why a loaded record cannot be trusted, or that it loads once made safe: temporary paths recomputed from the
+ * destination, credentials dropped from URLs (each such repair is added to `notes`). A record set aside is left
+ * exactly as it was read (it is kept for a person to look at).
+ */
+export async function trustVerdict(r: JobRecord, allowedRoots: readonly string[] | undefined, notes: string[]): Promise<TrustVerdict> {
+  if (!JOB_ID.test(r.id)) {
+    return { why: `its id '${shorten(r.id)}' is not a GUID` };
+  }
+  if (!Array.isArray(r.headerNames) || !r.headerNames.every((h) => typeof h === 'string')) {
+    return { why: 'its header names are not a list of names' };
+  }
+  if (r.filesInFlight !== undefined && !(Number.isSafeInteger(r.filesInFlight) && r.filesInFlight >= 1 && r.filesInFlight <= MAX_FILES_IN_FLIGHT)) {
+    return { why: `its files-in-flight count (${String(r.filesInFlight)}) is out of range` };
+  }
+  if (r.type === 'upload' && r.files.length > 1) {
+    return { why: 'it is an upload job with more than one file' };
+  }
+  const repairs: FileRepair[] = [];
+  for (const [i, f] of r.files.entries()) {
+    const checked = await fileVerdict(r, f, allowedRoots);
+    if (typeof checked === 'string') {
+      return { why: `file ${i + 1}: ${checked}` };
+    }
+    repairs.push(checked);
+  }
+  let repaired = false;
+  for (const [i, f] of r.files.entries()) {
+    const { remoteUrl, temporaryPath, note } = repairs[i];
+    repaired ||= f.remoteUrl !== remoteUrl || f.temporaryPath !== temporaryPath;
+    f.remoteUrl = remoteUrl;
+    f.temporaryPath = temporaryPath;
+    if (note) {
+      notes.push(`Job '${shorten(r.displayName)}' (${r.id}), file ${i + 1}: ${note}`);
+    }
+  }
+  return { repaired };
+}
+
+async function fileVerdict(r: JobRecord, f: FileRecord, allowedRoots: readonly string[] | undefined): Promise<string | FileRepair> {
   try {
     if (r.type === 'upload') {
       checkUploadPathSyntax(f.localPath);
@@ -50,9 +73,9 @@ async function fileDistrustReason(r: JobRecord, f: FileRecord, allowedRoots: rea
   if (allowedRoots && allowedRoots.length > 0 && !(await insideRoots(f.localPath, allowedRoots))) {
     return `'${shorten(f.localPath)}' is outside the allowed folders (${allowedRoots.join(', ')})`;
   }
-  const why = checkStoredUrl(f, note);
-  if (why) {
-    return why;
+  const url = storedUrl(f.remoteUrl);
+  if (url.why !== undefined) {
+    return url.why;
   }
   if (!isCount(f.durableBytes) || (f.bytesTotal !== undefined && !isCount(f.bytesTotal)) || !isCount(f.restarts)) {
     return 'its byte counts are not whole non-negative numbers';
@@ -61,25 +84,33 @@ async function fileDistrustReason(r: JobRecord, f: FileRecord, allowedRoots: rea
     return 'its segments are damaged';
   }
   // Never read from the store: an upload has none, a download's is derived from its destination and the job id.
-  f.temporaryPath = r.type === 'upload' ? '' : temporaryPathFor(f.localPath, r.id);
-  return undefined;
+  const temporaryPath = r.type === 'upload' ? '' : temporaryPathFor(f.localPath, r.id);
+  return { remoteUrl: url.href, temporaryPath, note: url.note };
 }
 
 /** The URL must pass addFile's check; user info (refused at addFile since, never sent) is dropped from the store. */
-function checkStoredUrl(f: FileRecord, note: (n: string) => void): string | undefined {
+function storedUrl(remoteUrl: string): { why: string } | { why?: undefined; href: string; note?: string } {
   try {
-    const u = new URL(f.remoteUrl);
-    if (urlCredentials(u)) {
-      u.username = '';
-      u.password = '';
-      f.remoteUrl = u.href;
-      note('the user name and password in its URL were removed from the job store (credentials in URLs are not used; set an Authorization header instead).');
+    // Most stored URLs are as addFile accepted them: only one with user info is taken apart and rebuilt.
+    if (!remoteUrl.includes('@')) {
+      checkRemoteUrl(remoteUrl);
+      return { href: remoteUrl };
     }
-    checkRemoteUrl(f.remoteUrl);
+    const u = new URL(remoteUrl);
+    if (!urlCredentials(u)) {
+      checkRemoteUrl(remoteUrl);
+      return { href: remoteUrl };
+    }
+    u.username = '';
+    u.password = '';
+    checkRemoteUrl(u.href);
+    return {
+      href: u.href,
+      note: 'the user name and password in its URL were removed from the job store (credentials in URLs are not used; set an Authorization header instead).',
+    };
   } catch (e) {
-    return e instanceof TypeError ? 'its remote URL is not a URL' : (e as Error).message;
+    return { why: e instanceof TypeError ? 'its remote URL is not a URL' : (e as Error).message };
   }
-  return undefined;
 }
 
 /** The destination's folder, resolved as far as it exists, lies inside one of the roots (resolved too). */

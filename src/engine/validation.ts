@@ -27,23 +27,23 @@ export function checkRemoteUrl(url: unknown, allowedSchemes: readonly string[] =
   if (/[\0\r\n]/.test(url)) {
     throw invalidArg('The remote URL contains a control character (NUL, CR or LF).');
   }
-  // Messages name the URL redacted: it may carry a password or a signature.
-  const shown = redactUrl(url);
+  // Messages name the URL redacted: it may carry a password or a signature (worked out only for a message).
+  const shown = (): string => redactUrl(url);
   let u: URL;
   try {
     u = new URL(url);
   } catch {
-    throw invalidArg(`'${shown}' is not a valid URL.`);
+    throw invalidArg(`'${shown()}' is not a valid URL.`);
   }
   if (!allowedSchemes.includes(u.protocol)) {
-    throw invalidArg(`'${shown}' uses the ${u.protocol.replace(':', '')} scheme; only ${allowedSchemes.map((s) => s.replace(':', '')).join(' and ')} URLs can be downloaded.`);
+    throw invalidArg(`'${shown()}' uses the ${u.protocol.replace(':', '')} scheme; only ${allowedSchemes.map((s) => s.replace(':', '')).join(' and ')} URLs can be downloaded.`);
   }
   if (!u.hostname) {
-    throw invalidArg(`'${shown}' has no host.`);
+    throw invalidArg(`'${shown()}' has no host.`);
   }
   if (urlCredentials(u)) {
     // They would sit in the job store in clear, and are not sent anyway (fetch drops them).
-    throw invalidArg(`'${shown}' contains a user name or password; credentials are not accepted in URLs. Pass them as a custom Authorization header instead (it is kept in the header vault, not in the job list).`);
+    throw invalidArg(`'${shown()}' contains a user name or password; credentials are not accepted in URLs. Pass them as a custom Authorization header instead (it is kept in the header vault, not in the job list).`);
   }
   return u;
 }
@@ -106,14 +106,23 @@ export function checkLocalPathSyntax(p: unknown): string {
 /** Checks the destination folder on disk: it exists, is a folder we may write, and stays inside the allowed roots. */
 export async function checkLocalPathOnDisk(p: string, allowedRoots?: readonly string[]): Promise<void> {
   const dir = path.dirname(p);
+  // The four look-ups are independent (stat and access follow links as realpath does): they overlap, and their
+  // answers are judged in the order below, so the error is the same as when they ran one after another.
+  const settled = <T>(q: Promise<T>): Promise<{ ok: true; value: T } | { ok: false; error: unknown }> =>
+    q.then((value) => ({ ok: true as const, value }), (error: unknown) => ({ ok: false as const, error }));
+  const [real, dirStat, writable, existing] = await Promise.all([
+    settled(fs.realpath(dir)),
+    settled(fs.stat(dir)),
+    settled(fs.access(dir, fs.constants.W_OK)),
+    fs.lstat(p).catch(() => undefined),
+  ]);
   let realDir: string;
   try {
-    realDir = await fs.realpath(dir);
-    const st = await fs.stat(realDir);
-    if (!st.isDirectory()) {
+    realDir = valueOf(real);
+    if (!valueOf(dirStat).isDirectory()) {
       throw invalidArg(`The folder '${dir}' of '${p}' is not a folder.`);
     }
-    await fs.access(realDir, fs.constants.W_OK);
+    valueOf(writable);
   } catch (e) {
     if (e instanceof DownloadError) {
       throw e;
@@ -121,13 +130,19 @@ export async function checkLocalPathOnDisk(p: string, allowedRoots?: readonly st
     const code = (e as NodeJS.ErrnoException).code;
     throw osError(e, code === 'ENOENT' ? `The folder '${dir}' of '${p}' does not exist` : `The folder '${dir}' of '${p}' cannot be written`);
   }
-  const st = await fs.lstat(p).catch(() => undefined);
-  if (st) {
-    checkExistingKind(p, st);
+  if (existing) {
+    checkExistingKind(p, existing);
   }
   if (!(await insideRoots(realDir, p, allowedRoots))) {
     throw invalidArg(`The local path '${p}' is outside the allowed folders (${allowedRoots!.join(', ')}).`);
   }
+}
+
+function valueOf<T>(r: { ok: true; value: T } | { ok: false; error: unknown }): T {
+  if (!r.ok) {
+    throw r.error;
+  }
+  return r.value;
 }
 
 /** What may already be at a destination: only a regular file (then Complete refuses, or replaces it when allowed). */

@@ -151,6 +151,32 @@ describe('durability', () => {
     }
   });
 
+  it(matrix('process', 'many jobs with their temporaries in one folder (listed once at start-up), one holding bytes before its first checkpoint', 'that one is still truncated at start-up; the others stay without a temporary'), async () => {
+    const store = path.join(dir, 'store');
+    let engine = await openEngine(store);
+    const jobs: JobImpl[] = [];
+    try {
+      for (let i = 0; i < 100; i++) {
+        const job = await engine.createJob({ displayName: `many ${i}` });
+        await job.addFile(server.url('/big'), path.join(dir, `many${i}.bin`));
+        jobs.push(job);
+      }
+    } finally {
+      await engine.dispose();
+    }
+    // Bytes a killed process wrote before its first checkpoint: the journal vouches for none of them.
+    const written = jobs[57].record.files[0].temporaryPath;
+    fs.writeFileSync(written, Buffer.alloc(5000, 0xee));
+    engine = await openEngine(store);
+    try {
+      assert.equal(fs.statSync(written).size, 0, 'the unvouched bytes are dropped at start-up');
+      assert.equal(jobs.filter((j, i) => i !== 57 && fs.existsSync(j.record.files[0].temporaryPath)).length, 0);
+      assert.equal(engine.getJob(jobs[57].id).record.files[0].durableBytes, 0);
+    } finally {
+      await engine.dispose();
+    }
+  });
+
   it(matrix('disk', 'a transferred temporary file deleted by someone else', 'fetched again after restart; Complete S_OK'), async () => {
     server.route('/s', { body: big.subarray(0, 100_000) });
     const store = path.join(dir, 'store');

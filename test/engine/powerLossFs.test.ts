@@ -55,6 +55,17 @@ describe('power-loss double', () => {
     assert.equal(fs.readFileSync(path.join(root, 'b.txt'), 'utf8'), 'synced');
   });
 
+  it('a write through a handle opened with O_DSYNC is durable once it ends, and only what it wrote', async () => {
+    const d = new PowerLossFs({ root });
+    const fh = await d.io.open(path.join(root, 'log'), fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_APPEND | fs.constants.O_DSYNC, 0o600);
+    await fh.write('first line\n');
+    await syncDir(d);
+    fs.appendFileSync(path.join(root, 'log'), 'written behind its back, never synced');
+    await fh.close();
+    d.materializeDurable();
+    assert.equal(fs.readFileSync(path.join(root, 'log'), 'utf8'), 'first line\n');
+  });
+
   it("with metadata first, a file's sync commits every name and size made before it, not other files' data", async () => {
     const d = new PowerLossFs({ root, names: 'at-any-fsync' });
     await writeSynced(d, 'unsynced.txt', 'lost data', false);

@@ -94,10 +94,23 @@ async function installKillPlan(plan: KillPlan | undefined): Promise<void> {
   await probe.close();
   proto.datasync = instrument('fdatasync', syncPhase, proto.datasync, plan);
   proto.sync = instrument('fsync', syncPhase, proto.sync, plan);
+  // A write to a handle opened with O_DSYNC (the store's log, on Linux) is a data sync of its own: it counts as one.
+  const writeProto = proto as unknown as { write: (...a: unknown[]) => Promise<unknown> };
+  const plainWrite = writeProto.write;
+  const syncedWrite = instrument('O_DSYNC write', syncPhase, plainWrite, plan);
+  writeProto.write = function (this: { fd: number }, ...a: unknown[]): Promise<unknown> {
+    return (opensSynced(this.fd) ? syncedWrite : plainWrite).apply(this, a);
+  };
   // The engine reads these through the module object at each call, so replacing them here reaches it.
   for (const name of ['link', 'unlink', 'rename']) {
     fsModule[name] = instrument(name, completeOnly, fsModule[name], plan);
   }
+}
+
+/** Whether a descriptor was opened with O_DSYNC (Linux: its flags, in octal, in /proc/self/fdinfo). */
+function opensSynced(fd: number): boolean {
+  const flags = /^flags:\s*([0-7]+)/m.exec(fs.readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'));
+  return flags !== null && (parseInt(flags[1], 8) & (fs.constants.O_DSYNC ?? 0)) !== 0;
 }
 
 async function main(): Promise<void> {

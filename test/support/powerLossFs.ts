@@ -231,7 +231,9 @@ export class PowerLossFs {
     return run();
   }
 
-  private wrapHandle(fh: fsp.FileHandle, p: string): fsp.FileHandle {
+  private wrapHandle(fh: fsp.FileHandle, p: string, flags?: string | number): fsp.FileHandle {
+    // Opened with O_DSYNC: each write is also a data sync of the file, durable once it ends (as on Linux).
+    const syncedWrites = typeof flags === 'number' && (flags & (fs.constants.O_DSYNC ?? 0)) !== 0;
     return new Proxy(fh, {
       get: (target, prop) => {
         const v = Reflect.get(target, prop, target) as unknown;
@@ -254,6 +256,19 @@ export class PowerLossFs {
               throw new PowerCut(`fh.${prop} ${path.basename(p)}, cut before it ended`);
             }
             commit();
+          };
+        }
+        if (syncedWrites && (prop === 'write' || prop === 'writev')) {
+          return async (...a: unknown[]) => {
+            this.gate(`fh.${prop} ${path.basename(p)} (O_DSYNC)`);
+            const written = await (method.apply(target, a) as Promise<unknown>);
+            const commit = this.snapshotOf(target.fd, p);
+            await new Promise((r) => setTimeout(r, this.syncMs));
+            if (this.cutHappened) {
+              throw new PowerCut(`fh.${prop} ${path.basename(p)} (O_DSYNC), cut before its flush ended`);
+            }
+            commit();
+            return written;
           };
         }
         return async (...a: unknown[]) => {
@@ -286,7 +301,7 @@ export class PowerLossFs {
     const name = (p: unknown): string => path.basename(String(p));
     const io: IoBackend = {
       open: ((p: fs.PathLike, flags?: string | number, mode?: fs.Mode) =>
-        creating('open', p, () => fsp.open(p, flags, mode)).then((fh) => this.wrapHandle(fh, path.resolve(String(p))))) as IoBackend['open'],
+        creating('open', p, () => fsp.open(p, flags, mode)).then((fh) => this.wrapHandle(fh, path.resolve(String(p)), flags))) as IoBackend['open'],
       readFile: ((p: fs.PathLike, o?: unknown) => this.pass(`readFile ${name(p)}`, () => nodeIo.readFile(p, o as BufferEncoding))) as IoBackend['readFile'],
       writeFile: ((p: fs.PathLike, data: string | Uint8Array, o?: fs.WriteFileOptions) =>
         creating('writeFile', p, () => fsp.writeFile(p, data, o))) as IoBackend['writeFile'],
