@@ -950,6 +950,7 @@ export class DownloadEngine implements JobHost {
       ...this.uploadCall(job, file),
       signal,
       fragmentBytes: this.opts.uploadFragmentBytes,
+      pace: (bytes) => this.limiter.take(job.record, bytes, signal),
       onConnected: () => {
         if (!signal.aborted && (job.state === 'CONNECTING' || job.state === 'QUEUED')) {
           this.setState(job, 'TRANSFERRING');

@@ -5,7 +5,9 @@
 // 10 s windows) is measured by `npm run bench:rate`.
 import * as assert from 'node:assert/strict';
 import * as path from 'node:path';
+import * as fs from 'node:fs';
 import type { DownloadEngine, DownloadError, EngineOptions, JobImpl, JobPriority } from '../../src/engine';
+import { BitsUploadServer } from '../support/bitsUploadServer';
 import { openEngine, tempDir, waitForState, waitUntil } from '../support/engineHarness';
 import { randomBody, TestServer } from '../support/testServer';
 
@@ -129,6 +131,31 @@ describe('speed limits', function () {
     engine.updateOptions({ maxBytesPerSecond: 1 * MiB });
     const [r2] = await measure([job], 2_000, 300);
     near(r2, 1 * MiB, 'after the change');
+  });
+
+  it('an upload job is paced too: the global limit, and its own limit below it', async () => {
+    const uploads = await BitsUploadServer.start();
+    try {
+      const source = path.join(dir, 'report.bin');
+      fs.writeFileSync(source, randomBody(1536 * KiB, 9));
+      await open({ maxBytesPerSecond: 512 * KiB, uploadFragmentBytes: 256 * KiB });
+      /** Uploads the source in a new job; the rate from resume() to TRANSFERRED (all bytes acknowledged). */
+      const upload = async (name: string, limit?: number): Promise<number> => {
+        const job = await engine.createJob({ displayName: name, type: 'upload' });
+        await job.addFile(uploads.url(`/up/${name}`), source);
+        if (limit !== undefined) {
+          await job.setMaxBytesPerSecond(limit);
+        }
+        const from = performance.now();
+        await job.resume();
+        await waitForState(engine, job, 'TRANSFERRED', 20_000);
+        return (1536 * KiB * 1000) / (performance.now() - from);
+      };
+      near(await upload('global.bin'), 512 * KiB, 'an upload under the global limit');
+      near(await upload('own.bin', 384 * KiB), 384 * KiB, "an upload under its job's own limit");
+    } finally {
+      await uploads.close();
+    }
   });
 
   it('setMaxBytesPerSecond: refuses negative and NaN (E_INVALIDARG), a final job first (DO_E_INVALID_STATE), and persists', async () => {
