@@ -109,6 +109,8 @@ export class DownloadEngine implements JobHost {
   private readonly vault: HeaderVault;
   private readonly headers = new Map<string, Record<string, string>>();
   private ownDispatcher: Dispatcher | undefined;
+  /** The one transfers under a speed limit use (dispatcher.ts: small reads). */
+  private ownPacedDispatcher: Dispatcher | undefined;
   private readonly givenDispatcher: Dispatcher | undefined;
   private wakeTimer: NodeJS.Timeout | undefined;
   private retentionTimer: NodeJS.Timeout | undefined;
@@ -168,6 +170,10 @@ export class DownloadEngine implements JobHost {
   /** Built on first use: loading the HTTP stack waits until something is downloaded. */
   private get dispatcher(): Dispatcher {
     return this.givenDispatcher ?? (this.ownDispatcher ??= createDispatcher(this.opts.network));
+  }
+
+  private get pacedDispatcher(): Dispatcher {
+    return this.givenDispatcher ?? (this.ownPacedDispatcher ??= createDispatcher(this.opts.network, process.env, true));
   }
 
   get retryDelayFloorSeconds(): number {
@@ -368,11 +374,16 @@ export class DownloadEngine implements JobHost {
     if ('cache' in o) {
       this.useCache(o.cache);
     }
-    if (o.network !== undefined && this.ownDispatcher) {
-      const old = this.ownDispatcher;
-      this.ownDispatcher = undefined; // the next transfer builds one with the new settings
-      // Running transfers keep the old one until they finish.
-      setTimeout(() => void old.close().catch(() => undefined), 60_000).unref?.();
+    if (o.network !== undefined) {
+      for (const old of [this.ownDispatcher, this.ownPacedDispatcher]) {
+        // Running transfers keep the old one until they finish.
+        if (old) {
+          setTimeout(() => void old.close().catch(() => undefined), 60_000).unref?.();
+        }
+      }
+      // The next transfer builds one with the new settings.
+      this.ownDispatcher = undefined;
+      this.ownPacedDispatcher = undefined;
     }
     Object.assign(this.opts, o);
     this.pump();
@@ -392,6 +403,7 @@ export class DownloadEngine implements JobHost {
     await this.cache?.idle();
     await this.store.close();
     await this.ownDispatcher?.close().catch(() => undefined);
+    await this.ownPacedDispatcher?.close().catch(() => undefined);
     for (const e of [this._onDidChangeJob, this._onDidTransferJob, this._onDidFailJob, this._onDidTransferFile, this._onDidRemoveJob, this._onDidAddJob]) {
       e.dispose();
     }
@@ -822,10 +834,12 @@ export class DownloadEngine implements JobHost {
         // Checked at addFile, the allowed roots are checked again before anything is written in the folder.
         await checkStillInsideRoots(file.localPath, this.opts.allowedRoots);
         const log = (m: string): void => this.log('info', `[${job.displayName}] ${m}`);
+        // Read when the file starts: a limit set later paces it all the same, with larger steps.
+        const bodyHighWaterMark = this.limiter.bodyHighWaterMarkFor(job.record);
         const fetchOptions: FetchOptions = {
           file,
           headers: this.headers.get(job.id) ?? {},
-          dispatcher: this.dispatcher,
+          dispatcher: bodyHighWaterMark ? this.pacedDispatcher : this.dispatcher,
           signal: sig,
           allowInsecureRedirects: this.opts.allowInsecureRedirects ?? false,
           maxRedirects: this.opts.maxRedirects ?? 10,
@@ -853,6 +867,7 @@ export class DownloadEngine implements JobHost {
           },
           persistNow: () => this.store.save(job.record),
           pace: (bytes) => this.limiter.take(job.record, bytes, sig),
+          bodyHighWaterMark,
           marksPath: this.marksPath(job, i),
         };
         if (this.cache && (await fillFromCache(this.cache, file, log))) {

@@ -6,7 +6,7 @@
 import * as assert from 'node:assert/strict';
 import * as path from 'node:path';
 import * as fs from 'node:fs';
-import type { DownloadEngine, DownloadError, EngineOptions, JobImpl, JobPriority } from '../../src/engine';
+import { createDispatcher, type DownloadEngine, type DownloadError, type EngineOptions, type JobImpl, type JobPriority } from '../../src/engine';
 import { BitsUploadServer } from '../support/bitsUploadServer';
 import { openEngine, tempDir, waitForState, waitUntil } from '../support/engineHarness';
 import { randomBody, TestServer } from '../support/testServer';
@@ -155,6 +155,28 @@ describe('speed limits', function () {
       near(await upload('own.bin', 384 * KiB), 384 * KiB, "an upload under its job's own limit");
     } finally {
       await uploads.close();
+    }
+  });
+
+  it('the dispatcher of limited transfers takes bodies off the socket in small steps (a slow reader gets less than 64 KiB at a time, not 128 KiB and more)', async () => {
+    // Node reads 64 KiB at a time and buffers 64 KiB more: under a low limit the kernel would hand over (and
+    // the server send) the body in steps of 128 KiB, and grow the receive buffer after such large reads.
+    const paced = createDispatcher({}, {}, true);
+    try {
+      const origin = new URL(server.url('/a')).origin;
+      const res = await paced.request({ origin, path: '/a', method: 'GET', highWaterMark: 16 * KiB });
+      let largest = 0;
+      let chunks = 0;
+      for await (const chunk of res.body as AsyncIterable<Buffer>) {
+        largest = Math.max(largest, chunk.length);
+        if (++chunks >= 40) {
+          break;
+        }
+        await sleep(30); // a slow reader: the socket has time to fill whatever Node buffers
+      }
+      assert.ok(largest < 64 * KiB, `largest chunk: ${largest} bytes`);
+    } finally {
+      await paced.close();
     }
   });
 
