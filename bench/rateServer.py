@@ -5,7 +5,7 @@
 #                     one 64 KiB segment at a time moves the server's bytes in 64 KiB steps);
 #   TCP_NOTSENT_LOWAT the kernel takes a piece only when less than this is waiting unsent, so a timestamp is
 #                     close to when the bytes left, not when they entered a send buffer of several MB.
-# Both with --loopback-defaults off. GET /sent answers the requests served and the timeline as JSON: {requests, sent: [[seconds before now, bytes], ...]}.
+# Both with --loopback-defaults off; RATE_SERVER_MSS=N sets another segment size (0: loopback's own). GET /sent answers the requests served and the timeline as JSON: {requests, sent: [[seconds before now, bytes], ...]}.
 import json, os, re, socket, sys, threading, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
