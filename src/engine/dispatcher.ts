@@ -17,8 +17,20 @@ export interface NetworkSettings {
   connectionsPerOrigin?: number;
 }
 
-export function createDispatcher(s: NetworkSettings = {}, env: NodeJS.ProcessEnv = process.env): Dispatcher {
-  const { Agent, EnvHttpProxyAgent } = undici();
+/**
+ * Under a speed limit, plain-http sockets read the kernel this much at a time (Node's default is 64 KiB, and the
+ * socket buffers 64 KiB more): the reader takes bytes off the kernel in small steps as the limiter lets it, so
+ * the receive window reopens in small steps too and the kernel does not grow the receive buffer (it grows it
+ * after large reads), and the server's rate follows the limit more closely.
+ */
+const PACED_READ_BYTES = 16 * 1024;
+
+/**
+ * `paced`: the dispatcher for transfers under a speed limit (see PACED_READ_BYTES). Through a proxy, or over
+ * https (TLS reads the socket itself), it reads as the ordinary one does.
+ */
+export function createDispatcher(s: NetworkSettings = {}, env: NodeJS.ProcessEnv = process.env, paced = false): Dispatcher {
+  const { Agent, EnvHttpProxyAgent, buildConnector } = undici();
   const connect = {
     timeout: s.connectTimeoutMs ?? 15_000,
     rejectUnauthorized: s.strictSSL ?? true,
@@ -34,7 +46,7 @@ export function createDispatcher(s: NetworkSettings = {}, env: NodeJS.ProcessEnv
   const httpProxy = withScheme(s.proxy || env.http_proxy || env.HTTP_PROXY);
   const httpsProxy = withScheme(s.proxy || env.https_proxy || env.HTTPS_PROXY) || httpProxy;
   if (!httpProxy && !httpsProxy) {
-    return new Agent(common);
+    return new Agent(paced ? { ...common, connect: smallReadsConnector(buildConnector, connect) } : common);
   }
   const noProxy = s.noProxy && s.noProxy.length > 0 ? s.noProxy.join(',') : (env.no_proxy ?? env.NO_PROXY ?? '');
   return new EnvHttpProxyAgent({
@@ -48,6 +60,24 @@ export function createDispatcher(s: NetworkSettings = {}, env: NodeJS.ProcessEnv
     // tunnelled with CONNECT. Stock proxy configs allow CONNECT to port 443 only (squid: "deny CONNECT !SSL_ports").
     proxyTunnel: false,
   } as EnvHttpProxyAgent.Options);
+}
+
+/** Connects as undici does, but plain-http sockets read PACED_READ_BYTES at a time (Node's `onread` buffer). */
+function smallReadsConnector(build: typeof import('undici').buildConnector, options: import('undici').buildConnector.BuildOptions): import('undici').buildConnector.connector {
+  const secure = build(options);
+  // Passed on to net.connect (undici's types list only its own options).
+  const plain = build({
+    ...options,
+    highWaterMark: PACED_READ_BYTES,
+    onread: {
+      buffer: () => Buffer.allocUnsafe(PACED_READ_BYTES),
+      // The buffer is reused for the next read: push a copy. push() saying "full" stops reading, as Node's own.
+      callback(this: import('node:net').Socket, n: number, buf: Uint8Array): boolean {
+        return this.push(Buffer.from(buf.subarray(0, n)));
+      },
+    },
+  } as unknown as import('undici').buildConnector.BuildOptions);
+  return (opts, callback) => (opts.protocol === 'https:' ? secure : plain)(opts, callback);
 }
 
 /** 'proxy.example:3128', as people type it in http.proxy or HTTP_PROXY, means http://proxy.example:3128 (as curl reads it). */

@@ -111,6 +111,8 @@ export class DownloadEngine extends JobEventSource<JobImpl> implements JobHost {
   private readonly vault: HeaderVault;
   private readonly headers = new Map<string, Record<string, string>>();
   private ownDispatcher: Dispatcher | undefined;
+  /** The one transfers under a speed limit use (dispatcher.ts: small reads). */
+  private ownPacedDispatcher: Dispatcher | undefined;
   private readonly givenDispatcher: Dispatcher | undefined;
   private wakeTimer: NodeJS.Timeout | undefined;
   private retentionTimer: NodeJS.Timeout | undefined;
@@ -159,6 +161,10 @@ export class DownloadEngine extends JobEventSource<JobImpl> implements JobHost {
   /** Built on first use: loading the HTTP stack waits until something is downloaded. */
   private get dispatcher(): Dispatcher {
     return this.givenDispatcher ?? (this.ownDispatcher ??= createDispatcher(this.opts.network));
+  }
+
+  private get pacedDispatcher(): Dispatcher {
+    return this.givenDispatcher ?? (this.ownPacedDispatcher ??= createDispatcher(this.opts.network, process.env, true));
   }
 
   get retryDelayFloorSeconds(): number {
@@ -367,11 +373,16 @@ export class DownloadEngine extends JobEventSource<JobImpl> implements JobHost {
     if ('cache' in o) {
       this.useCache(o.cache);
     }
-    if (o.network !== undefined && this.ownDispatcher) {
-      const old = this.ownDispatcher;
-      this.ownDispatcher = undefined; // the next transfer builds one with the new settings
-      // Running transfers keep the old one until they finish.
-      setTimeout(() => void old.close().catch(() => undefined), 60_000).unref?.();
+    if (o.network !== undefined) {
+      for (const old of [this.ownDispatcher, this.ownPacedDispatcher]) {
+        // Running transfers keep the old one until they finish.
+        if (old) {
+          setTimeout(() => void old.close().catch(() => undefined), 60_000).unref?.();
+        }
+      }
+      // The next transfer builds one with the new settings.
+      this.ownDispatcher = undefined;
+      this.ownPacedDispatcher = undefined;
     }
     Object.assign(this.opts, o);
     this.pump();
@@ -391,6 +402,7 @@ export class DownloadEngine extends JobEventSource<JobImpl> implements JobHost {
     await this.cache?.idle();
     await this.store.close();
     await this.ownDispatcher?.close().catch(() => undefined);
+    await this.ownPacedDispatcher?.close().catch(() => undefined);
     this.disposeJobEvents();
   }
 
@@ -809,10 +821,12 @@ export class DownloadEngine extends JobEventSource<JobImpl> implements JobHost {
         // Checked at addFile, the allowed roots are checked again before anything is written in the folder.
         await checkStillInsideRoots(file.localPath, this.opts.allowedRoots);
         const log = (m: string): void => this.log('info', `[${job.displayName}] ${m}`);
+        // Read when the file starts: a limit set later paces it all the same, with larger steps.
+        const bodyHighWaterMark = this.limiter.bodyHighWaterMarkFor(job.record);
         const fetchOptions: FetchOptions = {
           file,
           headers: this.headers.get(job.id) ?? {},
-          dispatcher: this.dispatcher,
+          dispatcher: bodyHighWaterMark ? this.pacedDispatcher : this.dispatcher,
           signal: sig,
           allowInsecureRedirects: this.opts.allowInsecureRedirects ?? false,
           maxRedirects: this.opts.maxRedirects ?? 10,
@@ -840,6 +854,7 @@ export class DownloadEngine extends JobEventSource<JobImpl> implements JobHost {
           },
           persistNow: () => this.store.save(job.record),
           pace: (bytes) => this.limiter.take(job.record, bytes, sig),
+          bodyHighWaterMark,
           marksPath: this.marksPath(job, i),
         };
         if (this.cache && (await fillFromCache(this.cache, file, log))) {
@@ -937,6 +952,7 @@ export class DownloadEngine extends JobEventSource<JobImpl> implements JobHost {
       ...this.uploadCall(job, file),
       signal,
       fragmentBytes: this.opts.uploadFragmentBytes,
+      pace: (bytes) => this.limiter.take(job.record, bytes, signal),
       onConnected: () => {
         if (!signal.aborted && (job.state === 'CONNECTING' || job.state === 'QUEUED')) {
           this.setState(job, 'TRANSFERRING');

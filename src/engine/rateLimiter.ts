@@ -213,12 +213,28 @@ export class RateLimiter {
 
   /** How many connections a file of `job` may use, given `wanted` without limits (see BYTES_PER_SECOND_PER_SEGMENT). */
   segmentsFor(job: PacedJob, wanted: number): number {
-    const own = job.maxBytesPerSecond;
-    const limits = [this.global.bytesPerSecond, typeof own === 'number' && Number.isFinite(own) ? own : 0].filter((l) => l > 0);
-    if (limits.length === 0) {
+    const limit = this.effectiveLimit(job);
+    if (limit <= 0) {
       return wanted;
     }
-    return Math.max(1, Math.min(wanted, Math.floor(Math.min(...limits) / BYTES_PER_SECOND_PER_SEGMENT)));
+    return Math.max(1, Math.min(wanted, Math.floor(limit / BYTES_PER_SECOND_PER_SEGMENT)));
+  }
+
+  /**
+   * How much a response body of `job` may buffer ahead of its reader (transfer.ts bodyHighWaterMark): under a
+   * limit, 50 ms of it (1 to 16 KiB), else undefined (undici's 64 KiB). Buffered bytes were already sent: the
+   * less there is, the more the server's own rate follows the limit instead of moving in buffer-sized steps.
+   */
+  bodyHighWaterMarkFor(job: PacedJob): number | undefined {
+    const limit = this.effectiveLimit(job);
+    return limit > 0 ? Math.max(1024, Math.min(16 * 1024, Math.round(limit * 0.05))) : undefined;
+  }
+
+  /** The lower of the global limit and the job's own (0: none). */
+  private effectiveLimit(job: PacedJob): number {
+    const own = job.maxBytesPerSecond;
+    const limits = [this.global.bytesPerSecond, typeof own === 'number' && Number.isFinite(own) ? own : 0].filter((l) => l > 0);
+    return limits.length > 0 ? Math.min(...limits) : 0;
   }
 
   /** Whether a limit held this job back in the last moments (the UI says "limited"). */

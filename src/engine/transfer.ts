@@ -58,6 +58,11 @@ export interface TransferOptions {
   persistNow?: () => Promise<void>;
   /** Speed limits (rateLimiter.ts): told of each chunk read; the body is read on when it resolves. */
   pace?: (bytes: number) => Promise<void> | undefined;
+  /**
+   * How many bytes a response body buffers ahead of the reader (undici's default: 64 KiB). Under a speed limit,
+   * less: what sits in buffers was already sent, so the server's rate follows the limit in smaller steps.
+   */
+  bodyHighWaterMark?: number;
 }
 
 /** Thrown (as the cause is the engine's own abort) when the engine stopped the transfer on purpose. */
@@ -318,6 +323,7 @@ export async function requestFollowingRedirects(originalUrl: string, headers: Re
         signal: o.signal,
         headersTimeout: o.timeouts.headersMs,
         bodyTimeout: o.timeouts.bodyIdleMs,
+        ...(o.bodyHighWaterMark ? { highWaterMark: o.bodyHighWaterMark } : {}),
       });
     } catch (e) {
       throw stopOr(e, o, url.href);

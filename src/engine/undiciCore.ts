@@ -11,3 +11,4 @@ Object.assign(DispatcherClass.prototype, require('undici/lib/api') as object);
 
 export const Agent = require('undici/lib/dispatcher/agent') as typeof Undici.Agent;
 export const EnvHttpProxyAgent = require('undici/lib/dispatcher/env-http-proxy-agent') as typeof Undici.EnvHttpProxyAgent;
+export const buildConnector = require('undici/lib/core/connect') as typeof Undici.buildConnector;

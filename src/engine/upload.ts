@@ -82,6 +82,8 @@ export interface UploadOptions {
   onProgress: (bytes: number) => void;
   /** Called after the file's upload state changed: the caller persists the store. */
   onCheckpoint: () => void;
+  /** Speed limits (rateLimiter.ts): asked before each piece of a fragment is written; the piece goes when it resolves. */
+  pace?: (bytes: number) => Promise<void> | undefined;
 }
 
 /** What Close-Session and Cancel-Session need; `signal` lets cancel() interrupt a Close-Session in flight. */
@@ -209,7 +211,7 @@ export async function uploadFile(o: UploadOptions): Promise<void> {
   } catch (e) {
     throw sourceError(f, e);
   }
-  const conn = new BitsConnection({ network: o.network, timeouts: o.timeouts, signal: o.signal });
+  const conn = new BitsConnection({ network: o.network, timeouts: o.timeouts, signal: o.signal, pace: o.pace });
   try {
     assertUnchanged(f, await fh.stat());
     const x = new Exchange(f, conn, o);
@@ -598,7 +600,15 @@ const EMPTY = Buffer.alloc(0);
 class BitsConnection {
   private readonly agents = new Map<string, http.Agent>();
 
-  constructor(private readonly o: { network?: NetworkSettings; timeouts: TransferTimeouts; signal?: AbortSignal; env?: NodeJS.ProcessEnv }) {}
+  constructor(
+    private readonly o: {
+      network?: NetworkSettings;
+      timeouts: TransferTimeouts;
+      signal?: AbortSignal;
+      env?: NodeJS.ProcessEnv;
+      pace?: (bytes: number) => Promise<void> | undefined;
+    },
+  ) {}
 
   private get timeoutMs(): number {
     return this.o.timeouts.headersMs;
@@ -671,7 +681,11 @@ class BitsConnection {
         req.destroy(Object.assign(new Error(`no answer within ${this.timeoutMs} ms`), { code: 'ETIMEDOUT' }));
       });
       req.once('error', (e) => settle(() => reject(e)));
-      req.end(body);
+      if (this.o.pace && body.length > 0) {
+        void writePaced(req, body, this.o.pace);
+      } else {
+        req.end(body);
+      }
     });
   }
 
@@ -690,6 +704,34 @@ class BitsConnection {
     }
     this.agents.clear();
   }
+}
+
+/** Under a speed limit a fragment goes in pieces this large, each paid for before it is written. */
+const PACED_PIECE_BYTES = 16 * 1024;
+
+/**
+ * Writes `body` piece by piece, each once `pace` lets it go, and waits for the socket to take each piece (so
+ * the limit paces what leaves, not what waits in Node's buffers). Ends early, quietly, when the request is
+ * destroyed: its error or time-out is what post() reports.
+ */
+async function writePaced(req: http.ClientRequest, body: Buffer, pace: (bytes: number) => Promise<void> | undefined): Promise<void> {
+  let wake: (() => void) | undefined;
+  req.once('close', () => wake?.());
+  for (let at = 0; at < body.length; at += PACED_PIECE_BYTES) {
+    const piece = body.subarray(at, at + PACED_PIECE_BYTES);
+    await pace(piece.length);
+    if (req.destroyed) {
+      return;
+    }
+    await new Promise<void>((resolve) => {
+      wake = resolve;
+      req.write(piece, () => resolve());
+    });
+    if (req.destroyed) {
+      return;
+    }
+  }
+  req.end();
 }
 
 /** https through an http(s) proxy: a CONNECT tunnel, then TLS to the upload server inside it. */

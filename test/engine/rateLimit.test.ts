@@ -5,7 +5,9 @@
 // 10 s windows) is measured by `npm run bench:rate`.
 import * as assert from 'node:assert/strict';
 import * as path from 'node:path';
-import type { DownloadEngine, DownloadError, EngineOptions, JobImpl, JobPriority } from '../../src/engine';
+import * as fs from 'node:fs';
+import { createDispatcher, type DownloadEngine, type DownloadError, type EngineOptions, type JobImpl, type JobPriority } from '../../src/engine';
+import { BitsUploadServer } from '../support/bitsUploadServer';
 import { openEngine, useServerFixture, waitForState, waitUntil } from '../support/engineHarness';
 import { randomBody, TestServer } from '../support/testServer';
 
@@ -122,6 +124,53 @@ describe('speed limits', function () {
     engine.updateOptions({ maxBytesPerSecond: 1 * MiB });
     const [r2] = await measure([job], 2_000, 300);
     near(r2, 1 * MiB, 'after the change');
+  });
+
+  it('an upload job is paced too: the global limit, and its own limit below it', async () => {
+    const uploads = await BitsUploadServer.start();
+    try {
+      const source = path.join(dir, 'report.bin');
+      fs.writeFileSync(source, randomBody(1536 * KiB, 9));
+      await open({ maxBytesPerSecond: 512 * KiB, uploadFragmentBytes: 256 * KiB });
+      /** Uploads the source in a new job; the rate from resume() to TRANSFERRED (all bytes acknowledged). */
+      const upload = async (name: string, limit?: number): Promise<number> => {
+        const job = await engine.createJob({ displayName: name, type: 'upload' });
+        await job.addFile(uploads.url(`/up/${name}`), source);
+        if (limit !== undefined) {
+          await job.setMaxBytesPerSecond(limit);
+        }
+        const from = performance.now();
+        await job.resume();
+        await waitForState(engine, job, 'TRANSFERRED', 20_000);
+        return (1536 * KiB * 1000) / (performance.now() - from);
+      };
+      near(await upload('global.bin'), 512 * KiB, 'an upload under the global limit');
+      near(await upload('own.bin', 384 * KiB), 384 * KiB, "an upload under its job's own limit");
+    } finally {
+      await uploads.close();
+    }
+  });
+
+  it('the dispatcher of limited transfers takes bodies off the socket in small steps (a slow reader gets less than 64 KiB at a time, not 128 KiB and more)', async () => {
+    // Node reads 64 KiB at a time and buffers 64 KiB more: under a low limit the kernel would hand over (and
+    // the server send) the body in steps of 128 KiB, and grow the receive buffer after such large reads.
+    const paced = createDispatcher({}, {}, true);
+    try {
+      const origin = new URL(server.url('/a')).origin;
+      const res = await paced.request({ origin, path: '/a', method: 'GET', highWaterMark: 16 * KiB });
+      let largest = 0;
+      let chunks = 0;
+      for await (const chunk of res.body as AsyncIterable<Buffer>) {
+        largest = Math.max(largest, chunk.length);
+        if (++chunks >= 40) {
+          break;
+        }
+        await sleep(30); // a slow reader: the socket has time to fill whatever Node buffers
+      }
+      assert.ok(largest < 64 * KiB, `largest chunk: ${largest} bytes`);
+    } finally {
+      await paced.close();
+    }
   });
 
   it('setMaxBytesPerSecond: refuses negative and NaN (E_INVALIDARG), a final job first (DO_E_INVALID_STATE), and persists', async () => {

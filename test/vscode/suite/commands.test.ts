@@ -3,6 +3,7 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
+import { makeZip } from '../../support/archives';
 import { randomBody, TestServer } from '../../support/testServer';
 import { count, notificationsSince, setSetting, useSuiteFixture, waitFor, waitForState, type TestApi } from './util';
 
@@ -20,6 +21,8 @@ describe('commands', () => {
       server.route('/medium.bin', { body: randomBody(200_000, 5) });
       server.route('/slow.bin', { body: randomBody(4_000_000, 6), throttleBytesPerSec: 150_000 });
       server.route('/taken.bin', { body: randomBody(300_000, 7), throttleBytesPerSec: 300_000 });
+      server.route('/fast.bin', { body: randomBody(16_000_000, 8) });
+      server.route('/archive.zip', { body: makeZip([{ name: 'docs/a.txt', data: 'first\n' }, { name: 'b.txt', data: 'second\n' }]) });
     },
     resetSettings: ['showFinishedJobs'],
   });
@@ -174,6 +177,41 @@ describe('commands', () => {
     const removed = await run<number>('clearFinished');
     assert.ok(removed >= 1);
     assert.equal(api.enumJobs({ includeFinal: true }).filter((j) => j.state === 'ACKNOWLEDGED' || j.state === 'CANCELLED').length, 0);
+  });
+
+  it('extract unpacks a completed archive into a folder beside it, named after it; again, it is left as is', async () => {
+    const id = await newJobWith('/archive.zip', 'bundle.zip');
+    await run('resume', id);
+    await waitForState(api, id, 'TRANSFERRED');
+    await run('complete', id);
+    const folder = path.join(dir, 'bundle');
+    assert.equal(await run('extract', id), folder);
+    assert.equal(fs.readFileSync(path.join(folder, 'docs', 'a.txt'), 'utf8'), 'first\n');
+    assert.equal(fs.readFileSync(path.join(folder, 'b.txt'), 'utf8'), 'second\n');
+    assert.ok(fs.existsSync(path.join(dir, 'bundle.zip')), 'the archive stays in place');
+    const extractedAt = fs.statSync(path.join(folder, 'b.txt')).mtimeMs;
+    assert.equal(await run('extract', id), folder);
+    assert.equal(fs.statSync(path.join(folder, 'b.txt')).mtimeMs, extractedAt, 'already extracted: not written again');
+  });
+
+  it('setSpeedLimit with a job id: the job keeps to it, and the tree says "…, limited"', async () => {
+    const id = await newJobWith('/fast.bin', 'limited.bin');
+    await run('setSpeedLimit', id, 256 * 1024);
+    assert.equal(api.getJob(id).maxBytesPerSecond, 256 * 1024);
+    await run('resume', id);
+    await waitForState(api, id, 'TRANSFERRING');
+    const provider = api._test.provider;
+    const description = (): string => {
+      provider.flushNow();
+      const node = provider.getChildren().find((n) => n.id === id);
+      return node ? String(provider.getTreeItem(node).description ?? '') : '';
+    };
+    await waitFor(() => /, limited/.test(description()), 'the tree to show the job as limited');
+    // Unlimited, 16 MB on loopback take a fraction of a second; at 256 KiB/s, about a minute.
+    assert.notEqual(api.getJob(id).state, 'TRANSFERRED', 'the limit holds the job back');
+    await run('setSpeedLimit', id, 0);
+    assert.equal(api.getJob(id).maxBytesPerSecond, 0);
+    await waitForState(api, id, 'TRANSFERRED');
   });
 
   it('downloadAgain fetches the files of a finished job anew; copyLink copies its link', async () => {

@@ -3,6 +3,7 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
+import { makeZip } from '../../support/archives';
 import { randomBody, sha256Hex, TestServer } from '../../support/testServer';
 import { activate, sleep, tempDir, waitFor, type TestApi } from './util';
 
@@ -199,6 +200,21 @@ describe('download tasks', () => {
     const run = await runTask('build');
     assert.equal(run.exitCode, 0);
     assert.equal(fs.readFileSync(marker, 'utf8').trim(), '1000000', 'the build ran after the download finished');
+  });
+
+  it('"extract": true unpacks the downloaded zip beside it, named after it; a second run finds it extracted', async () => {
+    const tool = randomBody(20_000, 94);
+    server.route('/tools.zip', { body: makeZip([{ name: 'bin/tool', data: tool }, { name: 'README.txt', data: 'read me\n' }]) });
+    await defineTasks([{ label: 'get tools', type: 'download', url: server.url('/tools.zip'), path: 'out/tools.zip', extract: true }]);
+    const run = await runTask('get tools');
+    assert.equal(run.exitCode, 0, run.output);
+    assert.match(run.output, /Extracted 2 file\(s\)/);
+    assert.equal(sha256Hex(fs.readFileSync(path.join(root, 'out', 'tools', 'bin', 'tool'))), sha256Hex(tool));
+    assert.equal(fs.readFileSync(path.join(root, 'out', 'tools', 'README.txt'), 'utf8'), 'read me\n');
+    assert.ok(fs.existsSync(path.join(root, 'out', 'tools.zip')), 'the archive stays in place');
+    const again = await runTask('get tools');
+    assert.equal(again.exitCode, 0, again.output);
+    assert.match(again.output, /already holds the contents of tools\.zip/);
   });
 
   it('a bad definition fails with a message naming the field', async () => {
