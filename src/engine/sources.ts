@@ -8,6 +8,7 @@
 import type { Dispatcher } from 'undici';
 import { DownloadError, invalidArg, redactUrl } from './errors';
 import type { FileRecord } from './records';
+import type { OtherSources } from './segmentSources';
 import { parseContentRange, strongEtag } from './resumeJudge';
 import { contentLength, requestFollowingRedirects, strongLastModified, TransferStopped, type TransferOptions } from './transfer';
 import { checkRemoteUrl } from './validation';
@@ -47,8 +48,11 @@ export function sourcesOf(f: FileRecord): string[] {
 export interface SourceOptions {
   file: FileRecord;
   signal: AbortSignal;
-  /** Fetches the file from the record given (the file itself, or a view of it with another remoteUrl). */
-  fetch: (file: FileRecord) => Promise<void>;
+  /**
+   * Fetches the file from the record given (the file itself, or a view of it with another remoteUrl); `others`:
+   * the file's other usable sources, which a segmented transfer may take segments from at the same time.
+   */
+  fetch: (file: FileRecord, others?: OtherSources) => Promise<void>;
   /** What a source serves (a one-byte range request), to tell whether the bytes on disk can stay. */
   probe: (url: string) => Promise<Entity | undefined>;
   persistNow: () => Promise<void>;
@@ -72,7 +76,8 @@ export async function fetchFromSources(o: SourceOptions): Promise<void> {
     const url = currentSource(file);
     try {
       // Transfers read file.remoteUrl; a mirror is shown to them through a view, so the record keeps the user's URL.
-      await o.fetch(url === file.remoteUrl ? file : withRemoteUrl(file, url));
+      const others = sourcesOf(file).filter((u) => u !== url && !file.failedSources?.includes(u));
+      await o.fetch(url === file.remoteUrl ? file : withRemoteUrl(file, url), { urls: others, setAside: (u, why) => setAside(file, u, why, o.log) });
       streaks.delete(file);
       return;
     } catch (e) {
@@ -103,7 +108,8 @@ function currentSource(f: FileRecord): string {
 
 function setAside(f: FileRecord, url: string, why: string, log: (m: string) => void): void {
   streaks.delete(f);
-  f.failedSources = [...(f.failedSources ?? []), url];
+  // (A source already set aside by a segmented transfer may fail the whole attempt too: listed once.)
+  f.failedSources = [...(f.failedSources ?? []).filter((u) => u !== url), url];
   const r = reasons.get(f) ?? new Map<string, string>();
   r.set(url, why);
   reasons.set(f, r);
