@@ -16,6 +16,8 @@ import { strongLastModified } from './transfer';
 export interface OtherSources {
   urls: string[];
   setAside: (url: string, why: string) => void;
+  /** Told the sources serving segments whenever that set changes (for the view). */
+  inUse?: (urls: string[]) => void;
 }
 
 export interface SegmentSource {
@@ -72,6 +74,7 @@ export class SegmentSources {
     };
     const best = usable.reduce((a, b) => (before(b, a) ? b : a));
     best.active++;
+    this.reportInUse();
     return best;
   }
 
@@ -134,9 +137,22 @@ export class SegmentSources {
     if (!s.dropped) {
       s.dropped = why;
       this.others?.setAside(s.url, why);
+      this.reportInUse();
       this.log(`${redactUrl(s.url)}: ${this.othersLeft(s) ? 'its segments go to the other sources' : 'no other source is left for the segments'}.`);
     }
     return why;
+  }
+
+  private reported = '';
+
+  /** The sources that served or are serving segments and are not dropped, when they change. */
+  private reportInUse(): void {
+    const urls = this.list.filter((s) => !s.dropped && (s.active > 0 || s.bytes > 0)).map((s) => s.url);
+    const key = urls.join('\n');
+    if (key !== this.reported) {
+      this.reported = key;
+      this.others?.inUse?.(urls);
+    }
   }
 
   /** For the error when none is left: each source and why it was dropped. */

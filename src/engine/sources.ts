@@ -20,6 +20,14 @@ const MAX_MIRRORS = 64;
 /** Runtime only: the current source's transient failures in a row, and why each source was set aside. */
 const streaks = new WeakMap<FileRecord, number>();
 const reasons = new WeakMap<FileRecord, Map<string, string>>();
+/** Runtime only: the sources a segmented transfer is taking the file's segments from at once. */
+const spread = new WeakMap<FileRecord, string[]>();
+
+/** The sources the file's segments come from at once, while there are several (for the view). */
+export function sourcesInUse(f: FileRecord): string[] | undefined {
+  const urls = spread.get(f);
+  return urls && urls.length > 1 ? urls : undefined;
+}
 
 /** The `mirrors` of addFile / addFileSet / tasks, checked: http(s) URLs, without duplicates of the remoteUrl. */
 export function checkMirrors(value: unknown, remoteUrl: string): string[] | undefined {
@@ -77,7 +85,13 @@ export async function fetchFromSources(o: SourceOptions): Promise<void> {
     try {
       // Transfers read file.remoteUrl; a mirror is shown to them through a view, so the record keeps the user's URL.
       const others = sourcesOf(file).filter((u) => u !== url && !file.failedSources?.includes(u));
-      await o.fetch(url === file.remoteUrl ? file : withRemoteUrl(file, url), { urls: others, setAside: (u, why) => setAside(file, u, why, o.log) });
+      // (Not journaled: the view reads it with the next progress event.)
+      const inUse = (urls: string[]): void => void spread.set(file, urls);
+      try {
+        await o.fetch(url === file.remoteUrl ? file : withRemoteUrl(file, url), { urls: others, setAside: (u, why) => setAside(file, u, why, o.log), inUse });
+      } finally {
+        spread.delete(file);
+      }
       streaks.delete(file);
       return;
     } catch (e) {

@@ -4,7 +4,7 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { DownloadEngine, EngineOptions, JobImpl } from '../../src/engine';
-import { openEngine, tempDir, waitForState } from '../support/engineHarness';
+import { openEngine, tempDir, waitForState, waitUntil } from '../support/engineHarness';
 import { randomBody, sha256Hex, TestServer, type RequestLog } from '../support/testServer';
 
 const MiB = 1024 * 1024;
@@ -116,6 +116,19 @@ describe('segments from several sources at once', () => {
     assert.ok(servedRanges(mirror).length >= 1, 'the mirror sent bytes before it was dropped');
     assert.equal(job.record.files[0].restarts, 0, 'nothing was fetched again from 0');
     assert.equal(placedSha(), sha);
+  });
+
+  it('the file says which sources its segments come from while several serve it', async () => {
+    origin.route('/f', { body, throttleBytesPerSec: 2 * MiB });
+    mirror.route('/f', { body, throttleBytesPerSec: 2 * MiB });
+    engine = await openEngine(path.join(dir, 'store'), { segmentsPerFile: 2, minSegmentBytes: MiB });
+    const job = await engine.createJob({ displayName: 'shown' });
+    await job.addFile(origin.url('/f'), path.join(dir, 'f.bin'), { mirrors: [mirror.url('/f')] });
+    await job.resume();
+    await waitUntil(() => (job.getFiles()[0].sourcesInUse?.length ?? 0) === 2, 15_000, 'two sources in use');
+    assert.deepEqual([...job.getFiles()[0].sourcesInUse!].sort(), [origin.url('/f'), mirror.url('/f')].sort());
+    await waitForState(engine, job, 'TRANSFERRED', 30_000);
+    assert.equal(job.getFiles()[0].sourcesInUse, undefined, 'only while the transfer runs');
   });
 
   it('a slow mirror ends up with fewer segments than the fast origin', async () => {

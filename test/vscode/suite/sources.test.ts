@@ -108,6 +108,37 @@ describe('sources: Change URL… and Import Metalink…', () => {
     assert.equal(sha256Hex(fs.readFileSync(path.join(dir, 'f.bin'))), sha256Hex(other));
   });
 
+  it('a file row names the hosts its segments come from while a mirror serves segments at the same time', async () => {
+    // Large enough to be split with the default settings (two segments of at least 16 MiB), slow enough to look at.
+    const big = randomBody(40 * 1024 * 1024, 45);
+    server.route('/big.bin', { body: big, throttleBytesPerSec: 4 * 1024 * 1024 });
+    const mirror = await TestServer.start();
+    try {
+      mirror.route('/big.bin', { body: big, throttleBytesPerSec: 4 * 1024 * 1024 });
+      const job = await api.createJob({ displayName: 'spread' });
+      created.add(job.id);
+      await job.addFile(server.url('/big.bin'), path.join(dir, 'big.bin'), { mirrors: [mirror.url('/big.bin')] });
+      await job.resume();
+      const provider = api._test.provider;
+      const row = (): vscode.TreeItem | undefined => {
+        provider.flushNow();
+        const jobNode = provider.getChildren().find((n) => n.id === job.id);
+        return jobNode && provider.getTreeItem(provider.getChildren(jobNode)[0]);
+      };
+      const hosts = [new URL(server.url('/')).host, new URL(mirror.url('/')).host];
+      const item = await waitFor(() => {
+        const r = row();
+        return r && hosts.every((h) => String(r.description).includes(h)) ? r : undefined;
+      }, `the row to name both hosts (it says: ${String(row()?.description)})`);
+      assert.match(String(item.description), /at once/);
+      const tip = (item.tooltip as vscode.MarkdownString).value;
+      assert.ok(tip.includes(server.url('/big.bin')) && tip.includes(mirror.url('/big.bin')), tip);
+      await job.cancel();
+    } finally {
+      await mirror.close();
+    }
+  });
+
   it('Import Metalink… of a .meta4 in the workspace makes one suspended job with its files, which downloads', async () => {
     const a = randomBody(50_000, 43);
     const b = randomBody(70_000, 44);
