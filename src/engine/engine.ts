@@ -863,7 +863,7 @@ export class DownloadEngine extends JobEventSource<JobImpl> implements JobHost {
           file.bytesFromCache = undefined;
           await fetchFromSources({
             ...fetchOptions,
-            fetch: (f) => fetchFile({ ...fetchOptions, file: f }),
+            fetch: (f, others) => fetchFile({ ...fetchOptions, file: f, otherSources: others }),
             probe: (url) => probeEntity(url, fetchOptions),
             persistNow: () => this.store.save(job.record),
           });

@@ -6,16 +6,22 @@ import type { Dispatcher } from 'undici';
 import { noteBytesHeld } from './restarts';
 import { canSplit, planSegments, segmentedTransfer } from './segmentedTransfer';
 import { transferFile, type TransferOptions } from './transfer';
+import type { OtherSources } from './segmentSources';
 
 /** Measured on the project's 2-core machine against nginx on loopback: see bench/README.md. */
 export const DEFAULT_SEGMENTS_PER_FILE = 2;
 export const DEFAULT_MIN_SEGMENT_BYTES = 16 * 1024 * 1024;
+/** With several sources, segments per connection: a slow source then holds back only a small share of the file. */
+const SEGMENTS_PER_CONNECTION = 4;
+/** The write marks hold at most 64 segments (writeMarks.ts). */
+const MAX_SEGMENTS = 64;
 
 export interface FetchOptions extends TransferOptions {
   segmentsPerFile: number;
   minSegmentBytes: number;
   hashMode?: 'worker' | 'frontier' | 'end';
   marksPath?: string;
+  otherSources?: OtherSources;
 }
 
 export async function fetchFile(options: FetchOptions): Promise<void> {
@@ -51,7 +57,8 @@ export async function fetchFile(options: FetchOptions): Promise<void> {
       return;
     }
     firstBody = r.split;
-    file.segments = planSegments(file.bytesTotal!, o.segmentsPerFile, o.minSegmentBytes);
+    const pieces = o.otherSources?.urls.length ? Math.min(MAX_SEGMENTS, o.segmentsPerFile * SEGMENTS_PER_CONNECTION) : o.segmentsPerFile;
+    file.segments = planSegments(file.bytesTotal!, pieces, o.minSegmentBytes);
     o.log(`${file.localPath}: ${file.bytesTotal} bytes in ${file.segments.length} segments.`);
     o.onCheckpoint();
   }

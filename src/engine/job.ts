@@ -20,6 +20,7 @@ import { checkDisplayName, checkHeaders, checkSeconds } from './validation';
 import { MIN_BYTES_PER_SECOND } from './rateLimiter';
 import { byIndex, byPrefix, type UrlPick } from './remoteUrls';
 import { jobFacts, verdict, type Allowed, type JobAction, type RefusalCode } from './transitions';
+import { sourcesInUse } from './sources';
 
 /** A speed limit as given by a caller: 0 for none, else at least MIN_BYTES_PER_SECOND; undefined is stored for none. */
 export function checkSpeedLimit(bytesPerSecond: unknown): number | undefined {
@@ -127,6 +128,7 @@ export class JobImpl implements Job {
       sha256: f.sha256,
       ...(Array.isArray(f.mirrors) && f.mirrors.length > 0 ? { mirrors: [...f.mirrors] } : {}),
       ...(f.source !== undefined ? { source: f.source } : {}),
+      ...(sourcesInUse(f) ? { sourcesInUse: sourcesInUse(f) } : {}),
       ...(f.bytesFromCache ? { bytesFromCache: f.bytesFromCache } : {}),
     });
   }

@@ -25,6 +25,7 @@ import {
 import { WriteMarks, type MarksKey } from './writeMarks';
 import { describeVerdict, judgeResumeResponse } from './resumeJudge';
 import { KeptBytesMismatch, OVERLAP_BYTES, pastOverlap, readKept } from './keptBytes';
+import { SegmentSources, type OtherSources, type SegmentSource } from './segmentSources';
 
 export interface SegmentedOptions extends TransferOptions {
   segmentsPerFile: number;
@@ -41,6 +42,8 @@ export interface SegmentedOptions extends TransferOptions {
   firstBody?: Dispatcher.ResponseData['body'];
   /** Where to note written offsets after every write (see writeMarks.ts); none: only the journal's. */
   marksPath?: string;
+  /** The file's other usable sources (sources.ts): segments are then spread over them, segmentsPerFile at a time. */
+  otherSources?: OtherSources;
 }
 
 const ALIGN = 1024 * 1024;
@@ -163,6 +166,7 @@ export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | '
   const marksKey: MarksKey = { temporaryPath: file.temporaryPath, size, validator, starts: segs.map((x) => x.start) };
   let marks: WriteMarks | undefined;
   let firstBody = o.firstBody;
+  const pool = new SegmentSources(file.remoteUrl, file, o.otherSources, o.log);
 
   try {
     const st = await fh.stat();
@@ -345,7 +349,12 @@ export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | '
             if (inner.signal.aborted) {
               stop();
             }
-            await receiveSegment(body, lane, true);
+            const before = lane.written;
+            pool.primary.active++;
+            await receiveSegment(body, lane, true).finally(() => {
+              pool.primary.bytes += lane.written - before;
+              pool.release(pool.primary);
+            });
           } catch (e) {
             if (!(await retryable(lane, e))) {
               return;
@@ -366,73 +375,120 @@ export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | '
             continue;
           }
         }
-        const headers: Record<string, string> = { ...o.headers, range: `bytes=${from - overlap}-${end - 1}`, 'if-range': validator };
-        if (file.etag) {
-          headers['if-match'] = file.etag;
-        }
-        let res: Dispatcher.ResponseData;
-        try {
-          res = await requestFollowingRedirects(file.remoteUrl, headers, io);
-        } catch (e) {
-          if (!(await retryable(lane, e))) {
-            return;
-          }
-          continue;
-        }
-        const status = res.statusCode;
-        if (status !== 206) {
-          if (status === 200 || status === 412 || status === 416) {
-            res.body.destroy();
-            entityChanged(status === 200 ? 'the server sent the whole file to a segment request (it changed, or no longer takes ranges)' : `the server answered ${status} to a segment request (the file changed)`);
-            return;
-          }
-          await res.body.dump().catch(() => undefined);
-          const err = httpError(status, file.remoteUrl, parseRetryAfter(res.headers['retry-after'], o.now(), o.maxRetryAfterSeconds));
-          if (!err.transient || !(await retryable(lane, err))) {
-            fail(err);
-            return;
-          }
-          continue;
-        }
-        const verdict = judgeResumeResponse(file, { start: from - overlap, end: end - 1 }, res.headers);
-        if (verdict !== 'append') {
-          res.body.destroy();
-          unvalidated ||= verdict === 'unvalidated';
-          entityChanged(`a segment: ${describeVerdict(verdict, res.headers)}`);
+        const source = pool.take();
+        if (source === undefined) {
+          fail(noSourceLeft(file.localPath, pool.summaryOfDropped()));
           return;
         }
-        if (!connected) {
-          connected = true;
-          o.onConnected();
-        }
-        const before = lane.written;
         try {
-          await receiveSegment(res.body, lane, false, expect && { bytes: expect, at: from - overlap });
-        } catch (e) {
-          if (e instanceof KeptBytesMismatch) {
-            dropKept(lane, e);
-            continue;
-          }
-          if (lane.written > before) {
-            lane.failures = 0;
-          }
-          if (!(await retryable(lane, e))) {
+          if (!(await requestSegment(lane, source, from, overlap, expect))) {
             return;
           }
-          continue;
+        } finally {
+          pool.release(source);
         }
-        if (lane.written < end) {
-          // A clean end before the range's last byte: resume the rest of this segment.
-          const e = new DownloadError('ECONNRESET', `A segment of ${redactUrl(file.remoteUrl)} ended early at byte ${lane.written}.`, {
+      }
+    };
+
+    /**
+     * One ranged request of `lane` to `source`, and its body written. False when the lane must stop (the run is
+     * over); true to go on with the lane's rest. The file's own source (the primary) answering with another
+     * entity restarts the file; a mirror doing so is only dropped, and its segment goes to another source.
+     */
+    const requestSegment = async (lane: Lane, source: SegmentSource, from: number, overlap: number, expect: Buffer | undefined): Promise<boolean> => {
+      const end = lane.rec.end;
+      const url = source.url;
+      const primary = source.entity === file;
+      const headers: Record<string, string> = { ...o.headers, range: `bytes=${from - overlap}-${end - 1}` };
+      // A mirror not vetted yet is asked without validators: its first answer is judged before a byte is written.
+      const guard = source.entity;
+      if (guard?.etag ?? guard?.lastModified) {
+        headers['if-range'] = (guard.etag ?? guard.lastModified)!;
+      }
+      if (guard?.etag) {
+        headers['if-match'] = guard.etag;
+      }
+      /** A failure of the source, not of the segment: with other sources left, another one takes the segment. */
+      const sourceFailed = async (e: unknown): Promise<boolean> => {
+        const err = e instanceof DownloadError || e instanceof TransferStopped ? e : stopOr(e, io, url);
+        if (err instanceof DownloadError && !inner.signal.aborted && pool.failed(source, err)) {
+          return true;
+        }
+        return retryable(lane, err);
+      };
+      let res: Dispatcher.ResponseData;
+      try {
+        res = await requestFollowingRedirects(url, headers, io);
+      } catch (e) {
+        return sourceFailed(e);
+      }
+      const status = res.statusCode;
+      if (status !== 206) {
+        if (status === 200 || status === 412 || status === 416) {
+          res.body.destroy();
+          const why = status === 200 ? 'the server sent the whole file to a segment request (it changed, or no longer takes ranges)' : `the server answered ${status} to a segment request (the file changed)`;
+          if (!primary) {
+            pool.drop(source, why.replace('the server', 'it'));
+            return true;
+          }
+          entityChanged(why);
+          return false;
+        }
+        await res.body.dump().catch(() => undefined);
+        const err = httpError(status, url, parseRetryAfter(res.headers['retry-after'], o.now(), o.maxRetryAfterSeconds));
+        if (!err.transient && !pool.several) {
+          fail(err);
+          return false;
+        }
+        return sourceFailed(err);
+      }
+      if (source.entity === undefined && pool.vet(source, res.headers) !== undefined) {
+        res.body.destroy();
+        return true;
+      }
+      const verdict = judgeResumeResponse(source.entity!, { start: from - overlap, end: end - 1 }, res.headers);
+      if (verdict !== 'append') {
+        res.body.destroy();
+        if (!primary) {
+          pool.drop(source, `a segment: ${describeVerdict(verdict, res.headers).replace("the server's", 'its')}`);
+          return true;
+        }
+        unvalidated ||= verdict === 'unvalidated';
+        entityChanged(`a segment: ${describeVerdict(verdict, res.headers)}`);
+        return false;
+      }
+      if (!connected) {
+        connected = true;
+        o.onConnected();
+      }
+      const before = lane.written;
+      try {
+        await receiveSegment(res.body, lane, false, expect && { bytes: expect, at: from - overlap });
+      } catch (e) {
+        source.bytes += lane.written - before;
+        if (e instanceof KeptBytesMismatch) {
+          dropKept(lane, e);
+          return true;
+        }
+        if (lane.written > before) {
+          lane.failures = 0;
+          pool.succeeded(source);
+        }
+        return sourceFailed(e);
+      }
+      source.bytes += lane.written - before;
+      pool.succeeded(source);
+      if (lane.written < end) {
+        // A clean end before the range's last byte: resume the rest of this segment.
+        return sourceFailed(
+          new DownloadError('ECONNRESET', `A segment of ${redactUrl(url)} ended early at byte ${lane.written}.`, {
             hresult: HRESULTS.WINHTTP_CONNECTION_ERROR,
             transient: true,
             context: 'GENERAL_TRANSPORT',
-          });
-          if (!(await retryable(lane, e))) {
-            return;
-          }
-        }
+          }),
+        );
       }
+      return true;
     };
 
     /** Kept bytes found unlike the server's (or unreadable): the lane goes back to its durable offset. */
@@ -535,7 +591,20 @@ export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | '
     };
 
     try {
-      await Promise.all(lanes.filter((l) => l.written < l.rec.end || unchecked(l)).map(runLane));
+      const pending = lanes.filter((l) => l.written < l.rec.end || unchecked(l));
+      if (pool.several) {
+        // More segments than connections: each connection takes the next segment, so a slow or failing source
+        // ends up with fewer of them.
+        let next = 0;
+        const connection = async (): Promise<void> => {
+          while (next < pending.length && !inner.signal.aborted) {
+            await runLane(pending[next++]);
+          }
+        };
+        await Promise.all(Array.from({ length: Math.max(1, Math.min(o.segmentsPerFile, pending.length)) }, connection));
+      } else {
+        await Promise.all(pending.map(runLane));
+      }
     } finally {
       clearInterval(speedTimer);
     }
@@ -563,6 +632,9 @@ export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | '
       throw stopOr(failure, o, file.remoteUrl);
     }
 
+    if (pool.several) {
+      o.log(`${file.localPath}: segments served by ${pool.summary() || 'no source this time (every byte was on disk)'}.`);
+    }
     // Every byte is written: verify, make it durable, and mark it transferred.
     let digest: string | undefined;
     if (worker && file.sha256) {
@@ -624,6 +696,13 @@ export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | '
     wakeHasher?.();
     await fh.close().catch(() => undefined);
   }
+}
+
+function noSourceLeft(localPath: string, dropped: string): DownloadError {
+  return new DownloadError('WINHTTP_INVALID_SERVER_RESPONSE', `No source of ${localPath} is left for its segments (${dropped}).`, {
+    hresult: HRESULTS.WINHTTP_INVALID_SERVER_RESPONSE,
+    context: 'REMOTE_FILE',
+  });
 }
 
 /** Forgets the segments and validators: the next request starts the file from byte 0 (`why`: a restart, counted). */

@@ -8,6 +8,7 @@
 import type { Dispatcher } from 'undici';
 import { DownloadError, invalidArg, redactUrl } from './errors';
 import type { FileRecord } from './records';
+import type { OtherSources } from './segmentSources';
 import { parseContentRange, strongEtag } from './resumeJudge';
 import { contentLength, requestFollowingRedirects, strongLastModified, TransferStopped, type TransferOptions } from './transfer';
 import { checkRemoteUrl } from './validation';
@@ -19,6 +20,14 @@ const MAX_MIRRORS = 64;
 /** Runtime only: the current source's transient failures in a row, and why each source was set aside. */
 const streaks = new WeakMap<FileRecord, number>();
 const reasons = new WeakMap<FileRecord, Map<string, string>>();
+/** Runtime only: the sources a segmented transfer is taking the file's segments from at once. */
+const spread = new WeakMap<FileRecord, string[]>();
+
+/** The sources the file's segments come from at once, while there are several (for the view). */
+export function sourcesInUse(f: FileRecord): string[] | undefined {
+  const urls = spread.get(f);
+  return urls && urls.length > 1 ? urls : undefined;
+}
 
 /** The `mirrors` of addFile / addFileSet / tasks, checked: http(s) URLs, without duplicates of the remoteUrl. */
 export function checkMirrors(value: unknown, remoteUrl: string): string[] | undefined {
@@ -47,8 +56,11 @@ export function sourcesOf(f: FileRecord): string[] {
 export interface SourceOptions {
   file: FileRecord;
   signal: AbortSignal;
-  /** Fetches the file from the record given (the file itself, or a view of it with another remoteUrl). */
-  fetch: (file: FileRecord) => Promise<void>;
+  /**
+   * Fetches the file from the record given (the file itself, or a view of it with another remoteUrl); `others`:
+   * the file's other usable sources, which a segmented transfer may take segments from at the same time.
+   */
+  fetch: (file: FileRecord, others?: OtherSources) => Promise<void>;
   /** What a source serves (a one-byte range request), to tell whether the bytes on disk can stay. */
   probe: (url: string) => Promise<Entity | undefined>;
   persistNow: () => Promise<void>;
@@ -72,7 +84,14 @@ export async function fetchFromSources(o: SourceOptions): Promise<void> {
     const url = currentSource(file);
     try {
       // Transfers read file.remoteUrl; a mirror is shown to them through a view, so the record keeps the user's URL.
-      await o.fetch(url === file.remoteUrl ? file : withRemoteUrl(file, url));
+      const others = sourcesOf(file).filter((u) => u !== url && !file.failedSources?.includes(u));
+      // (Not journaled: the view reads it with the next progress event.)
+      const inUse = (urls: string[]): void => void spread.set(file, urls);
+      try {
+        await o.fetch(url === file.remoteUrl ? file : withRemoteUrl(file, url), { urls: others, setAside: (u, why) => setAside(file, u, why, o.log), inUse });
+      } finally {
+        spread.delete(file);
+      }
       streaks.delete(file);
       return;
     } catch (e) {
@@ -103,7 +122,8 @@ function currentSource(f: FileRecord): string {
 
 function setAside(f: FileRecord, url: string, why: string, log: (m: string) => void): void {
   streaks.delete(f);
-  f.failedSources = [...(f.failedSources ?? []), url];
+  // (A source already set aside by a segmented transfer may fail the whole attempt too: listed once.)
+  f.failedSources = [...(f.failedSources ?? []).filter((u) => u !== url), url];
   const r = reasons.get(f) ?? new Map<string, string>();
   r.set(url, why);
   reasons.set(f, r);

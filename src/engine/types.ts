@@ -46,6 +46,8 @@ export interface JobFile {
   readonly mirrors?: readonly string[];
   /** The URL the bytes come from now, when it is not remoteUrl (a mirror took over). */
   readonly source?: string;
+  /** While segments of the file come from several sources at once: those sources (runtime only). */
+  readonly sourcesInUse?: readonly string[];
   /** Bytes placed from the content cache instead of being downloaded (§9). */
   readonly bytesFromCache?: number;
 }

@@ -5,7 +5,7 @@
  * - ensureSquid() installs the `squid` package when it is missing (root only; `apt-get update` only when the
  *   install fails without it). When it cannot, it throws an Error that says why: the proxy tests then FAIL,
  *   they never pass silently.
- * - Squid.start() writes a config (no cache, access log to a file, pid file and logs in the temp folder),
+ * - Squid.start() writes a config (no cache unless `cacheDir`, access log to a file, pid file and logs in the temp folder),
  *   runs `squid -N -f <conf>` in the foreground, waits until the port accepts connections and returns.
  * - stop() sends SIGTERM to that process (by PID), then SIGKILL if it lingers, and removes the folder.
  *
@@ -22,6 +22,8 @@ import * as path from 'node:path';
 export interface SquidOptions {
   /** Require Basic proxy authentication with this user and password. */
   auth?: { user: string; password: string };
+  /** Cache responses on disk (`cache_dir ufs`, 64 MiB), as a team's caching proxy does; default: no cache at all. */
+  cacheDir?: boolean;
 }
 
 const SQUID_CANDIDATES = ['/usr/sbin/squid', '/usr/local/sbin/squid', '/usr/bin/squid'];
@@ -163,8 +165,9 @@ export class Squid {
       `access_log stdio:${dir}/access.log squid`,
       'logfile_rotate 0',
       `coredump_dir ${dir}`,
-      'cache deny all',
-      'cache_mem 0 MB',
+      ...(o.cacheDir
+        ? [`cache_dir ufs ${dir}/cache 64 4 16`, 'maximum_object_size 32 MB', 'cache_mem 0 MB', 'range_offset_limit 0']
+        : ['cache deny all', 'cache_mem 0 MB']),
       'memory_cache_shared off',
       'netdb_filename none',
       'visible_hostname md-test-squid',
@@ -194,6 +197,9 @@ export class Squid {
     lines.push('http_access deny all');
     const conf = path.join(dir, 'squid.conf');
     fs.writeFileSync(conf, lines.join('\n') + '\n');
+    if (o.cacheDir) {
+      fs.mkdirSync(path.join(dir, 'cache'));
+    }
     if (process.getuid?.() === 0) {
       // Started as root, squid switches to cache_effective_user (Debian: "proxy"); it must write its logs here.
       const proxyUser = spawnSync('id', ['-u', 'proxy'], { encoding: 'utf8' });
@@ -206,6 +212,13 @@ export class Squid {
         }
       } else {
         fs.chmodSync(dir, 0o777);
+      }
+    }
+    if (o.cacheDir) {
+      // -z: create the cache_dir's swap folders first (squid refuses to start on an unprepared one).
+      const z = spawnSync(exe, ['-N', '-z', '-f', conf], { cwd: dir, encoding: 'utf8', timeout: 60_000 });
+      if (z.status !== 0) {
+        throw new Error(`squid -z could not prepare its cache_dir: ${tail(`${z.stdout ?? ''}${z.stderr ?? ''}`)}`);
       }
     }
     // -N: foreground, no daemon; -d 1: startup problems also on stderr.

@@ -78,6 +78,8 @@ export class FileNode {
     );
     if (f.bytesFromCache) {
       parts.push(vscode.l10n.t('{0} from cache', formatBytes(f.bytesFromCache)));
+    } else if (f.sourcesInUse) {
+      parts.push(vscode.l10n.t('from {0} at once', [...new Set(f.sourcesInUse.map(hostOf))].join(', ')));
     } else if (f.source) {
       parts.push(vscode.l10n.t('from mirror {0}', hostOf(f.source)));
     }
@@ -87,8 +89,9 @@ export class FileNode {
     const md = new vscode.MarkdownString(undefined, true);
     md.appendMarkdown(`**${vscode.l10n.t('File')}:** ${escapeMarkdown(f.localPath)}  \n`);
     md.appendMarkdown(`**${vscode.l10n.t('URL')}:** ${escapeMarkdown(redactUrl(f.remoteUrl))}  \n`);
-    if (f.source) {
-      md.appendMarkdown(`**${vscode.l10n.t('Coming from')}:** ${escapeMarkdown(redactUrl(f.source))}  \n`);
+    if (f.sourcesInUse || f.source) {
+      const from = f.sourcesInUse ?? [f.source!];
+      md.appendMarkdown(`**${vscode.l10n.t('Coming from')}:** ${escapeMarkdown(from.map((u) => redactUrl(u)).join(', '))}  \n`);
     }
     if (f.mirrors?.length) {
       md.appendMarkdown(`**${vscode.l10n.t('Mirrors')}:** ${escapeMarkdown(f.mirrors.map((m) => redactUrl(m)).join(', '))}  \n`);
