@@ -4,6 +4,7 @@
 import * as fs from './io';
 import * as path from 'node:path';
 import type { FileRecord, JobRecord } from './records';
+import { retryDelaysProblem } from './retrySchedule';
 import { checkUploadPathSyntax } from './upload';
 import { checkLocalPathSyntax, checkRemoteUrl, isInside, temporaryPathFor, urlCredentials } from './validation';
 
@@ -25,6 +26,7 @@ export async function distrustReason(r: JobRecord, allowedRoots: readonly string
   if (r.filesInFlight !== undefined && !(Number.isSafeInteger(r.filesInFlight) && r.filesInFlight >= 1 && r.filesInFlight <= MAX_FILES_IN_FLIGHT)) {
     return `its files-in-flight count (${String(r.filesInFlight)}) is out of range`;
   }
+  dropOddRetryFields(r, (n) => notes.push(`Job '${shorten(r.displayName)}' (${r.id}): ${n}`));
   if (r.type === 'upload' && r.files.length > 1) {
     return 'it is an upload job with more than one file';
   }
@@ -63,6 +65,22 @@ async function fileDistrustReason(r: JobRecord, f: FileRecord, allowedRoots: rea
   // Never read from the store: an upload has none, a download's is derived from its destination and the job id.
   f.temporaryPath = r.type === 'upload' ? '' : temporaryPathFor(f.localPath, r.id);
   return undefined;
+}
+
+/** A retry schedule or wait that is not what the engine writes is dropped: the job then waits its minimum delay. */
+function dropOddRetryFields(r: JobRecord, note: (n: string) => void): void {
+  if (r.retryDelaysSeconds !== undefined) {
+    const why = retryDelaysProblem(r.retryDelaysSeconds);
+    if (why) {
+      r.retryDelaysSeconds = undefined;
+      note(`its stored retry delays were ignored: they ${why}.`);
+    }
+  }
+  for (const key of ['retriesWithoutProgress', 'retryWaitStarted', 'serverRetryAfterSeconds'] as const) {
+    if (r[key] !== undefined && !isCount(r[key])) {
+      r[key] = undefined;
+    }
+  }
 }
 
 /** The URL must pass addFile's check; user info (refused at addFile since, never sent) is dropped from the store. */
