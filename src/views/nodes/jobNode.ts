@@ -92,7 +92,8 @@ export function jobContextValue(job: EngineJob): string {
   const someTransferred = files.some((f) => f.transferred && !f.completed);
   const allDone = files.length > 0 && files.every((f) => f.transferred || f.completed);
   const flags: string[] = [job.type];
-  if (!final && files.length > 0 && (s === 'SUSPENDED' || s === 'TRANSIENT_ERROR' || (s === 'TRANSFERRED' && !allDone))) {
+  // A job waiting to retry is not paused: it offers Retry Now (below), not Resume.
+  if (!final && files.length > 0 && (s === 'SUSPENDED' || (s === 'TRANSFERRED' && !allDone))) {
     flags.push('resumable');
   }
   // Not on ERROR: nothing runs there to pause; Retry is what the user wants (it was Suspend then Resume).
@@ -105,7 +106,7 @@ export function jobContextValue(job: EngineJob): string {
   if (!final && (job.type === 'upload' ? s === 'TRANSFERRED' : s === 'TRANSFERRED' || someTransferred)) {
     flags.push('completable');
   }
-  if (s === 'ERROR') {
+  if (s === 'ERROR' || s === 'TRANSIENT_ERROR') {
     flags.push('retryable');
   }
   if (s === 'ERROR' || s === 'TRANSIENT_ERROR') {
