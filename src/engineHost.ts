@@ -36,6 +36,9 @@ export class EngineHost extends JobEventSource<EngineJob> implements vscode.Disp
     this.adopt(shared);
     this.own(
       vscode.workspace.onDidChangeConfiguration((e) => {
+        if (e.affectsConfiguration(`${settings.SECTION}.minimumRetryDelaySeconds`)) {
+          void this.applyRetryDelaySetting();
+        }
         const { engine: affected, network } = settings.affectsEngine(e);
         const local = this.shared.localEngine;
         if (affected && local) {
@@ -47,6 +50,27 @@ export class EngineHost extends JobEventSource<EngineJob> implements vscode.Disp
         }
       }),
     );
+  }
+
+  /** The retry delay the setting gave the jobs created so far. */
+  private retryDelaySetting = settings.minimumRetryDelaySeconds();
+
+  /**
+   * A changed minimum retry delay also applies to the jobs that took the old one from the setting, the ones
+   * waiting in TRANSIENT_ERROR included (the engine moves their next retry). A delay set otherwise is left alone.
+   */
+  private async applyRetryDelaySetting(): Promise<void> {
+    const old = this.retryDelaySetting;
+    const delay = settings.minimumRetryDelaySeconds();
+    this.retryDelaySetting = delay;
+    if (delay === old || !this.shared.localEngine) {
+      return; // the window that owns the engine applies it once for all windows
+    }
+    const jobs = this.engine.enumJobs().filter((j) => j.minimumRetryDelaySeconds === old);
+    await Promise.all(
+      jobs.map((j) => j.setMinimumRetryDelay(delay).catch((e: unknown) => this.opts.log.warn(`Job '${j.displayName}': the new retry delay was not applied: ${(e as Error).message}`))),
+    );
+    this.opts.log.info(`Settings changed: minimum retry delay ${delay} s, applied to ${jobs.length} unfinished jobs (${jobs.filter((j) => j.state === 'TRANSIENT_ERROR').length} waiting to retry).`);
   }
 
   static async open(opts: EngineHostOptions): Promise<EngineHost> {
@@ -97,12 +121,18 @@ export class EngineHost extends JobEventSource<EngineJob> implements vscode.Disp
     });
   }
 
-  /** Creates a job with the user's default retry delay and no-progress timeout. */
-  async createJob(o: CreateJobOptions): Promise<EngineJob> {
+  /**
+   * Creates a job with the user's default retry delay and no-progress timeout. `startedBy: 'user'` (a command of
+   * the UI: someone is watching) adds short, growing delays before its first retries; API jobs keep the contract's.
+   */
+  async createJob(o: CreateJobOptions, startedBy: 'user' | 'caller' = 'caller'): Promise<EngineJob> {
     const job = await this.engine.createJob(o);
     const delay = settings.minimumRetryDelaySeconds();
     if (delay !== job.minimumRetryDelaySeconds) {
       await job.setMinimumRetryDelay(delay);
+    }
+    if (startedBy === 'user') {
+      await job.setRetryDelays(USER_JOB_RETRY_DELAYS_SECONDS);
     }
     const timeout = settings.noProgressTimeoutSeconds();
     if (timeout !== job.noProgressTimeoutSeconds) {
@@ -157,6 +187,9 @@ export class EngineHost extends JobEventSource<EngineJob> implements vscode.Disp
     return this.shared.dispose();
   }
 }
+
+/** Before the first retries of a job someone started from the UI (then the minimum retry delay, 600 s by default). */
+export const USER_JOB_RETRY_DELAYS_SECONDS: readonly number[] = [5, 15, 60];
 
 /** The content cache's folder when the setting names none: beside the job store, in the global storage. */
 function defaultCacheFolder(storeDir: string): string {

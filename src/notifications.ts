@@ -8,6 +8,7 @@ import { Disposable } from './common/lifecycle';
 import { notificationText } from './common/untrustedText';
 import { formatHresult, HRESULTS, type AutoCompleteError, type EngineJob } from './engine';
 import type { EngineHost } from './engineHost';
+import { taskRerun } from './tasks/taskJobs';
 
 export type Severity = 'error' | 'warning' | 'info';
 
@@ -21,6 +22,8 @@ export interface NotificationRecord {
   readonly message: string;
   readonly actions: readonly string[];
   readonly jobId?: string;
+  /** Runs an action as a click on its button would, whenever that happens (tests: a toast may stay up for long). */
+  choose(title: string): Promise<void>;
 }
 
 export interface FailureContext {
@@ -126,7 +129,15 @@ export class Notifier extends Disposable {
   show(severity: Severity, text: string, actions: NotificationAction[] = [], jobId?: string): NotificationRecord {
     // Every notification passes here; its text embeds server messages and names, which must not become links.
     const message = notificationText(text);
-    const record: NotificationRecord = { severity, message, actions: actions.map((a) => a.title), jobId };
+    const choose = async (choice: string | undefined): Promise<void> => {
+      const action = actions.find((a) => a.title === choice);
+      try {
+        await action?.run();
+      } catch (e) {
+        this.commandFailed(e);
+      }
+    };
+    const record: NotificationRecord = { severity, message, actions: actions.map((a) => a.title), jobId, choose };
     this.history.push(record);
     if (this.history.length > 200) {
       this.history.splice(0, this.history.length - 200);
@@ -141,14 +152,7 @@ export class Notifier extends Disposable {
         : severity === 'warning'
           ? vscode.window.showWarningMessage(message, ...titles)
           : vscode.window.showInformationMessage(message, ...titles);
-    void Promise.resolve(shown).then(async (choice) => {
-      const action = actions.find((a) => a.title === choice);
-      try {
-        await action?.run();
-      } catch (e) {
-        this.commandFailed(e);
-      }
-    });
+    void Promise.resolve(shown).then(choose);
     return record;
   }
 
@@ -179,8 +183,10 @@ export class Notifier extends Disposable {
     this.failedAnnounced.add(job.id);
     const info = job.getError();
     const plain = info && plainError(info.code);
+    // A task cancels its failed job: running the task again is what can work, not Retry on that job.
+    const runTaskAgain = taskRerun(job.id);
     const actions: NotificationAction[] = [
-      { title: vscode.l10n.t('Retry'), run: () => vscode.commands.executeCommand('managedDownloads.retry', job.id) },
+      runTaskAgain ? { title: vscode.l10n.t('Run Task Again'), run: runTaskAgain } : this.retryAction(job),
       this.showJobAction(job),
     ];
     if (info && isNetworkProblem(info.code, info.hresult)) {
@@ -224,7 +230,7 @@ export class Notifier extends Disposable {
   /** A New Download finished transferring but could not complete itself (e.g. its destination appeared meanwhile). */
   couldNotPlace(job: EngineJob, err: AutoCompleteError): NotificationRecord {
     const actions: NotificationAction[] = [
-      { title: vscode.l10n.t('Complete'), run: () => vscode.commands.executeCommand('managedDownloads.complete', job.id) },
+      this.jobAction(job, vscode.l10n.t('Complete'), (j) => j.state === 'TRANSFERRED', (j) => vscode.commands.executeCommand('managedDownloads.complete', j.id)),
       this.showJobAction(job),
     ];
     if (isFolderProblem(err.code)) {
@@ -275,12 +281,56 @@ export class Notifier extends Disposable {
   }
 
   private hasJob(id: string): boolean {
+    return this.currentJob(id) !== undefined;
+  }
+
+  private currentJob(id: string): EngineJob | undefined {
     try {
-      this.host.engine.getJob(id);
-      return true;
+      return this.host.engine.getJob(id);
     } catch {
-      return false;
+      return undefined;
     }
+  }
+
+  /** "Retry Now" on a job waiting to retry, "Retry" on a failed one; a click acts on the job as it is then. */
+  retryAction(job: EngineJob): NotificationAction {
+    return this.jobAction(
+      job,
+      job.state === 'TRANSIENT_ERROR' ? vscode.l10n.t('Retry Now') : vscode.l10n.t('Retry'),
+      // Paused by the user since: the click says go again.
+      (j) => j.state === 'ERROR' || j.state === 'TRANSIENT_ERROR' || (j.state === 'SUSPENDED' && j.getFiles().length > 0),
+      (j) => vscode.commands.executeCommand('managedDownloads.retry', j.id),
+    );
+  }
+
+  /**
+   * A toast's button for `job`. VS Code cannot withdraw a shown message, so the click looks at the job as it is
+   * then: when the action no longer `applies`, nothing is done, and a job that finished or went away says so in
+   * plain words (never DO_E_INVALID_STATE for an action the user did not ask for). A job already running again
+   * needs no word.
+   */
+  private jobAction(job: EngineJob, title: string, applies: (j: EngineJob) => boolean, run: (j: EngineJob) => unknown): NotificationAction {
+    return {
+      title,
+      run: () => {
+        const now = this.currentJob(job.id);
+        if (now && applies(now)) {
+          return run(now);
+        }
+        const said =
+          now === undefined
+            ? vscode.l10n.t("'{0}' is no longer in the list; nothing was done.", job.displayName)
+            : now.state === 'CANCELLED'
+              ? vscode.l10n.t("'{0}' was cancelled in the meantime; nothing was done.", now.displayName)
+              : now.state === 'ACKNOWLEDGED'
+                ? vscode.l10n.t("'{0}' was completed in the meantime; nothing was done.", now.displayName)
+                : undefined;
+        if (said) {
+          this.show('info', said, [], job.id);
+        }
+        return undefined;
+      },
+    };
   }
 
   private showJobAction(job: EngineJob): NotificationAction {

@@ -1,6 +1,7 @@
-// One status bar item while jobs are active: "$(cloud-download) 2 · 45%"; a click opens the jobs view.
+// One status bar item while jobs are active: "$(cloud-download) 2 · 45%"; a click opens the jobs view. While a
+// job waits to retry after a transient error it turns to a warning that counts down: "$(warning) 2 · retry in 12 s".
 import * as vscode from 'vscode';
-import { formatPercent, stateLabel, escapeMarkdown } from './common/format';
+import { formatDuration, formatPercent, stateLabel, escapeMarkdown } from './common/format';
 import { Disposable } from './common/lifecycle';
 import { ACTION_STATES } from './engine';
 import type { EngineHost } from './engineHost';
@@ -8,6 +9,8 @@ import type { EngineHost } from './engineHost';
 export class DownloadsStatusBar extends Disposable {
   readonly item: vscode.StatusBarItem;
   private timer: NodeJS.Timeout | undefined;
+  /** Redraws the countdown each second, only while a job waits to retry. */
+  private countdown: NodeJS.Timeout | undefined;
 
   constructor(private readonly host: EngineHost) {
     super();
@@ -18,6 +21,7 @@ export class DownloadsStatusBar extends Disposable {
     this._register(host.onDidRemoveJob(() => this.schedule()));
     this._register(host.onDidReplaceEngine(() => this.schedule()));
     this._register({ dispose: () => clearTimeout(this.timer) });
+    this._register({ dispose: () => clearInterval(this.countdown) });
     this.update();
   }
 
@@ -30,6 +34,15 @@ export class DownloadsStatusBar extends Disposable {
 
   update(): void {
     const active = this.host.engine.enumJobs().filter((j) => ACTION_STATES.has(j.state));
+    const nextRetry = Math.min(...active.filter((j) => j.state === 'TRANSIENT_ERROR').map((j) => j.retryAt?.getTime() ?? Infinity));
+    const waiting = active.some((j) => j.state === 'TRANSIENT_ERROR');
+    if (waiting && !this.isDisposed) {
+      this.countdown ??= setInterval(() => this.update(), 1000);
+    } else {
+      clearInterval(this.countdown);
+      this.countdown = undefined;
+    }
+    this.item.backgroundColor = waiting ? new vscode.ThemeColor('statusBarItem.warningBackground') : undefined;
     if (active.length === 0) {
       this.item.hide();
       return;
@@ -47,7 +60,10 @@ export class DownloadsStatusBar extends Disposable {
       done += p.bytesTransferred;
     }
     const pct = known ? formatPercent(done, total) : undefined;
-    this.item.text = `$(cloud-download) ${active.length}${pct ? ` · ${pct}` : ''}`;
+    const retry = waiting && Number.isFinite(nextRetry) ? vscode.l10n.t('retry in {0}', formatDuration(Math.max(0, (nextRetry - Date.now()) / 1000))) : undefined;
+    this.item.text = waiting
+      ? `$(warning) ${active.length}${retry ? ` · ${retry}` : ''}`
+      : `$(cloud-download) ${active.length}${pct ? ` · ${pct}` : ''}`;
     const md = new vscode.MarkdownString(undefined, true);
     md.appendMarkdown(`**${vscode.l10n.t('{0} active download jobs', active.length)}**\n\n`);
     for (const j of active.slice(0, 10)) {
@@ -56,7 +72,7 @@ export class DownloadsStatusBar extends Disposable {
       md.appendMarkdown(`- ${escapeMarkdown(`${j.displayName}: ${stateLabel(j.state, j.type)}${jp ? ` · ${jp}` : ''}`)}\n`);
     }
     this.item.tooltip = md;
-    this.item.accessibilityInformation = { label: vscode.l10n.t('{0} active download jobs', active.length) + (pct ? `, ${pct}` : '') };
+    this.item.accessibilityInformation = { label: vscode.l10n.t('{0} active download jobs', active.length) + (retry ? `, ${retry}` : pct ? `, ${pct}` : '') };
     this.item.show();
   }
 }

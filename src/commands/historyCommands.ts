@@ -35,7 +35,7 @@ export function registerHistoryCommands(ctx: CommandContext): vscode.Disposable[
           vscode.l10n.t("'{0}' cannot be downloaded again into the same places: {1} of its files are there already (first: {2}). Move or delete them first.", job.displayName, taken.length, taken[0].localPath),
         );
       }
-      const again = await ctx.host.createJob({ displayName: job.displayName, description: job.description, priority: job.priority });
+      const again = await ctx.host.createJob({ displayName: job.displayName, description: job.description, priority: job.priority }, 'user');
       await again.addFileSet(files.map((f) => ({ remoteUrl: f.remoteUrl, localPath: f.localPath, sha256: f.sha256 })));
       await again.setAutoComplete(true);
       await again.resume();

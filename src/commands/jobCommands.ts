@@ -113,10 +113,7 @@ export function registerJobCommands(ctx: CommandContext): vscode.Disposable[] {
       ctx.notifier.show(
         job.state === 'ERROR' ? 'error' : 'warning',
         vscode.l10n.t("Job '{0}' ({1}, {2} errors): {3} [{4}{5}]", job.displayName, job.state, job.errorCount, describeError(error), error.context, where) + retry,
-        [
-          { title: vscode.l10n.t('Retry'), run: () => vscode.commands.executeCommand('managedDownloads.retry', job.id) },
-          { title: vscode.l10n.t('Show Log'), run: () => ctx.log.show(true) },
-        ],
+        [ctx.notifier.retryAction(job), { title: vscode.l10n.t('Show Log'), run: () => ctx.log.show(true) }],
         job.id,
       );
       return error;

@@ -119,7 +119,7 @@ export function registerNewDownloadCommands(ctx: CommandContext): vscode.Disposa
       if (!dest) {
         return undefined;
       }
-      const job = await ctx.host.createJob({ displayName: path.basename(dest.path), description: redactUrl(url).slice(0, 1024) });
+      const job = await ctx.host.createJob({ displayName: path.basename(dest.path), description: redactUrl(url).slice(0, 1024) }, 'user');
       try {
         await job.setAutoComplete(true);
         await job.addFile(url, dest.path, { replaceExisting: dest.replaceExisting });
@@ -155,7 +155,7 @@ export function registerNewDownloadCommands(ctx: CommandContext): vscode.Disposa
         }
         o = { displayName: name.trim(), priority: priority.label };
       }
-      const job = await ctx.host.createJob(o);
+      const job = await ctx.host.createJob(o, 'user');
       if (arg === undefined) {
         void ctx.view.reveal(job.id).catch(() => undefined);
       }

@@ -48,7 +48,7 @@ export function registerNewUploadCommands(ctx: CommandContext): vscode.Disposabl
       if (!url) {
         return undefined;
       }
-      const job = await ctx.host.createJob({ displayName: path.basename(file), type: 'upload', description: redactUrl(url).slice(0, 1024) });
+      const job = await ctx.host.createJob({ displayName: path.basename(file), type: 'upload', description: redactUrl(url).slice(0, 1024) }, 'user');
       try {
         await job.addFile(url, file);
         await job.resume();

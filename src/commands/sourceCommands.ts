@@ -91,7 +91,7 @@ export function registerSourceCommands(ctx: CommandContext): vscode.Disposable[]
       if (!folder) {
         return undefined;
       }
-      const job = await createMetalinkJob(ctx.host, file, folder);
+      const job = await createMetalinkJob({ createJob: (o) => ctx.host.createJob(o, 'user') }, file, folder);
       if (args[0] === undefined) {
         void ctx.view.reveal(job.id).catch(() => undefined);
         const resume = vscode.l10n.t('Resume');

@@ -32,6 +32,7 @@ import { JobStore, syncDir } from './store';
 import { DEFAULT_MIN_SEGMENT_BYTES, DEFAULT_SEGMENTS_PER_FILE, fetchFile, type FetchOptions } from './fetchFile';
 import { FileFailure, runFilesInParallel } from './parallelFiles';
 import { RateLimiter } from './rateLimiter';
+import { retryDelaySeconds } from './retrySchedule';
 import { placeInOrder } from './placeFiles';
 import { TransferStopped, type TransferTimeouts } from './transfer';
 import { cancelUploadSession, closeUploadSession, newUploadFile, uploadFile, type SessionCallOptions } from './upload';
@@ -640,6 +641,21 @@ export class DownloadEngine extends JobEventSource<JobImpl> implements JobHost {
     this.changed(job, { immediate: true });
   }
 
+  /** The job's retry delays changed: a wait under way counts from its start with the new delay (due now: retried now). */
+  retryDelaysChanged(job: JobImpl): void {
+    const r = job.record;
+    if (r.state !== 'TRANSIENT_ERROR' || r.retryAt === undefined || r.retryWaitStarted === undefined) {
+      return;
+    }
+    const retryAt = r.retryWaitStarted + retryDelaySeconds(r, Math.max(0, (r.retriesWithoutProgress ?? 1) - 1), r.serverRetryAfterSeconds) * 1000;
+    if (retryAt !== r.retryAt) {
+      r.retryAt = retryAt;
+      this.log('info', `Job '${job.displayName}': retry delay changed; next retry ${retryAt <= this.now() ? 'now' : `in ${Math.ceil((retryAt - this.now()) / 1000)} s`}.`);
+      this.changed(job, { persist: true, immediate: true });
+      this.pump();
+    }
+  }
+
   reschedule(): void {
     this.waiting.reorder();
     this.pump();
@@ -1050,13 +1066,18 @@ export class DownloadEngine extends JobEventSource<JobImpl> implements JobHost {
       return;
     }
     const now = this.now();
+    // A stretch without progress starts its schedule over (progress clears noProgressSince).
+    const retryIndex = r.noProgressSince === undefined ? 0 : (r.retriesWithoutProgress ?? 0);
     r.noProgressSince = r.noProgressSince ?? now;
-    const delay = Math.max(r.minimumRetryDelaySeconds, err.retryAfterSeconds ?? 0);
+    const delay = retryDelaySeconds(r, retryIndex, err.retryAfterSeconds);
     const timeout = r.noProgressTimeoutSeconds;
     if (timeout === 0 || delay > timeout || now - r.noProgressSince >= timeout * 1000) {
       this.failNoProgress(job);
       return;
     }
+    r.retriesWithoutProgress = retryIndex + 1;
+    r.retryWaitStarted = now;
+    r.serverRetryAfterSeconds = err.retryAfterSeconds;
     r.retryAt = now + delay * 1000;
     this.log('info', `Job '${job.displayName}': ${err.message} (${err.codeAndHresult}); retry in ${delay} s.`);
     this.setState(job, 'TRANSIENT_ERROR');

@@ -21,6 +21,7 @@ import { MIN_BYTES_PER_SECOND } from './rateLimiter';
 import { byIndex, byPrefix, type UrlPick } from './remoteUrls';
 import { jobFacts, verdict, type Allowed, type JobAction, type RefusalCode } from './transitions';
 import { sourcesInUse } from './sources';
+import { checkRetryDelays } from './retrySchedule';
 
 /** A speed limit as given by a caller: 0 for none, else at least MIN_BYTES_PER_SECOND; undefined is stored for none. */
 export function checkSpeedLimit(bytesPerSecond: unknown): number | undefined {
@@ -47,6 +48,8 @@ export interface JobHost {
   changed(job: JobImpl, o?: { persist?: boolean; immediate?: boolean }): void;
   /** Re-plans which jobs run (after a priority change). */
   reschedule(): void;
+  /** Moves the next retry of a job waiting in TRANSIENT_ERROR after its retry delays changed. */
+  retryDelaysChanged(job: JobImpl): void;
   setHeaders(job: JobImpl, headers: Record<string, string>): Promise<void>;
   /** Gives files new URLs (remoteUrls.ts): `pick` says which file gets which URL. */
   changeRemoteUrls(job: JobImpl, verb: string, pick: UrlPick): Promise<void>;
@@ -95,6 +98,8 @@ export class JobImpl implements Job {
   get errorCount() { return this.record.errorCount; }
   get isFinal() { return FINAL_STATES.has(this.record.state); }
   get minimumRetryDelaySeconds() { return this.record.minimumRetryDelaySeconds; }
+  /** The job's own delays before its first retries (setRetryDelays); empty: each retry waits the minimum. */
+  get retryDelaysSeconds(): readonly number[] { return [...(this.record.retryDelaysSeconds ?? [])]; }
   get noProgressTimeoutSeconds() { return this.record.noProgressTimeoutSeconds; }
   /** The job's own speed limit in bytes per second; 0: only the engine's limit. */
   get maxBytesPerSecond() { return this.record.maxBytesPerSecond ?? 0; }
@@ -215,8 +220,23 @@ export class JobImpl implements Job {
 
   setMinimumRetryDelay(seconds: number): Promise<void> {
     return this.update('set the retry delay of', () => {
-      this.record.minimumRetryDelaySeconds = checkSeconds(seconds, 'minimum retry delay', Math.min(this.host.retryDelayFloorSeconds, MINIMUM_RETRY_DELAY_FLOOR_SECONDS));
-    });
+      this.record.minimumRetryDelaySeconds = checkSeconds(seconds, 'minimum retry delay', this.retryFloorSeconds);
+    }).then(() => this.host.retryDelaysChanged(this));
+  }
+
+  /**
+   * Engine-internal: the delays before the first retries of a stretch without progress (at most 10, each capped by
+   * the minimum retry delay); [] for none. A wait under way is rescheduled.
+   */
+  setRetryDelays(seconds: readonly number[]): Promise<void> {
+    return this.update('set the retry delay of', () => {
+      const delays = checkRetryDelays(seconds, this.retryFloorSeconds);
+      this.record.retryDelaysSeconds = delays.length > 0 ? delays : undefined;
+    }).then(() => this.host.retryDelaysChanged(this));
+  }
+
+  private get retryFloorSeconds(): number {
+    return Math.min(this.host.retryDelayFloorSeconds, MINIMUM_RETRY_DELAY_FLOOR_SECONDS);
   }
 
   /** The job's own speed limit (contract §10): 0 lifts it (the engine's limit still applies); it never raises the engine's. */

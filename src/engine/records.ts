@@ -101,6 +101,16 @@ export interface JobRecord {
   retryAt?: number;
   /** Start of the current stretch without progress (set at the first transient error, cleared by progress). */
   noProgressSince?: number;
+  /**
+   * The job's own delays before the first retries of a stretch without progress (retrySchedule.ts), each capped
+   * by minimumRetryDelaySeconds; later retries wait the minimum. Absent: every retry waits the minimum.
+   */
+  retryDelaysSeconds?: number[];
+  /** Transient errors in the current stretch without progress: which delay of retryDelaysSeconds comes next. */
+  retriesWithoutProgress?: number;
+  /** When the current wait in TRANSIENT_ERROR began, and the server's Retry-After then: a changed delay is counted from it. */
+  retryWaitStarted?: number;
+  serverRetryAfterSeconds?: number;
   /** Whether the job should complete itself once transferred (New Download from the UI). */
   autoComplete?: boolean;
   /**

@@ -4,6 +4,7 @@
 import * as fs from './io';
 import * as path from 'node:path';
 import type { FileRecord, JobRecord } from './records';
+import { retryDelaysProblem } from './retrySchedule';
 import { checkUploadPathSyntax } from './upload';
 import { checkLocalPathSyntax, checkRemoteUrl, isInside, temporaryPathFor, urlCredentials } from './validation';
 
@@ -47,7 +48,7 @@ export async function trustVerdict(r: JobRecord, allowedRoots: readonly string[]
     }
     repairs.push(checked);
   }
-  let repaired = false;
+  let repaired = dropOddRetryFields(r, (n) => notes.push(`Job '${shorten(r.displayName)}' (${r.id}): ${n}`));
   for (const [i, f] of r.files.entries()) {
     const { remoteUrl, temporaryPath, note } = repairs[i];
     repaired ||= f.remoteUrl !== remoteUrl || f.temporaryPath !== temporaryPath;
@@ -86,6 +87,26 @@ async function fileVerdict(r: JobRecord, f: FileRecord, allowedRoots: readonly s
   // Never read from the store: an upload has none, a download's is derived from its destination and the job id.
   const temporaryPath = r.type === 'upload' ? '' : temporaryPathFor(f.localPath, r.id);
   return { remoteUrl: url.href, temporaryPath, note: url.note };
+}
+
+/** A retry schedule or wait that is not what the engine writes is dropped: the job then waits its minimum delay. */
+function dropOddRetryFields(r: JobRecord, note: (n: string) => void): boolean {
+  let dropped = false;
+  if (r.retryDelaysSeconds !== undefined) {
+    const why = retryDelaysProblem(r.retryDelaysSeconds);
+    if (why) {
+      r.retryDelaysSeconds = undefined;
+      dropped = true;
+      note(`its stored retry delays were ignored: they ${why}.`);
+    }
+  }
+  for (const key of ['retriesWithoutProgress', 'retryWaitStarted', 'serverRetryAfterSeconds'] as const) {
+    if (r[key] !== undefined && !isCount(r[key])) {
+      r[key] = undefined;
+      dropped = true;
+    }
+  }
+  return dropped;
 }
 
 /** The URL must pass addFile's check; user info (refused at addFile since, never sent) is dropped from the store. */

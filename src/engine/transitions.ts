@@ -102,9 +102,13 @@ export function offers(action: OfferedAction, job: JobFacts, where: 'tree' | 'pa
   if (where === 'tree' && failed && (action === 'resume' || action === 'suspend' || action === 'addFile')) {
     return false;
   }
+  // A job waiting to retry is not paused: the tree offers Retry Now, not Resume.
+  if (where === 'tree' && job.state === 'TRANSIENT_ERROR' && action === 'resume') {
+    return false;
+  }
   switch (action) {
     case 'retry':
-      return failed || (where === 'palette' && job.state === 'TRANSIENT_ERROR');
+      return failed || job.state === 'TRANSIENT_ERROR';
     case 'resume':
       return moves('resume', job);
     case 'suspend':

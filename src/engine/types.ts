@@ -150,6 +150,8 @@ export interface EngineJob extends Job {
   /** Temporary files complete()/cancel() could not delete; the engine retries them at start-up and hourly. */
   readonly leftoverTemporaries: readonly string[];
   readonly minimumRetryDelaySeconds: number;
+  /** Delays before the first retries of a stretch without progress (jobs started from the UI); empty: the minimum each time. */
+  readonly retryDelaysSeconds: readonly number[];
   readonly noProgressTimeoutSeconds: number;
   /** Whether a speed limit (the job's or the engine's) is holding the job back right now. */
   readonly speedLimited: boolean;
@@ -159,6 +161,7 @@ export interface EngineJob extends Job {
   getEta(): number | undefined;
   addFile(remoteUrl: string, localPath: string, o?: { sha256?: string; mirrors?: string[]; replaceExisting?: boolean }): Promise<void>;
   setAutoComplete(on: boolean): Promise<void>;
+  setRetryDelays(seconds: readonly number[]): Promise<void>;
 }
 
 /**

@@ -29,7 +29,7 @@ export class DownloadTaskProvider implements vscode.TaskProvider {
       TASK_TYPE,
       new vscode.CustomExecution(async (resolved) =>
         // `resolved` has ${workspaceFolder} and the other variables substituted.
-        new DownloadTerminal(this.host, task.name, resolved as DownloadTaskDefinition, folder?.uri.fsPath, this.log),
+        new DownloadTerminal(this.host, task.name, resolved as DownloadTaskDefinition, folder?.uri.fsPath, this.log, undefined, () => runAgain(task)),
       ),
       [],
     );
@@ -38,4 +38,14 @@ export class DownloadTaskProvider implements vscode.TaskProvider {
 
 export function registerDownloadTasks(host: EngineHost, log: vscode.LogOutputChannel): vscode.Disposable {
   return vscode.tasks.registerTaskProvider(TASK_TYPE, new DownloadTaskProvider(host, log));
+}
+
+/** The task as tasks.json defines it now (it may have been edited since), else the one that ran. */
+async function runAgain(task: vscode.Task): Promise<unknown> {
+  const current = (await vscode.tasks.fetchTasks({ type: TASK_TYPE })).find((t) => t.name === task.name && sameScope(t.scope, task.scope));
+  return vscode.tasks.executeTask(current ?? task);
+}
+
+function sameScope(a: vscode.Task['scope'], b: vscode.Task['scope']): boolean {
+  return typeof a === 'object' && typeof b === 'object' ? a.uri.toString() === b.uri.toString() : a === b;
 }

@@ -8,6 +8,7 @@ import { extractArchive, type EngineJob } from '../engine';
 import { fileMatchesDigest, parseSha256 } from '../engine/integrity';
 import type { EngineHost } from '../engineHost';
 import * as settings from '../settings';
+import { rememberTaskJob } from './taskJobs';
 import { planTask, type DownloadTaskDefinition, type PlannedFile, type TaskPlan } from './taskDefinition';
 
 const RED = '\x1b[31m';
@@ -47,6 +48,8 @@ export class DownloadTerminal implements vscode.Pseudoterminal {
     private readonly log: vscode.LogOutputChannel,
     /** Injectable for tests; VS Code's Restricted Mode already blocks tasks, this is the second check. */
     private readonly isTrusted: () => boolean = () => vscode.workspace.isTrusted,
+    /** Runs this task again (offered when its job fails). */
+    private readonly runAgain?: () => Thenable<unknown>,
   ) {
     if (KEEP_TRANSCRIPTS) {
       this.onDidWrite((text) => taskTranscripts.set(taskName, (taskTranscripts.get(taskName) ?? '') + text));
@@ -101,8 +104,11 @@ export class DownloadTerminal implements vscode.Pseudoterminal {
       }
     });
 
-    const job = await this.host.createJob({ displayName: plan.displayName ?? this.taskName, priority: plan.priority, description: vscode.l10n.t('Task: {0}', this.taskName) });
+    const job = await this.host.createJob({ displayName: plan.displayName ?? this.taskName, priority: plan.priority, description: vscode.l10n.t('Task: {0}', this.taskName) }, 'user');
     this.job = job;
+    if (this.runAgain) {
+      rememberTaskJob(job.id, this.runAgain);
+    }
     if (this.closed) {
       await job.cancel();
       return;

@@ -1,6 +1,7 @@
 // The jobs tree: one stable node per job GUID, per-item refreshes batched into arrays of changed nodes and
 // throttled, and a root refresh only when the set of visible jobs changes (add, remove, a job finishing and
-// moving into the "Finished" group, finished jobs shown or hidden).
+// moving into the "Finished" group, finished jobs shown or hidden). Rows of jobs waiting to retry are refreshed
+// each second for their countdown, only while there are such jobs.
 import * as vscode from 'vscode';
 import { Disposable } from '../common/lifecycle';
 import type { EngineJob } from '../engine';
@@ -22,6 +23,9 @@ export class JobsTreeProvider extends Disposable implements vscode.TreeDataProvi
   private timer: NodeJS.Timeout | undefined;
   private lastFlush = 0;
   private showFinished = settings.showFinishedJobs();
+  /** Jobs waiting in TRANSIENT_ERROR: their rows count down ("retry in 12 s"), refreshed each second while any. */
+  private readonly waitingToRetry = new Set<string>();
+  private countdown: NodeJS.Timeout | undefined;
 
   private readonly _onDidChangeTreeData = this._register(new vscode.EventEmitter<TreeNode[] | TreeNode | undefined>());
   readonly onDidChangeTreeData = this._onDidChangeTreeData.event;
@@ -59,6 +63,12 @@ export class JobsTreeProvider extends Disposable implements vscode.TreeDataProvi
       }),
     );
     this._register({ dispose: () => clearTimeout(this.timer) });
+    this._register({ dispose: () => clearInterval(this.countdown) });
+  }
+
+  /** Whether rows are being refreshed each second for a countdown (tests). */
+  get countingDown(): boolean {
+    return this.countdown !== undefined;
   }
 
   isVisible(job: EngineJob): boolean {
@@ -100,6 +110,52 @@ export class JobsTreeProvider extends Disposable implements vscode.TreeDataProvi
 
   private rememberShown(active: EngineJob[], finished: EngineJob[]): void {
     this.shown = new Map([...active.map((j) => [j.id, false] as const), ...finished.slice(0, FINISHED_SHOWN).map((j) => [j.id, true] as const)]);
+    this.waitingToRetry.clear();
+    for (const j of active) {
+      this.noteRetryWait(j);
+    }
+    this.updateCountdown();
+  }
+
+  private noteRetryWait(job: EngineJob): void {
+    if (job.state === 'TRANSIENT_ERROR') {
+      this.waitingToRetry.add(job.id);
+    } else {
+      this.waitingToRetry.delete(job.id);
+    }
+  }
+
+  /** Ticks only while a shown job waits to retry: no timer at all otherwise. */
+  private updateCountdown(): void {
+    if (this.waitingToRetry.size === 0 || this.isDisposed) {
+      clearInterval(this.countdown);
+      this.countdown = undefined;
+    } else {
+      this.countdown ??= setInterval(() => this.tick(), 1000);
+    }
+  }
+
+  private tick(): void {
+    for (const id of this.waitingToRetry) {
+      const job = this.findJob(id);
+      if (job?.state === 'TRANSIENT_ERROR' && this.shown.get(id) === false) {
+        this.pending.add(this.nodeFor(job));
+      } else {
+        this.waitingToRetry.delete(id);
+      }
+    }
+    this.updateCountdown();
+    if (this.pending.size > 0) {
+      this.schedule();
+    }
+  }
+
+  private findJob(id: string): EngineJob | undefined {
+    try {
+      return this.host.engine.getJob(id);
+    } catch {
+      return undefined;
+    }
   }
 
   private finishedJobs(all = this.host.engine.enumJobs({ includeFinal: true })): EngineJob[] {
@@ -138,6 +194,8 @@ export class JobsTreeProvider extends Disposable implements vscode.TreeDataProvi
   }
 
   private jobChanged(job: EngineJob): void {
+    this.noteRetryWait(job);
+    this.updateCountdown();
     const wasShown = this.shown.has(job.id);
     // Appearing, disappearing or moving between the active list and "Finished": the root changes.
     if (wasShown !== this.isVisible(job) || (wasShown && this.shown.get(job.id) !== job.isFinal)) {

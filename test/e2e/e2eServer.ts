@@ -19,6 +19,8 @@ interface Spec {
   size: number;
   seed: number;
   throttle?: number;
+  /** The status the file answers with until publish() (404: missing; 503: the server is down for a while). */
+  until?: 404 | 503;
 }
 
 /**
@@ -34,11 +36,13 @@ const SPECS: Spec[] = [
   { name: 'part-2.bin', size: 384 * KiB, seed: 612 },
   { name: 'part-3.bin', size: 16 * MiB, seed: 613, throttle: 256 * KiB },
   // Step 6: 404 until publish('missing.bin').
-  { name: 'missing.bin', size: 96 * KiB, seed: 621 },
+  { name: 'missing.bin', size: 96 * KiB, seed: 621, until: 404 },
   // Step 7: the download task (≈ 4 s, so the terminal shows progress).
   { name: 'task.bin', size: 4 * MiB, seed: 631, throttle: 1 * MiB },
   // Steps 8, 9: the status bar while it runs, and a window reload in the middle (≈ 16 s of transfer).
   { name: 'reload.bin', size: 8 * MiB, seed: 641, throttle: 512 * KiB },
+  // Step 10: 503 until publish('flaky.bin'): the job waits to retry, counting down.
+  { name: 'flaky.bin', size: 96 * KiB, seed: 651, until: 503 },
 ];
 
 export class E2EServer {
@@ -59,19 +63,19 @@ export class E2EServer {
     return s;
   }
 
-  /** Every route back to its initial state (missing.bin answers 404 again), request log emptied. */
+  /** Every route back to its initial state (missing.bin answers 404 again, flaky.bin 503), request log emptied. */
   reset(): void {
     this.server.reset();
     for (const spec of SPECS) {
-      if (spec.name === 'missing.bin') {
-        this.server.route(`/files/${spec.name}`, { status: 404 });
+      if (spec.until) {
+        this.server.route(`/files/${spec.name}`, { status: spec.until });
       } else {
         this.publish(spec.name);
       }
     }
   }
 
-  /** Serves the file (for missing.bin: it "appears" on the server, so Retry can succeed). */
+  /** Serves the file (for missing.bin and flaky.bin: it "appears" on the server, so Retry can succeed). */
   publish(name: string): void {
     const spec = SPECS.find((s) => s.name === name);
     const body = this.bodies.get(name);

@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import type { E2EServer } from './e2eServer';
 import type { Locale, Strings } from './strings';
 import { escapeRegExp } from './strings';
-import { ANY, percentOf, textPattern, type Workbench } from './workbench';
+import { ANY, percentOf, STATUS_ITEM_ID, textPattern, type Workbench } from './workbench';
 
 export interface StepContext {
   wb: Workbench;
@@ -543,8 +543,53 @@ const step9: Step = {
   },
 };
 
-/** The steps of a run in `locale`: all nine in English; 1, 2 and 5 in another language. */
+/** "retry in 12 s" as the row or the status bar says it, with the seconds captured. */
+function countdownPattern(s: Strings): RegExp {
+  const SECONDS = '\u0001';
+  return new RegExp(s.t('retry in {0}', s.t('{0} s', SECONDS)).split(SECONDS).map(escapeRegExp).join('(\\d+)'));
+}
+
+const step10: Step = {
+  n: 10,
+  title: 'a New Download whose server answers 503: the row counts down, the status bar warns, Retry Now from the context menu',
+  timeoutMs: 60_000,
+  async run(ctx) {
+    const { wb, s, server } = ctx;
+    await wb.clearNotifications();
+    const f = server.file('flaky.bin');
+    await newDownload(ctx, f.name);
+    const row = wb.jobRow(f.name);
+    const countdown = countdownPattern(s);
+    const seconds = (l: string): number | undefined => {
+      const m = countdown.exec(l);
+      return m ? Number(m[1]) : undefined;
+    };
+    // The first retry comes after 5 s; after it fails too, the row counts down from 15 s: growing delays.
+    const first = await wb.waitRow(row, `"${f.name}" waiting 15 s before its second retry`, (l) => (seconds(l) ?? 0) > 5, 30_000);
+    const later = await wb.waitRow(row, `"${f.name}" counting down`, (l) => {
+      const n = seconds(l);
+      return n !== undefined && n < (seconds(first) as number);
+    }, 5_000);
+    wb.log(`row: ${first} → ${later}`);
+    const item = wb.statusItem();
+    const status = (await item.getAttribute('aria-label')) ?? '';
+    assert.match(status, countdown, `the status bar counts down too (it says ${status})`);
+    const kind = (await wb.page.locator('[id="workbench.parts.statusbar"]').locator(`[id="${STATUS_ITEM_ID}"]`).getAttribute('class')) ?? '';
+    assert.match(kind, /warning-kind/, `the status bar item has the warning background (classes: ${kind})`);
+    await wb.page.mouse.move(1, 1);
+    await wb.shot('retry-countdown');
+
+    // The server is back: Retry Now (not Resume: the job is not paused) skips the rest of the wait.
+    server.publish(f.name);
+    await contextMenuAction(wb, row, s.nls('command.retry'), { hasNot: [s.nls('command.resume')] });
+    await wb.waitToast(textPattern(s.t("Downloaded '{0}' to {1}.", f.name, ANY)), 10_000);
+    assert.equal(sha256OfFile(path.join(ctx.downloads, f.name)), f.sha256, `${f.name} on disk has the right bytes`);
+    await wb.shot('retried-now');
+  },
+};
+
+/** The steps of a run in `locale`: all ten in English; 1, 2, 5 and 10 in another language. */
 export function journey(locale: Locale): Step[] {
-  const all = [step1, step2, step3, step4, step5, step6, step7, step8, step9];
-  return locale === 'en' ? all : all.filter((st) => [1, 2, 5].includes(st.n));
+  const all = [step1, step2, step3, step4, step5, step6, step7, step8, step9, step10];
+  return locale === 'en' ? all : all.filter((st) => [1, 2, 5, 10].includes(st.n));
 }

@@ -32,7 +32,7 @@ export interface WireError {
 export const REMOTE_JOB_METHODS = [
   'addFile', 'addFileSet', 'resume', 'suspend', 'complete', 'cancel', 'setPriority', 'setDisplayName',
   'setMinimumRetryDelay', 'setNoProgressTimeout', 'setHttpHeaders', 'setAutoComplete', 'setMaxBytesPerSecond',
-  'setRemoteUrl', 'replaceRemotePrefix',
+  'setRemoteUrl', 'replaceRemotePrefix', 'setRetryDelays',
 ] as const;
 export type RemoteJobMethod = (typeof REMOTE_JOB_METHODS)[number];
 

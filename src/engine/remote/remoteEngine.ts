@@ -51,6 +51,7 @@ export class RemoteJob implements EngineJob {
   get headerNames(): readonly string[] { return this.r.headerNames; }
   get leftoverTemporaries(): readonly string[] { return [...(this.r.leftoverTemporaries ?? [])]; }
   get minimumRetryDelaySeconds() { return this.r.minimumRetryDelaySeconds; }
+  get retryDelaysSeconds(): readonly number[] { return [...(this.r.retryDelaysSeconds ?? [])]; }
   get noProgressTimeoutSeconds() { return this.r.noProgressTimeoutSeconds; }
   get maxBytesPerSecond() { return this.r.maxBytesPerSecond ?? 0; }
   get speedLimited() { return this.state === 'TRANSFERRING' && this.snap.speedLimited === true; }
@@ -111,6 +112,7 @@ export class RemoteJob implements EngineJob {
   setMaxBytesPerSecond(bytesPerSecond: number): Promise<void> { return this.call('setMaxBytesPerSecond', bytesPerSecond); }
   setHttpHeaders(headers: Record<string, string>): Promise<void> { return this.call('setHttpHeaders', headers); }
   setAutoComplete(on: boolean): Promise<void> { return this.call('setAutoComplete', on); }
+  setRetryDelays(seconds: readonly number[]): Promise<void> { return this.call('setRetryDelays', seconds); }
   setRemoteUrl(fileIndex: number, url: string): Promise<void> { return this.call('setRemoteUrl', fileIndex, url); }
   replaceRemotePrefix(oldPrefix: string, newPrefix: string): Promise<void> { return this.call('replaceRemotePrefix', oldPrefix, newPrefix); }
 

@@ -150,6 +150,25 @@ describe('download tasks', () => {
     assert.match(run.output, /HTTP_404, 0x80190194/);
   });
 
+  it("a failed task's notification offers Run Task Again (its job is cancelled: no Retry), which runs the task again", async () => {
+    await defineTasks([{ label: 'missing again', type: 'download', url: server.url('/missing.bin'), path: 'out/missing.bin' }]);
+    fs.mkdirSync(path.join(root, 'out'), { recursive: true });
+    const before = api._test.notifier.history.length;
+    assert.notEqual((await runTask('missing again')).exitCode, 0);
+    const [job] = jobsNamed('missing again');
+    const toast = await waitFor(() => api._test.notifier.history.slice(before).find((n) => n.jobId === job.id && n.severity === 'error'), 'the failure notification');
+    assert.deepEqual(toast.actions.slice(0, 2), ['Run Task Again', 'Show Job']);
+    const started = new Promise<string>((resolve) => {
+      const sub = vscode.tasks.onDidStartTask((e) => {
+        sub.dispose();
+        resolve(e.execution.task.name);
+      });
+    });
+    await toast.choose('Run Task Again');
+    assert.equal(await started, 'missing again');
+    await waitFor(() => jobsNamed('missing again').length === 2 && jobsNamed('missing again').every((j) => j.state === 'CANCELLED'), 'the second run to fail as well');
+  });
+
   it('terminating a running task cancels its job (temporaries gone)', async () => {
     await defineTasks([{ label: 'stop me', type: 'download', url: server.url('/slow.bin'), path: 'out/slow.bin' }]);
     fs.mkdirSync(path.join(root, 'out'), { recursive: true });
