@@ -67,7 +67,9 @@ describe("the tree's job menus and the engine agree in every state", () => {
           const resumeMoved = resume.code === undefined && resume.job.state !== state;
           expect(!flags.has('resumable') || resumeMoved, `${state}: resumable, but resume() ${resume.code ?? 'left it ' + resume.job.state}`);
           expect(!resumeMoved || flags.has('resumable') || flags.has('retryable'), `${state}: resume() moves it, but the menu offers neither Resume nor Retry`);
-          expect(!flags.has('retryable') || state === 'ERROR', `${state}: retryable outside ERROR`);
+          expect(!flags.has('retryable') || state === 'ERROR' || state === 'TRANSIENT_ERROR', `${state}: retryable outside ERROR and TRANSIENT_ERROR`);
+          // A job waiting to retry is not paused: Retry Now, never Resume.
+          expect(state !== 'TRANSIENT_ERROR' || !flags.has('resumable'), `${state}: offers Resume on a job waiting to retry`);
 
           const suspend = await tryOn((j) => j.suspend());
           expect(!flags.has('suspendable') || (suspend.code === undefined && suspend.job.state === 'SUSPENDED'), `${state}: suspendable, but suspend() ${suspend.code ?? 'left it ' + suspend.job.state}`);

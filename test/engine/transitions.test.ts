@@ -96,7 +96,7 @@ describe('transition table: state × action', () => {
     QUEUED: { tree: ['suspend', 'complete', 'cancel', 'addFile', 'modify', 'changeUrl'], palette: [] },
     CONNECTING: { tree: ['suspend', 'complete', 'cancel', 'addFile', 'modify', 'changeUrl'], palette: [] },
     TRANSFERRING: { tree: ['suspend', 'complete', 'cancel', 'addFile', 'modify', 'changeUrl'], palette: [] },
-    TRANSIENT_ERROR: { tree: ['resume', 'suspend', 'complete', 'cancel', 'addFile', 'modify', 'changeUrl'], palette: ['retry'] },
+    TRANSIENT_ERROR: { tree: ['retry', 'suspend', 'complete', 'cancel', 'addFile', 'modify', 'changeUrl'], palette: ['resume'] },
     ERROR: { tree: ['retry', 'complete', 'cancel', 'modify', 'changeUrl'], palette: ['resume', 'suspend', 'addFile'] },
     TRANSFERRED: { tree: ['resume', 'complete', 'cancel', 'addFile', 'modify', 'changeUrl'], palette: [] },
     ACKNOWLEDGED: { tree: ['remove'], palette: ['complete', 'cancel'] },
