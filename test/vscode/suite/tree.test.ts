@@ -81,7 +81,9 @@ describe('tree view', () => {
     assert.doesNotMatch(t.contextValue!, /suspendable|completable/);
 
     t = item(running.id).item;
-    assert.match(t.description as string, /^Transferring · \d+% · [\d.]+ (B|KB|MB) of 4\.8 MB · [\d.]+ (B|KB|MB)\/s · ETA \d+/);
+    // What matters first, so a narrow view keeps it; the spinning icon (and the screen reader's label) says "Transferring".
+    assert.match(t.description as string, /^\d+% · ETA \d+[^·]* · [\d.]+ (B|KB|MB)\/s · [\d.]+ (B|KB|MB) of 4\.8 MB$/);
+    assert.match(t.accessibilityInformation!.label, /^running\.bin, Transferring · \d+% · /);
     assert.match(t.contextValue!, /^job:TRANSFERRING:download:suspendable:cancellable:modifiable/);
     assert.doesNotMatch(t.contextValue!, /resumable|completable/);
     assert.equal(icon(t), 'loading~spin');
@@ -89,6 +91,10 @@ describe('tree view', () => {
     assert.ok(tip.includes(running.id), 'the tooltip shows the id');
     assert.match(tip, /NORMAL/);
     assert.ok(tip.includes('.mdpart'), 'the tooltip lists the temporary file');
+    assert.ok(tip.split('\n')[0].endsWith(`**${path.join(dir, 'running.bin')}**  `), `the tooltip starts with the destination: ${tip.split('\n')[0]}`);
+    const runningFile = api._test.provider.getTreeItem(api._test.provider.getChildren(item(running.id).node)[0]);
+    assert.match(String(runningFile.description), /^\d+% · [\d.]+ (B|KB|MB) of 4\.8 MB$/, 'the file row too: percent first');
+    assert.match(runningFile.accessibilityInformation!.label, /^running\.bin, transferring · \d+% · /);
 
     t = item(failed.id).item;
     assert.equal(t.description, 'Failed: not found (404) · 0 B', 'plain words first, the code in the tooltip');
