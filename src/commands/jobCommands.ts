@@ -6,6 +6,7 @@ import { ACTION_STATES, JOB_PRIORITIES, MIN_BYTES_PER_SECOND, parseRate, type Co
 import * as settings from '../settings';
 import { forEachJob, jobsFromArgs, oneOrMany, registerCommand, targetJobs, type CommandContext } from './common';
 import { notificationText } from '../common/untrustedText';
+import { isSingular } from '../common/plural';
 
 const canResume = (j: EngineJob): boolean =>
   !j.isFinal && j.getFiles().length > 0 && (j.state === 'SUSPENDED' || j.state === 'TRANSIENT_ERROR' || j.state === 'ERROR' || (j.state === 'TRANSFERRED' && j.getFiles().some((f) => !f.transferred && !f.completed)));
@@ -130,7 +131,12 @@ export function registerJobCommands(ctx: CommandContext): vscode.Disposable[] {
     registerCommand(ctx, 'managedDownloads.clearFinished', async () => {
       const finished = ctx.host.engine.enumJobs({ includeFinal: true }).filter((j) => j.isFinal);
       await forEachJob(ctx, finished, (j) => ctx.host.engine.removeJob(j.id));
-      vscode.window.setStatusBarMessage(vscode.l10n.t('Managed Downloads: removed {0} finished jobs from the list.', finished.length), 4000);
+      vscode.window.setStatusBarMessage(
+        isSingular(finished.length)
+          ? vscode.l10n.t('Managed Downloads: removed {0} finished download from the list.', finished.length)
+          : vscode.l10n.t('Managed Downloads: removed {0} finished downloads from the list.', finished.length),
+        4000,
+      );
       return finished.length;
     }),
 

@@ -4,6 +4,7 @@ import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { describeError, formatBytes, formatDuration, formatPercent, formatSpeed } from '../common/format';
+import { isSingular } from '../common/plural';
 import { extractArchive, type EngineJob } from '../engine';
 import { fileMatchesDigest, parseSha256 } from '../engine/integrity';
 import type { EngineHost } from '../engineHost';
@@ -81,7 +82,9 @@ export class DownloadTerminal implements vscode.Pseudoterminal {
     }
     const plan = planTask(this.definition, this.workspaceFolder);
     this.plan = plan;
-    this.line(`${DIM}${vscode.l10n.t('Managed Downloads: {0} file(s) for task "{1}"', plan.files.length, this.taskName)}${RESET}`);
+    this.line(`${DIM}${(isSingular(plan.files.length)
+      ? vscode.l10n.t('Managed Downloads: {0} file for task "{1}"', plan.files.length, this.taskName)
+      : vscode.l10n.t('Managed Downloads: {0} files for task "{1}"', plan.files.length, this.taskName))}${RESET}`);
 
     // Idempotent: every destination already there with its declared sha256 → nothing to do, no network.
     const existing = await Promise.all(plan.files.map((f) => this.checkExisting(f)));
@@ -217,7 +220,7 @@ export class DownloadTerminal implements vscode.Pseudoterminal {
     try {
       const result = await job.complete();
       const n = job.getFiles().filter((f) => f.completed).length;
-      this.line(`${GREEN}${vscode.l10n.t('Done: {0} file(s) in place ({1}).', n, result)}${RESET}`);
+      this.line(`${GREEN}${(isSingular(n) ? vscode.l10n.t('Done: {0} file in place ({1}).', n, result) : vscode.l10n.t('Done: {0} files in place ({1}).', n, result))}${RESET}`);
       if (result === 'S_OK' && this.plan) {
         await this.extractArchives(this.plan);
       }
@@ -245,7 +248,9 @@ export class DownloadTerminal implements vscode.Pseudoterminal {
       this.line(
         result.alreadyExtracted
           ? `${GREEN}✓${RESET} ${vscode.l10n.t('{0} already holds the contents of {1}.', result.folder, path.basename(archive))}`
-          : `${GREEN}${vscode.l10n.t('Extracted {0} file(s) ({1}) into {2}.', result.files, formatBytes(result.bytes), result.folder)}${RESET}`,
+          : `${GREEN}${(isSingular(result.files)
+              ? vscode.l10n.t('Extracted {0} file ({1}) into {2}.', result.files, formatBytes(result.bytes), result.folder)
+              : vscode.l10n.t('Extracted {0} files ({1}) into {2}.', result.files, formatBytes(result.bytes), result.folder))}${RESET}`,
       );
     }
   }

@@ -437,10 +437,10 @@ const step7: Step = {
       30_000,
       () => wb.terminalText(),
     );
-    assert.ok(progress.includes(s.t('Managed Downloads: {0} file(s) for task "{1}"', 1, TASK_LABEL)), `the task's header line (terminal: ${progress})`);
+    assert.ok(progress.includes(s.t('Managed Downloads: {0} file for task "{1}"', 1, TASK_LABEL)), `the task's header line (terminal: ${progress})`);
     await wb.shot('task-progress');
 
-    const done = s.t('Done: {0} file(s) in place ({1}).', 1, 'S_OK');
+    const done = s.t('Done: {0} file in place ({1}).', 1, 'S_OK');
     const text = await wb.until(
       'the task to end with success',
       async () => {

@@ -205,6 +205,13 @@ describe('tree view', () => {
     const status = api._test.statusBar.item;
     await waitFor(() => /^\$\(cloud-download\) 1 · \d+%$/.test(status.text), `the status bar text (${status.text})`);
     assert.equal(status.command, 'managedDownloads.jobs.focus');
+    assert.equal(view.treeView.badge?.tooltip, '1 active download', 'singular for one');
+    assert.match(status.accessibilityInformation!.label, /^1 active download, \d+%$/);
+    const second = await job('badge-2.bin', '/slow.bin');
+    await second.resume();
+    await waitFor(() => view.treeView.badge?.value === 2, 'the badge to count two');
+    assert.equal(view.treeView.badge?.tooltip, '2 active downloads');
+    await second.suspend();
     await running.suspend();
     await waitFor(() => view.treeView.badge === undefined, 'the badge to clear');
   });
@@ -213,8 +220,15 @@ describe('tree view', () => {
     if (vscode.env.language !== 'fr') {
       this.skip(); // reason: only meaningful in a French window (run-vscode-tests.js --locale fr); the e2e French run covers the UI
     }
-    const j = await job('tâche vide');
-    assert.equal(item(j.id).item.description, 'Suspendue · aucun fichier');
+    const j = await job('vide');
+    // A download job is a "téléchargement" (masculine), not a "tâche": that word is VS Code's for tasks.
+    assert.equal(item(j.id).item.description, 'Suspendu · aucun fichier');
+    const running = await job('badge.bin', '/slow.bin');
+    await running.resume();
+    const view = api._test.view;
+    await waitFor(() => view.treeView.badge?.value === 1, 'the badge');
+    assert.equal(view.treeView.badge?.tooltip, '1 téléchargement actif');
+    await running.suspend();
     // The manifest as VS Code read it: localized titles are { value, original }.
     const pkg = vscode.extensions.getExtension('dojobs.managed-downloads')!.packageJSON as {
       contributes: { commands: { command: string; title: string | { value: string } }[] };
@@ -223,5 +237,7 @@ describe('tree view', () => {
     const title = typeof raw === 'string' ? raw : raw?.value;
     this.test!.title += ` [newDownload title: ${title}]`;
     assert.equal(title, 'Nouveau téléchargement…');
+    const cancel = pkg.contributes.commands.find((c) => c.command === 'managedDownloads.cancel')?.title;
+    assert.equal(typeof cancel === 'string' ? cancel : cancel?.value, 'Annuler le téléchargement');
   });
 });
