@@ -12,6 +12,9 @@ const canResume = (j: EngineJob): boolean =>
   !j.isFinal && j.getFiles().length > 0 && (j.state === 'SUSPENDED' || j.state === 'TRANSIENT_ERROR' || j.state === 'ERROR' || (j.state === 'TRANSFERRED' && j.getFiles().some((f) => !f.transferred && !f.completed)));
 const canSuspend = (j: EngineJob): boolean => ACTION_STATES.has(j.state) || j.state === 'ERROR';
 const notFinal = (j: EngineJob): boolean => !j.isFinal;
+/** What Complete can act on: all bytes here (an upload: confirmed), or some files of a download transferred. */
+const canComplete = (j: EngineJob): boolean =>
+  !j.isFinal && (j.state === 'TRANSFERRED' || (j.type === 'download' && j.getFiles().some((f) => f.transferred && !f.completed)));
 
 export function registerJobCommands(ctx: CommandContext): vscode.Disposable[] {
   return [
@@ -32,7 +35,11 @@ export function registerJobCommands(ctx: CommandContext): vscode.Disposable[] {
 
     // Offered on any job from the palette, finished ones included, so DO_E_INVALID_STATE can be seen.
     registerCommand(ctx, 'managedDownloads.complete', async (...args) => {
-      const jobs = await targetJobs(ctx, args, { title: vscode.l10n.t('Complete which job?'), includeFinal: true });
+      const jobs = await targetJobs(ctx, args, {
+        title: vscode.l10n.t('Save which download?'),
+        filter: canComplete,
+        others: { label: vscode.l10n.t('Nothing to save yet, or finished'), filter: () => true },
+      });
       return jobs && oneOrMany(await forEachJob(ctx, jobs, (j) => complete(ctx, j)));
     }),
 
@@ -193,7 +200,7 @@ async function complete(ctx: CommandContext, job: EngineJob): Promise<CompleteRe
 }
 
 function targetJobsForPalette(ctx: CommandContext, title: string): Promise<EngineJob[] | undefined> {
-  return targetJobs(ctx, [], { title, includeFinal: true });
+  return targetJobs(ctx, [], { title, filter: notFinal, others: { label: vscode.l10n.t('Finished'), filter: (j) => j.isFinal } });
 }
 
 async function confirmCancel(jobs: EngineJob[]): Promise<boolean> {

@@ -357,7 +357,7 @@ const step5: Step = {
     await wb.waitRow(finished, `"${name}" shown as cancelled in the "Finished" group`, (l) => jobLabel(s, name, 'Cancelled').test(l));
     await wb.shot('finished-group');
 
-    await wb.runCommandFor(s.command('command.complete'), s.t('Complete which job?'));
+    await wb.runCommandFor(s.command('command.complete'), s.t('Save which download?'));
     await wb.pickOption(new RegExp(`(^|\\s)${escapeRegExp(name)}, ${escapeRegExp(s.t('Cancelled'))}`));
     const { toast, label } = await wb.waitToast(/DO_E_INVALID_STATE/);
     wb.log(`notification: ${label}`);

@@ -4,7 +4,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { randomBody, TestServer } from '../../support/testServer';
-import { activate, cleanupJobs, count, notificationsSince, setSetting, tempDir, waitFor, waitForState, type TestApi } from './util';
+import { jobPickItems } from '../../../src/commands/common';
+import { activate, cleanupJobs, count, notificationsSince, setSetting, sleep, tempDir, waitFor, waitForState, type TestApi } from './util';
 
 const run = <T = unknown>(command: string, ...args: unknown[]): Thenable<T> => vscode.commands.executeCommand<T>(`managedDownloads.${command}`, ...args);
 
@@ -112,6 +113,39 @@ describe('commands', () => {
     await waitForState(api, id, 'TRANSFERRED');
     assert.equal(await run('complete', id), 'S_OK');
     assert.equal(fs.readFileSync(path.join(dir, 'small.txt'), 'utf8'), 'small file\n');
+  });
+
+  it('palette pickers list the jobs the action can work on first, finished ones after a separator, by state and name', async () => {
+    const active = await newJobWith('/small.txt', 'active.txt');
+    const done = await newJobWith('/small.txt', 'done.txt');
+    await run('resume', done);
+    await waitForState(api, done, 'TRANSFERRED');
+    await run('complete', done);
+    // Cancel from the palette, accepting the first item as Enter does: the (older) active job, not the newer finished one.
+    let settled = false;
+    const cancelled = Promise.resolve(run('cancel')).finally(() => (settled = true));
+    while (!settled) {
+      await vscode.commands.executeCommand('workbench.action.acceptSelectedQuickOpenItem');
+      await sleep(100);
+    }
+    await cancelled;
+    assert.equal(api.getJob(active).state, 'CANCELLED', 'the first item is a job Cancel can act on');
+
+    const live = await newJobWith('/small.txt', 'live.txt');
+    const items = jobPickItems([api._test.engine.getJob(done), api._test.engine.getJob(live)], {
+      filter: (j) => !j.isFinal,
+      others: { label: 'Finished', filter: (j) => j.isFinal },
+    });
+    assert.deepEqual(
+      items.map((i) => [i.kind === vscode.QuickPickItemKind.Separator ? 'separator' : 'item', i.label.replace(/^\$\([\w-]+\) /, '')]),
+      [['item', 'live.txt'], ['separator', 'Finished'], ['item', 'done.txt']],
+    );
+    assert.match(String(items[0].description), /^Suspended · /, 'the state, in words');
+    assert.match(String(items[2].description), /^Completed · /);
+    for (const i of items) {
+      assert.ok(!`${i.label} ${i.description ?? ''} ${i.detail ?? ''}`.includes(done) && !`${i.detail ?? ''}`.includes(live), `no bare id: ${i.label} ${i.description ?? ''} ${i.detail ?? ''}`);
+    }
+    assert.equal(items[2].detail, path.join(dir, 'done.txt'), 'the detail says where it went');
   });
 
   it('suspend, setPriority, resume and cancel with a job id', async () => {
