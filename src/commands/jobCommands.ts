@@ -203,20 +203,41 @@ function targetJobsForPalette(ctx: CommandContext, title: string): Promise<Engin
   return targetJobs(ctx, [], { title, filter: notFinal, others: { label: vscode.l10n.t('Finished'), filter: (j) => j.isFinal } });
 }
 
+/**
+ * Asks before deleting downloaded bytes. A quick pick rather than a modal: a modal's Enter presses its first button
+ * (the close affordance only takes Escape, and without one VS Code adds a "Cancel" of its own); here Enter, Escape
+ * and a click elsewhere all keep the download. The amount follows the transfer while asked, as the tree's does.
+ */
 async function confirmCancel(jobs: EngineJob[]): Promise<boolean> {
   const live = jobs.filter((j) => !j.isFinal);
-  const bytes = live.reduce((n, j) => n + j.getProgress().bytesTransferred, 0);
-  if (live.length === 0 || bytes === 0) {
+  const bytes = (): number => live.reduce((n, j) => n + j.getProgress().bytesTransferred, 0);
+  if (live.length === 0 || bytes() === 0) {
     return true;
   }
   const one = live.length === 1;
-  const cancel = { title: one ? vscode.l10n.t('Cancel Download') : vscode.l10n.t('Cancel Downloads') };
-  // The safe answer is the dialog's own close button (Escape), worded for what it does.
-  const keep = { title: one ? vscode.l10n.t('Keep Downloading') : vscode.l10n.t('Keep Them'), isCloseAffordance: true };
-  const message = one
-    ? vscode.l10n.t("Cancel job '{0}' and delete its {1} of temporary files?", live[0].displayName, formatBytes(bytes))
-    : vscode.l10n.t('Cancel {0} jobs and delete their {1} of temporary files?', live.length, formatBytes(bytes));
-  return (await vscode.window.showWarningMessage(notificationText(message), { modal: true }, cancel, keep)) === cancel;
+  const question = (): string =>
+    one
+      ? vscode.l10n.t("Cancel '{0}' and delete the {1} downloaded so far?", live[0].displayName, formatBytes(bytes()))
+      : vscode.l10n.t('Cancel {0} downloads and delete the {1} downloaded so far?', live.length, formatBytes(bytes()));
+  const keep: vscode.QuickPickItem = { label: `$(debug-continue) ${vscode.l10n.t('Keep Downloading')}` };
+  const cancel: vscode.QuickPickItem = { label: `$(trash) ${one ? vscode.l10n.t('Cancel Download') : vscode.l10n.t('Cancel Downloads')}` };
+  const pick = vscode.window.createQuickPick();
+  pick.title = question();
+  pick.items = [keep, cancel];
+  const follow = setInterval(() => (pick.title = question()), 500);
+  try {
+    return await new Promise<boolean>((resolve) => {
+      pick.onDidAccept(() => {
+        resolve(pick.selectedItems[0] === cancel);
+        pick.hide();
+      });
+      pick.onDidHide(() => resolve(false));
+      pick.show();
+    });
+  } finally {
+    clearInterval(follow);
+    pick.dispose();
+  }
 }
 
 function priorityDescription(p: JobPriority): string {

@@ -341,12 +341,10 @@ const step5: Step = {
     await wb.waitRow(row, `"${name}" still running`, (l) => !jobLabel(s, name, 'Cancelled').test(l) && !jobLabel(s, name, 'Completed').test(l));
 
     await contextMenuAction(wb, row, s.nls('command.cancel'), { has: [s.nls('command.suspend')] });
-    // Bytes would be lost: a modal asks first.
-    const question = textPattern(s.t("Cancel job '{0}' and delete its {1} of temporary files?", name, ANY));
-    const modal = wb.modal(question);
-    await modal.waitFor({ state: 'visible', timeout: 10_000 });
+    // Bytes would be lost: a question comes first, where Enter and Escape keep downloading.
+    await wb.waitQuickInput(s.t("Cancel '{0}' and delete the {1} downloaded so far?", name, '\u0000').split('\u0000')[0]);
     await wb.shot('cancel-confirm');
-    await modal.getByRole('button', { name: s.t('Cancel Download'), exact: true }).click();
+    await wb.pickOption(new RegExp(escapeRegExp(s.t('Cancel Download'))));
     await wb.waitRowGone(row, `"${name}" to leave the tree once cancelled (finished jobs hidden)`);
 
     // Show finished jobs, so the cancelled job is on screen next to the error.

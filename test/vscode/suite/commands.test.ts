@@ -148,6 +148,32 @@ describe('commands', () => {
     assert.equal(items[2].detail, path.join(dir, 'done.txt'), 'the detail says where it went');
   });
 
+  it('Cancel from the UI asks first, and Enter keeps the download; the second answer cancels it', async () => {
+    const id = await newJobWith('/slow.bin', 'keep.bin');
+    await run('resume', id);
+    await waitFor(() => api.getJob(id).getProgress().bytesTransferred > 0, 'some bytes downloaded');
+    /** Runs Cancel as the tree does (a job object, not an id) and answers the question with Enter, after `moves`. */
+    const answer = async (moves: number): Promise<void> => {
+      let settled = false;
+      const done = Promise.resolve(run('cancel', { id })).finally(() => (settled = true));
+      while (!settled) {
+        for (let i = 0; i < moves; i++) {
+          await vscode.commands.executeCommand('workbench.action.quickOpenSelectNext');
+        }
+        await vscode.commands.executeCommand('workbench.action.acceptSelectedQuickOpenItem');
+        await sleep(100);
+      }
+      await done;
+    };
+    await answer(0);
+    assert.notEqual(api.getJob(id).state, 'CANCELLED', 'Enter on the question keeps downloading');
+    // One move down, then Enter (again if the question opened between the two, which answers "keep").
+    while (api.getJob(id).state !== 'CANCELLED') {
+      await answer(1);
+    }
+    assert.equal(fs.existsSync(path.join(dir, 'keep.bin')), false, '"Cancel Download" cancels');
+  });
+
   it('suspend, setPriority, resume and cancel with a job id', async () => {
     const id = await newJobWith('/slow.bin');
     await run('resume', id);
