@@ -127,6 +127,7 @@ export class JobImpl implements Job {
       ...(Array.isArray(f.mirrors) && f.mirrors.length > 0 ? { mirrors: [...f.mirrors] } : {}),
       ...(f.source !== undefined ? { source: f.source } : {}),
       ...(f.bytesFromCache ? { bytesFromCache: f.bytesFromCache } : {}),
+      ...(f.serverCannotResume === true ? { serverCannotResume: true } : {}),
     });
   }
 
