@@ -6,12 +6,15 @@ import { ACTION_STATES, JOB_PRIORITIES, MIN_BYTES_PER_SECOND, parseRate, type Co
 import * as settings from '../settings';
 import { forEachJob, jobsFromArgs, oneOrMany, registerCommand, targetJobs, type CommandContext } from './common';
 import { notificationText } from '../common/untrustedText';
+import { askBeforeLoss } from './askBeforeLoss';
 import { isSingular } from '../common/plural';
 
 const canResume = (j: EngineJob): boolean =>
   !j.isFinal && j.getFiles().length > 0 && (j.state === 'SUSPENDED' || j.state === 'TRANSIENT_ERROR' || j.state === 'ERROR' || (j.state === 'TRANSFERRED' && j.getFiles().some((f) => !f.transferred && !f.completed)));
 const canSuspend = (j: EngineJob): boolean => ACTION_STATES.has(j.state) || j.state === 'ERROR';
 const notFinal = (j: EngineJob): boolean => !j.isFinal;
+/** Run from the tree or the palette (a node, or nothing), not by a caller passing ids: callers passing ids mean it. */
+const fromUi = (args: unknown[]): boolean => typeof args[0] !== 'string' && !(Array.isArray(args[0]) && args[0].every((x) => typeof x === 'string'));
 /** What Complete can act on: all bytes here (an upload: confirmed), or some files of a download transferred. */
 const canComplete = (j: EngineJob): boolean =>
   !j.isFinal && (j.state === 'TRANSFERRED' || (j.type === 'download' && j.getFiles().some((f) => f.transferred && !f.completed)));
@@ -25,7 +28,10 @@ export function registerJobCommands(ctx: CommandContext): vscode.Disposable[] {
 
     registerCommand(ctx, 'managedDownloads.suspend', async (...args) => {
       const jobs = await targetJobs(ctx, args, { title: vscode.l10n.t('Suspend which job?'), filter: canSuspend });
-      return jobs && oneOrMany(await forEachJob(ctx, jobs, (j) => j.suspend()));
+      if (!jobs || (fromUi(args) && !(await confirmPause(jobs)))) {
+        return undefined;
+      }
+      return oneOrMany(await forEachJob(ctx, jobs, (j) => j.suspend()));
     }),
 
     registerCommand(ctx, 'managedDownloads.retry', async (...args) => {
@@ -49,9 +55,8 @@ export function registerJobCommands(ctx: CommandContext): vscode.Disposable[] {
       if (!jobs) {
         return undefined;
       }
-      // Confirm only in the UI (tree or palette) and only when bytes would be lost; ids from callers mean it.
-      const interactive = typeof args[0] !== 'string' && !(Array.isArray(args[0]) && args[0].every((x) => typeof x === 'string'));
-      if (interactive && !(await confirmCancel(jobs))) {
+      // Confirm only when bytes would be lost.
+      if (fromUi(args) && !(await confirmCancel(jobs))) {
         return undefined;
       }
       return oneOrMany(await forEachJob(ctx, jobs, (j) => j.cancel()));
@@ -203,11 +208,7 @@ function targetJobsForPalette(ctx: CommandContext, title: string): Promise<Engin
   return targetJobs(ctx, [], { title, filter: notFinal, others: { label: vscode.l10n.t('Finished'), filter: (j) => j.isFinal } });
 }
 
-/**
- * Asks before deleting downloaded bytes. A quick pick rather than a modal: a modal's Enter presses its first button
- * (the close affordance only takes Escape, and without one VS Code adds a "Cancel" of its own); here Enter, Escape
- * and a click elsewhere all keep the download. The amount follows the transfer while asked, as the tree's does.
- */
+/** Asks before deleting downloaded bytes (askBeforeLoss.ts: Enter keeps them). */
 async function confirmCancel(jobs: EngineJob[]): Promise<boolean> {
   const live = jobs.filter((j) => !j.isFinal);
   const bytes = (): number => live.reduce((n, j) => n + j.getProgress().bytesTransferred, 0);
@@ -215,29 +216,34 @@ async function confirmCancel(jobs: EngineJob[]): Promise<boolean> {
     return true;
   }
   const one = live.length === 1;
-  const question = (): string =>
-    one
-      ? vscode.l10n.t("Cancel '{0}' and delete the {1} downloaded so far?", live[0].displayName, formatBytes(bytes()))
-      : vscode.l10n.t('Cancel {0} downloads and delete the {1} downloaded so far?', live.length, formatBytes(bytes()));
-  const keep: vscode.QuickPickItem = { label: `$(debug-continue) ${vscode.l10n.t('Keep Downloading')}` };
-  const cancel: vscode.QuickPickItem = { label: `$(trash) ${one ? vscode.l10n.t('Cancel Download') : vscode.l10n.t('Cancel Downloads')}` };
-  const pick = vscode.window.createQuickPick();
-  pick.title = question();
-  pick.items = [keep, cancel];
-  const follow = setInterval(() => (pick.title = question()), 500);
-  try {
-    return await new Promise<boolean>((resolve) => {
-      pick.onDidAccept(() => {
-        resolve(pick.selectedItems[0] === cancel);
-        pick.hide();
-      });
-      pick.onDidHide(() => resolve(false));
-      pick.show();
-    });
-  } finally {
-    clearInterval(follow);
-    pick.dispose();
+  return askBeforeLoss(
+    () =>
+      one
+        ? vscode.l10n.t("Cancel '{0}' and delete the {1} downloaded so far?", live[0].displayName, formatBytes(bytes()))
+        : vscode.l10n.t('Cancel {0} downloads and delete the {1} downloaded so far?', live.length, formatBytes(bytes())),
+    vscode.l10n.t('Keep Downloading'),
+    one ? vscode.l10n.t('Cancel Download') : vscode.l10n.t('Cancel Downloads'),
+  );
+}
+
+/** Asks before pausing a download whose server cannot resume it: the bytes so far would be fetched again. */
+async function confirmPause(jobs: EngineJob[]): Promise<boolean> {
+  const restarting = jobs.flatMap((j) =>
+    j.type === 'download' && ACTION_STATES.has(j.state)
+      ? j.getFiles().filter((f) => f.serverCannotResume === true && !f.transferred && !f.completed && f.bytesTransferred > 0)
+      : [],
+  );
+  if (restarting.length === 0) {
+    return true;
   }
+  return askBeforeLoss(
+    () =>
+      restarting.length === 1
+        ? vscode.l10n.t("'{0}' restarts from 0 if paused: its server cannot continue where it stopped.", path.basename(restarting[0].localPath))
+        : vscode.l10n.t('{0} files restart from 0 if paused: their servers cannot continue where they stopped.', restarting.length),
+    vscode.l10n.t('Keep Downloading'),
+    vscode.l10n.t('Pause Anyway'),
+  );
 }
 
 function priorityDescription(p: JobPriority): string {

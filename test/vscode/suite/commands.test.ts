@@ -21,6 +21,7 @@ describe('commands', () => {
     server.route('/small.txt', { body: Buffer.from('small file\n') });
     server.route('/medium.bin', { body: randomBody(200_000, 5) });
     server.route('/slow.bin', { body: randomBody(4_000_000, 6), throttleBytesPerSec: 150_000 });
+    server.route('/no-range.bin', { body: randomBody(4_000_000, 8), throttleBytesPerSec: 150_000, ranges: false });
     server.route('/taken.bin', { body: randomBody(300_000, 7), throttleBytesPerSec: 300_000 });
   });
   after(async () => {
@@ -148,28 +149,45 @@ describe('commands', () => {
     assert.equal(items[2].detail, path.join(dir, 'done.txt'), 'the detail says where it went');
   });
 
+  /** Runs `command` as the tree does (a job object, not an id) and answers its question with Enter, after `moves`. */
+  async function answer(command: string, id: string, moves: number): Promise<void> {
+    let settled = false;
+    const done = Promise.resolve(run(command, { id })).finally(() => (settled = true));
+    while (!settled) {
+      // A move sent before the question shows is lost (and Enter then keeps): callers ask again until it took.
+      await sleep(moves > 0 ? 300 : 0);
+      for (let i = 0; i < moves; i++) {
+        await vscode.commands.executeCommand('workbench.action.quickOpenSelectNext');
+      }
+      await vscode.commands.executeCommand('workbench.action.acceptSelectedQuickOpenItem');
+      await sleep(100);
+    }
+    await done;
+  }
+
+  it('Pause from the UI on a server that cannot resume warns first: Enter keeps downloading, "Pause Anyway" pauses', async () => {
+    const id = await newJobWith('/no-range.bin');
+    await run('resume', id);
+    await waitFor(() => api._test.engine.getJob(id).getFiles()[0].serverCannotResume && api.getJob(id).getProgress().bytesTransferred > 0, 'bytes from a server without ranges');
+    await answer('suspend', id, 0);
+    assert.equal(api.getJob(id).state, 'TRANSFERRING', 'Enter on the warning keeps downloading');
+    while (api.getJob(id).state !== 'SUSPENDED') {
+      await answer('suspend', id, 1);
+    }
+    await run('resume', id);
+    await run('suspend', id); // an id from a caller: it means it, no question
+    assert.equal(api.getJob(id).state, 'SUSPENDED');
+  });
+
   it('Cancel from the UI asks first, and Enter keeps the download; the second answer cancels it', async () => {
     const id = await newJobWith('/slow.bin', 'keep.bin');
     await run('resume', id);
     await waitFor(() => api.getJob(id).getProgress().bytesTransferred > 0, 'some bytes downloaded');
-    /** Runs Cancel as the tree does (a job object, not an id) and answers the question with Enter, after `moves`. */
-    const answer = async (moves: number): Promise<void> => {
-      let settled = false;
-      const done = Promise.resolve(run('cancel', { id })).finally(() => (settled = true));
-      while (!settled) {
-        for (let i = 0; i < moves; i++) {
-          await vscode.commands.executeCommand('workbench.action.quickOpenSelectNext');
-        }
-        await vscode.commands.executeCommand('workbench.action.acceptSelectedQuickOpenItem');
-        await sleep(100);
-      }
-      await done;
-    };
-    await answer(0);
+    await answer('cancel', id, 0);
     assert.notEqual(api.getJob(id).state, 'CANCELLED', 'Enter on the question keeps downloading');
     // One move down, then Enter (again if the question opened between the two, which answers "keep").
     while (api.getJob(id).state !== 'CANCELLED') {
-      await answer(1);
+      await answer('cancel', id, 1);
     }
     assert.equal(fs.existsSync(path.join(dir, 'keep.bin')), false, '"Cancel Download" cancels');
   });
