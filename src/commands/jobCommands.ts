@@ -7,6 +7,7 @@ import * as settings from '../settings';
 import { forEachJob, jobsFromArgs, oneOrMany, registerCommand, targetJobs, type CommandContext } from './common';
 import { notificationText } from '../common/untrustedText';
 import { askBeforeLoss } from './askBeforeLoss';
+import { redactUrl } from '../engine/errors';
 import { isSingular } from '../common/plural';
 
 const canResume = (j: EngineJob): boolean =>
@@ -185,6 +186,17 @@ async function complete(ctx: CommandContext, job: EngineJob): Promise<CompleteRe
   const result = await job.complete();
   if (result === 'BG_S_PARTIAL_COMPLETE') {
     ctx.notifier.partialComplete(job);
+  } else if (job.type === 'upload') {
+    // The server has the file now; the local one is the user's own source, not something to open as a result.
+    const sent = job.getFiles();
+    ctx.notifier.show(
+      'info',
+      sent.length === 1
+        ? vscode.l10n.t("'{0}' uploaded to {1}.", path.basename(sent[0].localPath), redactUrl(sent[0].remoteUrl))
+        : vscode.l10n.t("Upload '{0}' finished: {1} files uploaded.", job.displayName, sent.length),
+      [],
+      job.id,
+    );
   } else {
     const kept = job.getFiles().filter((f) => f.completed);
     ctx.notifier.show(

@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { describeError, formatBytes, formatDuration, formatPercent, formatSpeed } from '../common/format';
 import { isSingular } from '../common/plural';
+import { jobsCompletedByTasks } from './taskJobs';
 import { extractArchive, type EngineJob } from '../engine';
 import { fileMatchesDigest, parseSha256 } from '../engine/integrity';
 import type { EngineHost } from '../engineHost';
@@ -106,6 +107,7 @@ export class DownloadTerminal implements vscode.Pseudoterminal {
 
     const job = await this.host.createJob({ displayName: plan.displayName ?? this.taskName, priority: plan.priority, description: vscode.l10n.t('Task: {0}', this.taskName) });
     this.job = job;
+    jobsCompletedByTasks.add(job.id);
     if (this.closed) {
       await job.cancel();
       return;
