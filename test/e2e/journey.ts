@@ -472,7 +472,7 @@ const step8: Step = {
 
     const f = server.file('reload.bin');
     await newDownload(ctx, f.name);
-    const active = new RegExp(`^${escapeRegExp(s.t('{0} active download jobs', 1))}, (\\d+)%$`);
+    const active = new RegExp(`^${escapeRegExp(s.t('{0} active download', 1))}, (\\d+)%$`);
     const first = await wb.until('the status bar item to show 1 active job and its percentage', async () => {
       const l = await item.getAttribute('aria-label', { timeout: 1000 }).catch(() => null);
       return l && active.test(l) ? l : undefined;
