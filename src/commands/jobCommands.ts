@@ -71,10 +71,7 @@ export function registerJobCommands(ctx: CommandContext): vscode.Disposable[] {
       let priority = typeof args[1] === 'string' ? (args[1] as JobPriority) : typeof args[2] === 'string' ? (args[2] as JobPriority) : undefined;
       if (!priority) {
         const current = jobs.length === 1 ? jobs[0].priority : undefined;
-        const picked = await vscode.window.showQuickPick(
-          JOB_PRIORITIES.map((p) => ({ label: p, description: priorityDescription(p), picked: p === current, priority: p })),
-          { title: vscode.l10n.t('Priority') },
-        );
+        const picked = await vscode.window.showQuickPick(priorityPickItems(current), { title: vscode.l10n.t('Priority') });
         priority = picked?.priority;
       }
       if (!priority) {
@@ -258,11 +255,22 @@ async function confirmPause(jobs: EngineJob[]): Promise<boolean> {
   );
 }
 
+/** Each level with what it does on its own line (the detail), the current one marked. */
+export function priorityPickItems(current: JobPriority | undefined): (vscode.QuickPickItem & { priority: JobPriority })[] {
+  return JOB_PRIORITIES.map((p) => ({
+    label: p,
+    description: p === current ? vscode.l10n.t('current') : undefined,
+    detail: priorityDescription(p),
+    picked: p === current,
+    priority: p,
+  }));
+}
+
 function priorityDescription(p: JobPriority): string {
   switch (p) {
-    case 'FOREGROUND': return vscode.l10n.t('Runs first, ahead of every other job');
-    case 'HIGH': return vscode.l10n.t('Ahead of normal and low jobs');
-    case 'NORMAL': return vscode.l10n.t('The default');
-    case 'LOW': return vscode.l10n.t('Only when nothing else waits');
+    case 'FOREGROUND': return vscode.l10n.t('Goes first and gets the bandwidth first, ahead of every other download');
+    case 'HIGH': return vscode.l10n.t('Goes ahead of normal and low downloads');
+    case 'NORMAL': return vscode.l10n.t('The default: takes turns with the other normal downloads');
+    case 'LOW': return vscode.l10n.t('Runs only when no other download is waiting');
   }
 }

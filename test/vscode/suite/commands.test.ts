@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { randomBody, TestServer } from '../../support/testServer';
 import { jobPickItems } from '../../../src/commands/common';
+import { priorityPickItems } from '../../../src/commands/jobCommands';
 import { activate, cleanupJobs, count, notificationsSince, setSetting, sleep, tempDir, waitFor, waitForState, type TestApi } from './util';
 
 const run = <T = unknown>(command: string, ...args: unknown[]): Thenable<T> => vscode.commands.executeCommand<T>(`managedDownloads.${command}`, ...args);
@@ -190,6 +191,15 @@ describe('commands', () => {
       await answer('cancel', id, 1);
     }
     assert.equal(fs.existsSync(path.join(dir, 'keep.bin')), false, '"Cancel Download" cancels');
+  });
+
+  it('the priority picker explains each level on its own line and marks the current one', () => {
+    const items = priorityPickItems('LOW');
+    assert.deepEqual(items.map((i) => i.label), ['FOREGROUND', 'HIGH', 'NORMAL', 'LOW']);
+    for (const i of items) {
+      assert.ok((i.detail ?? '').split(' ').length >= 5, `${i.label} is explained: "${i.detail ?? ''}"`);
+    }
+    assert.deepEqual(items.map((i) => i.description), [undefined, undefined, undefined, 'current']);
   });
 
   it('suspend, setPriority, resume and cancel with a job id', async () => {
