@@ -50,7 +50,7 @@ export class DownloadsStatusBar extends Disposable {
     const pct = known ? formatPercent(done, total) : undefined;
     this.item.text = `$(cloud-download) ${active.length}${pct ? ` · ${pct}` : ''}`;
     const md = new vscode.MarkdownString(undefined, true);
-    md.appendMarkdown(`**${activeDownloads(active.length)}**\n\n`);
+    md.appendMarkdown(`**${escapeMarkdown(activeDownloads(active.length))}**\n\n`);
     for (const j of active.slice(0, 10)) {
       const p = j.getProgress();
       const jp = formatPercent(p.bytesTransferred, p.bytesTotal);

@@ -165,12 +165,11 @@ export function jobTooltip(job: EngineJob): vscode.MarkdownString {
     md.appendMarkdown(`**${label}:** ${escapeMarkdown(value)}  \n`);
   };
   // Where the bytes go comes first: it is what a truncated row cannot show.
-  const icon = `$(${job.type === 'upload' ? 'cloud-upload' : 'cloud-download'})`;
   const destination = jobDestination(job);
   if (destination) {
-    md.appendMarkdown(`${icon} **${escapeMarkdown(destination)}**  \n${escapeMarkdown(job.displayName)}  \n`);
+    md.appendMarkdown(`$(${job.type === 'upload' ? 'cloud-upload' : 'cloud-download'}) **${escapeMarkdown(destination)}**  \n${escapeMarkdown(job.displayName)}  \n`);
   } else {
-    md.appendMarkdown(`${icon} **${escapeMarkdown(job.displayName)}**  \n`);
+    md.appendMarkdown(`$(${job.type === 'upload' ? 'cloud-upload' : 'cloud-download'}) **${escapeMarkdown(job.displayName)}**  \n`);
   }
   if (job.description) {
     md.appendMarkdown(`${escapeMarkdown(job.description)}  \n`);
