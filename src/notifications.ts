@@ -8,7 +8,7 @@ import { Disposable } from './common/lifecycle';
 import { notificationText } from './common/untrustedText';
 import { formatHresult, HRESULTS, type AutoCompleteError, type EngineJob } from './engine';
 import type { EngineHost } from './engineHost';
-import { taskRerun } from './tasks/taskJobs';
+import { jobsCompletedByTasks, taskRerun } from './tasks/taskJobs';
 
 export type Severity = 'error' | 'warning' | 'info';
 
@@ -83,6 +83,8 @@ export class Notifier extends Disposable {
   private readonly downloadedAnnounced = new Set<string>();
   /** Auto-completing jobs whose failure to complete themselves was announced (until complete() is tried again). */
   private readonly placeFailureAnnounced = new Set<string>();
+  /** Jobs told "downloaded — not saved yet" (those that do not complete themselves): once per job. */
+  private readonly readyAnnounced = new Set<string>();
 
   constructor(
     private readonly host: EngineHost,
@@ -100,6 +102,10 @@ export class Notifier extends Disposable {
         if (job.autoComplete && job.state === 'ACKNOWLEDGED' && !this.downloadedAnnounced.has(job.id)) {
           this.downloadedAnnounced.add(job.id);
           this.downloaded(job);
+        }
+        if (!job.autoComplete && job.type === 'download' && job.state === 'TRANSFERRED' && !this.readyAnnounced.has(job.id) && !jobsCompletedByTasks.has(job.id)) {
+          this.readyAnnounced.add(job.id);
+          this.readyToSave(job);
         }
         if (!job.autoCompleteError) {
           this.placeFailureAnnounced.delete(job.id);
@@ -121,6 +127,9 @@ export class Notifier extends Disposable {
       }
       if (job.autoCompleteError) {
         this.placeFailureAnnounced.add(job.id); // said in the window that saw it; the tree still says it
+      }
+      if (job.state === 'TRANSFERRED' || job.isFinal) {
+        this.readyAnnounced.add(job.id); // likewise: the tree says "Downloaded — not saved yet"
       }
     }
   }
@@ -222,6 +231,22 @@ export class Notifier extends Disposable {
       [
         { title: vscode.l10n.t('Open'), run: () => vscode.commands.executeCommand('managedDownloads.openFile', job.id) },
         { title: vscode.l10n.t('Reveal'), run: () => vscode.commands.executeCommand('managedDownloads.revealFile', job.id) },
+      ],
+      job.id,
+    );
+  }
+
+  /**
+   * A job that does not complete itself (New Job, a task's, the API's) has all its bytes: they are under a hidden
+   * temporary name until Save (Complete) puts them in place, which the user may not know.
+   */
+  readyToSave(job: EngineJob): void {
+    this.show(
+      'info',
+      vscode.l10n.t("'{0}' is downloaded but not saved yet: Save puts its files in place.", job.displayName),
+      [
+        { title: vscode.l10n.t('Save'), run: () => vscode.commands.executeCommand('managedDownloads.complete', job.id) },
+        this.showJobAction(job),
       ],
       job.id,
     );

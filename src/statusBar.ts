@@ -3,6 +3,7 @@
 import * as vscode from 'vscode';
 import { formatDuration, formatPercent, stateLabel, escapeMarkdown } from './common/format';
 import { Disposable } from './common/lifecycle';
+import { activeDownloads } from './common/plural';
 import { ACTION_STATES } from './engine';
 import type { EngineHost } from './engineHost';
 
@@ -65,14 +66,14 @@ export class DownloadsStatusBar extends Disposable {
       ? `$(warning) ${active.length}${retry ? ` · ${retry}` : ''}`
       : `$(cloud-download) ${active.length}${pct ? ` · ${pct}` : ''}`;
     const md = new vscode.MarkdownString(undefined, true);
-    md.appendMarkdown(`**${vscode.l10n.t('{0} active download jobs', active.length)}**\n\n`);
+    md.appendMarkdown(`**${escapeMarkdown(activeDownloads(active.length))}**\n\n`);
     for (const j of active.slice(0, 10)) {
       const p = j.getProgress();
       const jp = formatPercent(p.bytesTransferred, p.bytesTotal);
       md.appendMarkdown(`- ${escapeMarkdown(`${j.displayName}: ${stateLabel(j.state, j.type)}${jp ? ` · ${jp}` : ''}`)}\n`);
     }
     this.item.tooltip = md;
-    this.item.accessibilityInformation = { label: vscode.l10n.t('{0} active download jobs', active.length) + (retry ? `, ${retry}` : pct ? `, ${pct}` : '') };
+    this.item.accessibilityInformation = { label: activeDownloads(active.length) + (retry ? `, ${retry}` : pct ? `, ${pct}` : '') };
     this.item.show();
   }
 }

@@ -5,7 +5,7 @@ import { jobFacts, offers, type OfferedAction } from '../engine/transitions';
 import type { EngineHost } from '../engineHost';
 import type { FailureContext, Notifier } from '../notifications';
 import { FileNode } from '../views/nodes/fileNode';
-import { describeJob, jobIcon, JobNode } from '../views/nodes/jobNode';
+import { describeJob, jobDestination, jobIcon, JobNode } from '../views/nodes/jobNode';
 import type { JobsView } from '../views/jobsView';
 import { notificationText } from '../common/untrustedText';
 
@@ -85,41 +85,65 @@ export function jobsFromArgs(ctx: CommandContext, arg: unknown, selection: unkno
 }
 
 interface JobPickItem extends vscode.QuickPickItem {
-  job: EngineJob;
+  job?: EngineJob;
 }
 
-/** Asks which job(s); `includeFinal` lists finished jobs too (Complete and Cancel). */
-export async function pickJobs(
-  ctx: CommandContext,
-  o: { title: string; filter?: (j: EngineJob) => boolean; includeFinal?: boolean; canPickMany?: boolean },
-): Promise<EngineJob[] | undefined> {
-  const jobs = ctx.host.engine
-    .enumJobs({ includeFinal: o.includeFinal === true })
-    .filter((j) => !o.filter || o.filter(j))
-    .sort((a, b) => b.getTimes().creation.getTime() - a.getTimes().creation.getTime());
-  if (jobs.length === 0) {
+/** What a palette command asks: the jobs it can work on (`filter`), and optionally others in their own section. */
+export interface JobPickOptions {
+  title: string;
+  filter?: (j: EngineJob) => boolean;
+  includeFinal?: boolean;
+  canPickMany?: boolean;
+  /**
+   * Jobs still offered after a separator titled `label` (Complete and Cancel keep finished jobs pickable, so the
+   * DO_E_INVALID_STATE notification stays reachable), below the ones the action can work on.
+   */
+  others?: { label: string; filter: (j: EngineJob) => boolean };
+}
+
+/**
+ * The items of a job picker: the jobs the action can work on first, newest first, then the `others` section.
+ * Each reads "name" with its state and progress; the detail is where it writes, never a bare id.
+ */
+export function jobPickItems(jobs: readonly EngineJob[], o: Pick<JobPickOptions, 'filter' | 'others'>): JobPickItem[] {
+  const newestFirst = (a: EngineJob, b: EngineJob): number => b.getTimes().creation.getTime() - a.getTimes().creation.getTime();
+  const main = jobs.filter((j) => !o.filter || o.filter(j)).sort(newestFirst);
+  const others = o.others ? jobs.filter((j) => !main.includes(j) && o.others!.filter(j)).sort(newestFirst) : [];
+  const item = (job: EngineJob): JobPickItem => ({
+    job,
+    label: `$(${jobIcon(job).id.replace('~spin', '')}) ${job.displayName}`,
+    // A quick pick's icon does not spin: the state word says what the tree's icon does.
+    description: describeJob(job, { withState: true }),
+    detail: [job.description, jobDestination(job)].filter((x) => x).join(' · ') || undefined,
+  });
+  const items = main.map(item);
+  if (others.length > 0) {
+    items.push({ label: o.others!.label, kind: vscode.QuickPickItemKind.Separator }, ...others.map(item));
+  }
+  return items;
+}
+
+/** Asks which job(s): the ones the action can work on first, `others` in their own section. */
+export async function pickJobs(ctx: CommandContext, o: JobPickOptions): Promise<EngineJob[] | undefined> {
+  const items = jobPickItems(ctx.host.engine.enumJobs({ includeFinal: o.includeFinal === true || o.others !== undefined }), o);
+  if (items.length === 0) {
     void vscode.window.showInformationMessage(notificationText(vscode.l10n.t('There is no job to choose from.')));
     return undefined;
   }
-  const items: JobPickItem[] = jobs.map((job) => ({
-    job,
-    label: `$(${jobIcon(job).id.replace('~spin', '')}) ${job.displayName}`,
-    description: describeJob(job),
-    detail: job.description ? `${job.description} · ${job.id}` : job.id,
-  }));
+  const jobsOf = (picked: readonly JobPickItem[]): EngineJob[] => picked.flatMap((p) => (p.job ? [p.job] : []));
   if (o.canPickMany) {
     const picked = await vscode.window.showQuickPick(items, { title: o.title, canPickMany: true, matchOnDescription: true, matchOnDetail: true });
-    return picked && picked.length > 0 ? picked.map((p) => p.job) : undefined;
+    return picked && picked.length > 0 ? jobsOf(picked) : undefined;
   }
   const picked = await vscode.window.showQuickPick(items, { title: o.title, matchOnDescription: true, matchOnDetail: true });
-  return picked ? [picked.job] : undefined;
+  return picked?.job ? [picked.job] : undefined;
 }
 
 /** jobsFromArgs, or a quick pick when the command was run without arguments. */
 export async function targetJobs(
   ctx: CommandContext,
   args: unknown[],
-  pick: { title: string; filter?: (j: EngineJob) => boolean; includeFinal?: boolean; canPickMany?: boolean },
+  pick: JobPickOptions,
 ): Promise<EngineJob[] | undefined> {
   return jobsFromArgs(ctx, args[0], args[1]) ?? (await pickJobs(ctx, pick));
 }

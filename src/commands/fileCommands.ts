@@ -6,6 +6,7 @@ import * as settings from '../settings';
 import { FileNode } from '../views/nodes/fileNode';
 import { registerCommand, targetJobs, type CommandContext } from './common';
 import { notificationText } from '../common/untrustedText';
+import { isSingular } from '../common/plural';
 
 /** The completed files the arguments point at (a file node: that file; a job: its completed files). */
 async function completedFiles(ctx: CommandContext, args: unknown[], title: string): Promise<JobFile[] | undefined> {
@@ -122,7 +123,9 @@ export function registerFileCommands(ctx: CommandContext): vscode.Disposable[] {
       const reveal = vscode.l10n.t('Reveal');
       const message = result.alreadyExtracted
         ? vscode.l10n.t('{0} already holds the contents of {1}.', result.folder, name)
-        : vscode.l10n.t('Extracted {0} file(s) from {1} into {2}.', result.files, name, result.folder);
+        : isSingular(result.files)
+          ? vscode.l10n.t('Extracted {0} file from {1} into {2}.', result.files, name, result.folder)
+          : vscode.l10n.t('Extracted {0} files from {1} into {2}.', result.files, name, result.folder);
       void vscode.window.showInformationMessage(notificationText(message), reveal).then((c) =>
         c === reveal ? vscode.commands.executeCommand('revealFileInOS', vscode.Uri.file(result.folder)) : undefined,
       );

@@ -2,10 +2,20 @@
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { describeError, formatBytes } from '../common/format';
-import { JOB_PRIORITIES, MIN_BYTES_PER_SECOND, parseRate, type CompleteResult, type EngineJob, type JobPriority } from '../engine';
+import { ACTION_STATES, JOB_PRIORITIES, MIN_BYTES_PER_SECOND, parseRate, type CompleteResult, type EngineJob, type JobPriority } from '../engine';
 import * as settings from '../settings';
 import { forEachJob, jobsFromArgs, offeredFor, oneOrMany, registerCommand, targetJobs, type CommandContext } from './common';
 import { notificationText } from '../common/untrustedText';
+import { askBeforeLoss } from './askBeforeLoss';
+import { redactUrl } from '../engine/errors';
+import { isSingular } from '../common/plural';
+import { jobFacts, offers } from '../engine/transitions';
+
+const notFinal = (j: EngineJob): boolean => !j.isFinal;
+/** What Complete can act on now: what the tree offers it on (all bytes here, or some files of a download transferred). */
+const canComplete = (j: EngineJob): boolean => offers('complete', jobFacts(j.state, j.type, j.getFiles()), 'tree');
+/** Run from the tree or the palette (a node, or nothing), not by a caller passing ids: callers passing ids mean it. */
+const fromUi = (args: unknown[]): boolean => typeof args[0] !== 'string' && !(Array.isArray(args[0]) && args[0].every((x) => typeof x === 'string'));
 
 export function registerJobCommands(ctx: CommandContext): vscode.Disposable[] {
   return [
@@ -16,7 +26,10 @@ export function registerJobCommands(ctx: CommandContext): vscode.Disposable[] {
 
     registerCommand(ctx, 'managedDownloads.suspend', async (...args) => {
       const jobs = await targetJobs(ctx, args, { title: vscode.l10n.t('Suspend which job?'), filter: offeredFor('suspend') });
-      return jobs && oneOrMany(await forEachJob(ctx, jobs, (j) => j.suspend()));
+      if (!jobs || (fromUi(args) && !(await confirmPause(jobs)))) {
+        return undefined;
+      }
+      return oneOrMany(await forEachJob(ctx, jobs, (j) => j.suspend()));
     }),
 
     registerCommand(ctx, 'managedDownloads.retry', async (...args) => {
@@ -26,7 +39,11 @@ export function registerJobCommands(ctx: CommandContext): vscode.Disposable[] {
 
     // Offered on any job from the palette, finished ones included, so DO_E_INVALID_STATE can be seen.
     registerCommand(ctx, 'managedDownloads.complete', async (...args) => {
-      const jobs = await targetJobs(ctx, args, { title: vscode.l10n.t('Complete which job?'), includeFinal: true });
+      const jobs = await targetJobs(ctx, args, {
+        title: vscode.l10n.t('Save which download?'),
+        filter: canComplete,
+        others: { label: vscode.l10n.t('Nothing to save yet, or finished'), filter: () => true },
+      });
       return jobs && oneOrMany(await forEachJob(ctx, jobs, (j) => complete(ctx, j)));
     }),
 
@@ -36,9 +53,8 @@ export function registerJobCommands(ctx: CommandContext): vscode.Disposable[] {
       if (!jobs) {
         return undefined;
       }
-      // Confirm only in the UI (tree or palette) and only when bytes would be lost; ids from callers mean it.
-      const interactive = typeof args[0] !== 'string' && !(Array.isArray(args[0]) && args[0].every((x) => typeof x === 'string'));
-      if (interactive && !(await confirmCancel(jobs))) {
+      // Confirm only when bytes would be lost.
+      if (fromUi(args) && !(await confirmCancel(jobs))) {
         return undefined;
       }
       return oneOrMany(await forEachJob(ctx, jobs, (j) => j.cancel()));
@@ -52,10 +68,7 @@ export function registerJobCommands(ctx: CommandContext): vscode.Disposable[] {
       let priority = typeof args[1] === 'string' ? (args[1] as JobPriority) : typeof args[2] === 'string' ? (args[2] as JobPriority) : undefined;
       if (!priority) {
         const current = jobs.length === 1 ? jobs[0].priority : undefined;
-        const picked = await vscode.window.showQuickPick(
-          JOB_PRIORITIES.map((p) => ({ label: p, description: priorityDescription(p), picked: p === current, priority: p })),
-          { title: vscode.l10n.t('Priority') },
-        );
+        const picked = await vscode.window.showQuickPick(priorityPickItems(current), { title: vscode.l10n.t('Priority') });
         priority = picked?.priority;
       }
       if (!priority) {
@@ -122,7 +135,12 @@ export function registerJobCommands(ctx: CommandContext): vscode.Disposable[] {
     registerCommand(ctx, 'managedDownloads.clearFinished', async () => {
       const finished = ctx.host.engine.enumJobs({ includeFinal: true }).filter((j) => j.isFinal);
       await forEachJob(ctx, finished, (j) => ctx.host.engine.removeJob(j.id));
-      vscode.window.setStatusBarMessage(vscode.l10n.t('Managed Downloads: removed {0} finished jobs from the list.', finished.length), 4000);
+      vscode.window.setStatusBarMessage(
+        isSingular(finished.length)
+          ? vscode.l10n.t('Managed Downloads: removed {0} finished download from the list.', finished.length)
+          : vscode.l10n.t('Managed Downloads: removed {0} finished downloads from the list.', finished.length),
+        4000,
+      );
       return finished.length;
     }),
 
@@ -159,6 +177,17 @@ async function complete(ctx: CommandContext, job: EngineJob): Promise<CompleteRe
   const result = await job.complete();
   if (result === 'BG_S_PARTIAL_COMPLETE') {
     ctx.notifier.partialComplete(job);
+  } else if (job.type === 'upload') {
+    // The server has the file now; the local one is the user's own source, not something to open as a result.
+    const sent = job.getFiles();
+    ctx.notifier.show(
+      'info',
+      sent.length === 1
+        ? vscode.l10n.t("'{0}' uploaded to {1}.", path.basename(sent[0].localPath), redactUrl(sent[0].remoteUrl))
+        : vscode.l10n.t("Upload '{0}' finished: {1} files uploaded.", job.displayName, sent.length),
+      [],
+      job.id,
+    );
   } else {
     const kept = job.getFiles().filter((f) => f.completed);
     ctx.notifier.show(
@@ -179,30 +208,63 @@ async function complete(ctx: CommandContext, job: EngineJob): Promise<CompleteRe
 }
 
 function targetJobsForPalette(ctx: CommandContext, title: string): Promise<EngineJob[] | undefined> {
-  return targetJobs(ctx, [], { title, includeFinal: true });
+  return targetJobs(ctx, [], { title, filter: notFinal, others: { label: vscode.l10n.t('Finished'), filter: (j) => j.isFinal } });
 }
 
+/** Asks before deleting downloaded bytes (askBeforeLoss.ts: Enter keeps them). */
 async function confirmCancel(jobs: EngineJob[]): Promise<boolean> {
   const live = jobs.filter((j) => !j.isFinal);
-  const bytes = live.reduce((n, j) => n + j.getProgress().bytesTransferred, 0);
-  if (live.length === 0 || bytes === 0) {
+  const bytes = (): number => live.reduce((n, j) => n + j.getProgress().bytesTransferred, 0);
+  if (live.length === 0 || bytes() === 0) {
     return true;
   }
   const one = live.length === 1;
-  const cancel = { title: one ? vscode.l10n.t('Cancel Download') : vscode.l10n.t('Cancel Downloads') };
-  // The safe answer is the dialog's own close button (Escape), worded for what it does.
-  const keep = { title: one ? vscode.l10n.t('Keep Downloading') : vscode.l10n.t('Keep Them'), isCloseAffordance: true };
-  const message = one
-    ? vscode.l10n.t("Cancel job '{0}' and delete its {1} of temporary files?", live[0].displayName, formatBytes(bytes))
-    : vscode.l10n.t('Cancel {0} jobs and delete their {1} of temporary files?', live.length, formatBytes(bytes));
-  return (await vscode.window.showWarningMessage(notificationText(message), { modal: true }, cancel, keep)) === cancel;
+  return askBeforeLoss(
+    () =>
+      one
+        ? vscode.l10n.t("Cancel '{0}' and delete the {1} downloaded so far?", live[0].displayName, formatBytes(bytes()))
+        : vscode.l10n.t('Cancel {0} downloads and delete the {1} downloaded so far?', live.length, formatBytes(bytes())),
+    vscode.l10n.t('Keep Downloading'),
+    one ? vscode.l10n.t('Cancel Download') : vscode.l10n.t('Cancel Downloads'),
+  );
+}
+
+/** Asks before pausing a download whose server cannot resume it: the bytes so far would be fetched again. */
+async function confirmPause(jobs: EngineJob[]): Promise<boolean> {
+  const restarting = jobs.flatMap((j) =>
+    j.type === 'download' && ACTION_STATES.has(j.state)
+      ? j.getFiles().filter((f) => f.serverCannotResume === true && !f.transferred && !f.completed && f.bytesTransferred > 0)
+      : [],
+  );
+  if (restarting.length === 0) {
+    return true;
+  }
+  return askBeforeLoss(
+    () =>
+      restarting.length === 1
+        ? vscode.l10n.t("'{0}' restarts from 0 if paused: its server cannot continue where it stopped.", path.basename(restarting[0].localPath))
+        : vscode.l10n.t('{0} files restart from 0 if paused: their servers cannot continue where they stopped.', restarting.length),
+    vscode.l10n.t('Keep Downloading'),
+    vscode.l10n.t('Pause Anyway'),
+  );
+}
+
+/** Each level with what it does on its own line (the detail), the current one marked. */
+export function priorityPickItems(current: JobPriority | undefined): (vscode.QuickPickItem & { priority: JobPriority })[] {
+  return JOB_PRIORITIES.map((p) => ({
+    label: p,
+    description: p === current ? vscode.l10n.t('current') : undefined,
+    detail: priorityDescription(p),
+    picked: p === current,
+    priority: p,
+  }));
 }
 
 function priorityDescription(p: JobPriority): string {
   switch (p) {
-    case 'FOREGROUND': return vscode.l10n.t('Runs first, ahead of every other job');
-    case 'HIGH': return vscode.l10n.t('Ahead of normal and low jobs');
-    case 'NORMAL': return vscode.l10n.t('The default');
-    case 'LOW': return vscode.l10n.t('Only when nothing else waits');
+    case 'FOREGROUND': return vscode.l10n.t('Goes first and gets the bandwidth first, ahead of every other download');
+    case 'HIGH': return vscode.l10n.t('Goes ahead of normal and low downloads');
+    case 'NORMAL': return vscode.l10n.t('The default: takes turns with the other normal downloads');
+    case 'LOW': return vscode.l10n.t('Runs only when no other download is waiting');
   }
 }

@@ -2,6 +2,7 @@
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { notificationText } from '../common/untrustedText';
+import { isSingular } from '../common/plural';
 import type { EngineJob } from '../engine';
 import { createMetalinkJob } from '../engine/metalink';
 import * as settings from '../settings';
@@ -96,7 +97,11 @@ export function registerSourceCommands(ctx: CommandContext): vscode.Disposable[]
         void ctx.view.reveal(job.id).catch(() => undefined);
         const resume = vscode.l10n.t('Resume');
         void vscode.window
-          .showInformationMessage(notificationText(vscode.l10n.t('Job {0} holds the {1} files of the Metalink; it is suspended.', job.displayName, job.getFiles().length)), resume)
+          .showInformationMessage(notificationText(
+              isSingular(job.getFiles().length)
+                ? vscode.l10n.t('Download {0} holds the {1} file of the Metalink; it is paused.', job.displayName, job.getFiles().length)
+                : vscode.l10n.t('Download {0} holds the {1} files of the Metalink; it is paused.', job.displayName, job.getFiles().length),
+            ), resume)
           .then((c) => (c === resume ? job.resume() : undefined))
           .then(undefined, (e: unknown) => ctx.notifier.commandFailed(e));
       }

@@ -121,7 +121,7 @@ export class JobImpl implements Job {
 
   fileView(f: FileRecord, i: number): JobFile {
     const live = this.host.liveBytes(this, i);
-    const bytes = f.transferred || f.completed ? (f.bytesTotal ?? f.durableBytes) : (live ?? f.durableBytes);
+    const bytes = f.transferred || f.completed ? (f.bytesTotal ?? f.durableBytes) : (live ?? bytesAtRest(f));
     return Object.freeze({
       remoteUrl: f.remoteUrl,
       localPath: f.localPath,
@@ -135,6 +135,7 @@ export class JobImpl implements Job {
       ...(f.source !== undefined ? { source: f.source } : {}),
       ...(sourcesInUse(f) ? { sourcesInUse: sourcesInUse(f) } : {}),
       ...(f.bytesFromCache ? { bytesFromCache: f.bytesFromCache } : {}),
+      ...(f.serverCannotResume === true ? { serverCannotResume: true } : {}),
     });
   }
 
@@ -341,4 +342,16 @@ export class JobImpl implements Job {
       { context: 'GENERAL_QUEUE_MANAGER', details: { verb, jobName: this.displayName, state: this.state, ...(why ? { why } : {}) } },
     );
   }
+}
+
+/**
+ * The bytes a file not running holds: a segmented file's segments all count (its durableBytes is only the
+ * contiguous prefix), so the progress does not fall back when a transfer in segments is suspended or cancelled.
+ */
+function bytesAtRest(f: FileRecord): number {
+  if (!f.segments) {
+    return f.durableBytes;
+  }
+  // Clamped: the journal is not trusted to keep each count within its segment.
+  return f.segments.reduce((n, s) => n + (Number.isFinite(s.done) && Number.isFinite(s.end - s.start) ? Math.min(Math.max(0, s.done), Math.max(0, s.end - s.start)) : 0), 0);
 }

@@ -37,6 +37,8 @@ export interface FileRecord {
   failedSources?: string[];
   /** Bytes that came from the content cache (contentCache.ts), not from the network. */
   bytesFromCache?: number;
+  /** The last full answer (200) showed the server cannot resume this file (JobFile.serverCannotResume). */
+  serverCannotResume?: boolean;
   /** Set when the destination may replace an existing file (the user confirmed it in a save dialog). */
   replaceExisting?: boolean;
   /** Upload jobs only: the BITS upload session (durableBytes then counts the bytes the server acknowledged). */

@@ -183,6 +183,8 @@ export async function transferFile(o: TransferOptions): Promise<void | { split: 
         file.etag = strongEtag(res.headers['etag']);
         // Both, when both are strong: a resumed 206 must then match each one it carries (resumeJudge.ts).
         file.lastModified = strongLastModified(res.headers);
+        // Told before a pause (the UI warns): without ranges and a validator, a pause means starting again at byte 0.
+        file.serverCannotResume = !acceptsByteRanges(res.headers) || (file.etag ?? file.lastModified) === undefined;
         o.onCheckpoint();
         await assertRoomOrDrop(res, file, 0, o);
         if (o.splitLargeFile?.(res.headers)) {
@@ -618,4 +620,10 @@ export function strongLastModified(h: Record<string, string | string[] | undefin
   const lt = Date.parse(l);
   const dt = d ? Date.parse(d) : NaN;
   return !Number.isNaN(lt) && !Number.isNaN(dt) && dt - lt >= 1000 ? l : undefined;
+}
+
+/** `Accept-Ranges: bytes` (a list may name other units too). */
+function acceptsByteRanges(headers: Record<string, string | string[] | undefined>): boolean {
+  const v = headers['accept-ranges'];
+  return (Array.isArray(v) ? v.join(',') : (v ?? '')).toLowerCase().split(',').some((u) => u.trim() === 'bytes');
 }

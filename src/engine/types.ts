@@ -50,6 +50,11 @@ export interface JobFile {
   readonly sourcesInUse?: readonly string[];
   /** Bytes placed from the content cache instead of being downloaded (§9). */
   readonly bytesFromCache?: number;
+  /**
+   * True once the server showed it cannot continue this file where it stopped (no `Accept-Ranges: bytes`, no
+   * strong validator, or a range request answered with the whole file): a pause then starts it again at byte 0.
+   */
+  readonly serverCannotResume?: boolean;
 }
 
 export interface JobProgress {

@@ -4,11 +4,12 @@ import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { describeError, formatBytes, formatDuration, formatPercent, formatSpeed } from '../common/format';
+import { isSingular } from '../common/plural';
 import { extractArchive, type EngineJob } from '../engine';
 import { fileMatchesDigest, parseSha256 } from '../engine/integrity';
 import type { EngineHost } from '../engineHost';
 import * as settings from '../settings';
-import { rememberTaskJob } from './taskJobs';
+import { jobsCompletedByTasks, rememberTaskJob } from './taskJobs';
 import { planTask, type DownloadTaskDefinition, type PlannedFile, type TaskPlan } from './taskDefinition';
 
 const RED = '\x1b[31m';
@@ -84,7 +85,9 @@ export class DownloadTerminal implements vscode.Pseudoterminal {
     }
     const plan = planTask(this.definition, this.workspaceFolder);
     this.plan = plan;
-    this.line(`${DIM}${vscode.l10n.t('Managed Downloads: {0} file(s) for task "{1}"', plan.files.length, this.taskName)}${RESET}`);
+    this.line(`${DIM}${(isSingular(plan.files.length)
+      ? vscode.l10n.t('Managed Downloads: {0} file for task "{1}"', plan.files.length, this.taskName)
+      : vscode.l10n.t('Managed Downloads: {0} files for task "{1}"', plan.files.length, this.taskName))}${RESET}`);
 
     // Idempotent: every destination already there with its declared sha256 → nothing to do, no network.
     const existing = await Promise.all(plan.files.map((f) => this.checkExisting(f)));
@@ -106,6 +109,7 @@ export class DownloadTerminal implements vscode.Pseudoterminal {
 
     const job = await this.host.createJob({ displayName: plan.displayName ?? this.taskName, priority: plan.priority, description: vscode.l10n.t('Task: {0}', this.taskName) }, 'user');
     this.job = job;
+    jobsCompletedByTasks.add(job.id);
     if (this.runAgain) {
       rememberTaskJob(job.id, this.runAgain);
     }
@@ -223,7 +227,7 @@ export class DownloadTerminal implements vscode.Pseudoterminal {
     try {
       const result = await job.complete();
       const n = job.getFiles().filter((f) => f.completed).length;
-      this.line(`${GREEN}${vscode.l10n.t('Done: {0} file(s) in place ({1}).', n, result)}${RESET}`);
+      this.line(`${GREEN}${(isSingular(n) ? vscode.l10n.t('Done: {0} file in place ({1}).', n, result) : vscode.l10n.t('Done: {0} files in place ({1}).', n, result))}${RESET}`);
       if (result === 'S_OK' && this.plan) {
         await this.extractArchives(this.plan);
       }
@@ -251,7 +255,9 @@ export class DownloadTerminal implements vscode.Pseudoterminal {
       this.line(
         result.alreadyExtracted
           ? `${GREEN}✓${RESET} ${vscode.l10n.t('{0} already holds the contents of {1}.', result.folder, path.basename(archive))}`
-          : `${GREEN}${vscode.l10n.t('Extracted {0} file(s) ({1}) into {2}.', result.files, formatBytes(result.bytes), result.folder)}${RESET}`,
+          : `${GREEN}${(isSingular(result.files)
+              ? vscode.l10n.t('Extracted {0} file ({1}) into {2}.', result.files, formatBytes(result.bytes), result.folder)
+              : vscode.l10n.t('Extracted {0} files ({1}) into {2}.', result.files, formatBytes(result.bytes), result.folder))}${RESET}`,
       );
     }
   }

@@ -1,6 +1,7 @@
 // The managedDownloads.jobs tree view: the provider, multi-select, and a badge with the number of active jobs.
 import * as vscode from 'vscode';
 import { Disposable } from '../common/lifecycle';
+import { activeDownloads } from '../common/plural';
 import { ACTION_STATES } from '../engine';
 import type { EngineHost } from '../engineHost';
 import { JobsTreeProvider, type TreeNode } from './jobsTreeProvider';
@@ -43,7 +44,7 @@ export class JobsView extends Disposable {
       return;
     }
     this.lastBadge = n;
-    this.treeView.badge = n > 0 ? { value: n, tooltip: vscode.l10n.t('{0} active download jobs', n) } : undefined;
+    this.treeView.badge = n > 0 ? { value: n, tooltip: activeDownloads(n) } : undefined;
   }
 
   /** Shows a job in the tree (opening the view), even a finished one that is hidden: then says so. */

@@ -350,12 +350,10 @@ const step5: Step = {
     await wb.waitRow(row, `"${name}" still running`, (l) => !jobLabel(s, name, 'Cancelled').test(l) && !jobLabel(s, name, 'Completed').test(l));
 
     await contextMenuAction(wb, row, s.nls('command.cancel'), { has: [s.nls('command.suspend')] });
-    // Bytes would be lost: a modal asks first.
-    const question = textPattern(s.t("Cancel job '{0}' and delete its {1} of temporary files?", name, ANY));
-    const modal = wb.modal(question);
-    await modal.waitFor({ state: 'visible', timeout: 10_000 });
+    // Bytes would be lost: a question comes first, where Enter and Escape keep downloading.
+    await wb.waitQuickInput(s.t("Cancel '{0}' and delete the {1} downloaded so far?", name, '\u0000').split('\u0000')[0]);
     await wb.shot('cancel-confirm');
-    await modal.getByRole('button', { name: s.t('Cancel Download'), exact: true }).click();
+    await wb.pickOption(new RegExp(escapeRegExp(s.t('Cancel Download'))));
     await wb.waitRowGone(row, `"${name}" to leave the tree once cancelled (finished jobs hidden)`);
 
     // Show finished jobs, so the cancelled job is on screen next to the error.
@@ -366,7 +364,7 @@ const step5: Step = {
     await wb.waitRow(finished, `"${name}" shown as cancelled in the "Finished" group`, (l) => jobLabel(s, name, 'Cancelled').test(l));
     await wb.shot('finished-group');
 
-    await wb.runCommandFor(s.command('command.complete'), s.t('Complete which job?'));
+    await wb.runCommandFor(s.command('command.complete'), s.t('Save which download?'));
     await wb.pickOption(new RegExp(`(^|\\s)${escapeRegExp(name)}, ${escapeRegExp(s.t('Cancelled'))}`));
     const { toast, label } = await wb.waitToast(/DO_E_INVALID_STATE/);
     wb.log(`notification: ${label}`);
@@ -446,10 +444,10 @@ const step7: Step = {
       30_000,
       () => wb.terminalText(),
     );
-    assert.ok(progress.includes(s.t('Managed Downloads: {0} file(s) for task "{1}"', 1, TASK_LABEL)), `the task's header line (terminal: ${progress})`);
+    assert.ok(progress.includes(s.t('Managed Downloads: {0} file for task "{1}"', 1, TASK_LABEL)), `the task's header line (terminal: ${progress})`);
     await wb.shot('task-progress');
 
-    const done = s.t('Done: {0} file(s) in place ({1}).', 1, 'S_OK');
+    const done = s.t('Done: {0} file in place ({1}).', 1, 'S_OK');
     const text = await wb.until(
       'the task to end with success',
       async () => {
@@ -483,7 +481,7 @@ const step8: Step = {
 
     const f = server.file('reload.bin');
     await newDownload(ctx, f.name);
-    const active = new RegExp(`^${escapeRegExp(s.t('{0} active download jobs', 1))}, (\\d+)%$`);
+    const active = new RegExp(`^${escapeRegExp(s.t('{0} active download', 1))}, (\\d+)%$`);
     const first = await wb.until('the status bar item to show 1 active job and its percentage', async () => {
       const l = await item.getAttribute('aria-label', { timeout: 1000 }).catch(() => null);
       return l && active.test(l) ? l : undefined;

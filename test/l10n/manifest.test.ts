@@ -40,3 +40,26 @@ describe('manifest', () => {
     }
   });
 });
+
+describe('settings texts', () => {
+  const settings = (JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as {
+    contributes: { configuration: { properties: Record<string, { default?: unknown; markdownDescription?: string }> } };
+  }).contributes.configuration.properties;
+
+  for (const file of ['package.nls.json', 'package.nls.fr.json']) {
+    it(`a setting in seconds names its default as a duration, and no text speaks of one machine (${file})`, () => {
+      const nls = JSON.parse(fs.readFileSync(path.join(root, file), 'utf8')) as Record<string, string>;
+      const text = (key: string): string => nls[/^%(.+)%$/.exec(settings[key].markdownDescription ?? '')?.[1] ?? ''] ?? '';
+      const inSeconds = Object.keys(settings).filter((k) => k.endsWith('Seconds'));
+      assert.ok(inSeconds.length >= 2);
+      for (const key of inSeconds) {
+        const seconds = settings[key].default as number;
+        // "10 minutes (`600`)", "14 days (`1209600`)": the duration first, the number to type after it.
+        assert.match(text(key), new RegExp(`\\d+ (minutes?|hours?|days?|heures?|jours?) \\(\`${seconds}\`\\)`), `${key}: ${text(key)}`);
+      }
+      for (const [key, value] of Object.entries(nls)) {
+        assert.doesNotMatch(value, /core machine|machine à \d+ cœurs/, `${key} speaks of one machine`);
+      }
+    });
+  }
+});

@@ -64,7 +64,8 @@ export class FileNode {
       return item;
     }
     const status = FileNode.status(this.job, files, this.index);
-    const parts: string[] = [statusLabel(status)];
+    // "42% · 3.1 MB of 7.4 MB" while it moves (the icon spins); the status word leads otherwise.
+    const parts: string[] = status === 'transferring' ? [] : [statusLabel(status)];
     const pct = formatPercent(f.bytesTransferred, f.bytesTotal);
     if (pct && status !== 'completed' && status !== 'transferred') {
       parts.push(pct);
@@ -87,8 +88,10 @@ export class FileNode {
     item.contextValue = `file:${status}${status === 'completed' ? ':openable' + (archiveFormatOf(f.localPath) ? ':archive' : '') : ''}`;
     item.iconPath = icon(status);
     const md = new vscode.MarkdownString(undefined, true);
-    md.appendMarkdown(`**${vscode.l10n.t('File')}:** ${escapeMarkdown(f.localPath)}  \n`);
-    md.appendMarkdown(`**${vscode.l10n.t('URL')}:** ${escapeMarkdown(redactUrl(f.remoteUrl))}  \n`);
+    // The destination first: the local file of a download, the URL of an upload.
+    const local = `**${vscode.l10n.t('File')}:** ${escapeMarkdown(f.localPath)}  \n`;
+    const remote = `**${vscode.l10n.t('URL')}:** ${escapeMarkdown(redactUrl(f.remoteUrl))}  \n`;
+    md.appendMarkdown(this.job.type === 'upload' ? remote + local : local + remote);
     if (f.sourcesInUse || f.source) {
       const from = f.sourcesInUse ?? [f.source!];
       md.appendMarkdown(`**${vscode.l10n.t('Coming from')}:** ${escapeMarkdown(from.map((u) => redactUrl(u)).join(', '))}  \n`);
@@ -96,7 +99,8 @@ export class FileNode {
     if (f.mirrors?.length) {
       md.appendMarkdown(`**${vscode.l10n.t('Mirrors')}:** ${escapeMarkdown(f.mirrors.map((m) => redactUrl(m)).join(', '))}  \n`);
     }
-    md.appendMarkdown(`**${vscode.l10n.t('Status')}:** ${escapeMarkdown(item.description)}  \n`);
+    const described = [status === 'transferring' ? statusLabel(status) : undefined, item.description].filter(Boolean).join(' · ');
+    md.appendMarkdown(`**${vscode.l10n.t('Status')}:** ${escapeMarkdown(described)}  \n`);
     if (!f.completed && status !== 'dropped' && status !== 'deleted') {
       md.appendMarkdown(`**${vscode.l10n.t('Temporary file')}:** ${escapeMarkdown(f.temporaryPath)}  \n`);
     }
@@ -104,7 +108,7 @@ export class FileNode {
       md.appendMarkdown(`**SHA-256:** ${escapeMarkdown(f.sha256)}  \n`);
     }
     item.tooltip = md;
-    item.accessibilityInformation = { label: `${item.label as string}, ${item.description}` };
+    item.accessibilityInformation = { label: `${item.label as string}, ${described}` };
     return item;
   }
 }

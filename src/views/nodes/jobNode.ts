@@ -1,9 +1,11 @@
 // A job in the tree: label, one-line progress, state icon, Markdown tooltip and a compound contextValue
 // (`job:TRANSFERRING:suspendable:cancellable:completable`) that the menus match with `viewItem =~`.
+import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { describeError, formatBytes, formatDate, formatDuration, formatPercent, formatSpeed, stateLabel, escapeMarkdown } from '../../common/format';
 import type { EngineJob } from '../../engine';
 import { plainError } from '../../common/plainWords';
+import { redactUrl } from '../../engine/errors';
 import { FileNode } from './fileNode';
 import { jobContextValue } from './jobContext';
 
@@ -35,13 +37,17 @@ export class JobNode {
     item.contextValue = jobContextValue(job);
     item.iconPath = jobIcon(job);
     item.tooltip = jobTooltip(job);
-    item.accessibilityInformation = { label: `${job.displayName}, ${item.description}` };
+    // A screen reader has no spinning icon: it hears the state word the row leaves out while transferring.
+    item.accessibilityInformation = { label: `${job.displayName}, ${describeJob(job, { withState: true })}` };
     return item;
   }
 }
 
-/** "Transferring · 42% · 3.1 MB of 7.4 MB · 1.2 MB/s · ETA 5 s" */
-export function describeJob(job: EngineJob): string {
+/**
+ * "42% · ETA 5 s · 1.2 MB/s · 3.1 MB of 7.4 MB": what matters first, so it survives a narrow view. The state word
+ * leads in every other state ("Suspended · 42% · …"); while transferring the spinning icon says it, unless `withState`.
+ */
+export function describeJob(job: EngineJob, o: { withState?: boolean } = {}): string {
   const p = job.getProgress();
   const parts: string[] = [];
   const error = job.getError();
@@ -61,9 +67,22 @@ export function describeJob(job: EngineJob): string {
     parts.push(vscode.l10n.t('no files'));
     return parts.join(' · ');
   }
+  if (job.state === 'TRANSFERRING' && !o.withState) {
+    parts.pop();
+  }
   const pct = formatPercent(p.bytesTransferred, p.bytesTotal);
   if (pct) {
     parts.push(pct);
+  }
+  if (job.state === 'TRANSFERRING') {
+    const eta = job.getEta();
+    if (eta !== undefined) {
+      parts.push(vscode.l10n.t('ETA {0}', formatDuration(eta)));
+    }
+    const speed = job.getSpeed();
+    if (speed > 0) {
+      parts.push(job.speedLimited ? vscode.l10n.t('{0}, limited', formatSpeed(speed)) : formatSpeed(speed));
+    }
   }
   parts.push(p.bytesTotal === undefined ? formatBytes(p.bytesTransferred) : vscode.l10n.t('{0} of {1}', formatBytes(p.bytesTransferred), formatBytes(p.bytesTotal)));
   if (p.filesTotal > 1) {
@@ -71,16 +90,6 @@ export function describeJob(job: EngineJob): string {
   }
   if (p.bytesFromCache > 0) {
     parts.push(vscode.l10n.t('{0} from cache', formatBytes(p.bytesFromCache)));
-  }
-  if (job.state === 'TRANSFERRING') {
-    const speed = job.getSpeed();
-    if (speed > 0) {
-      parts.push(job.speedLimited ? vscode.l10n.t('{0}, limited', formatSpeed(speed)) : formatSpeed(speed));
-    }
-    const eta = job.getEta();
-    if (eta !== undefined) {
-      parts.push(vscode.l10n.t('ETA {0}', formatDuration(eta)));
-    }
   }
   return parts.join(' · ');
 }
@@ -107,7 +116,13 @@ export function jobTooltip(job: EngineJob): vscode.MarkdownString {
   const line = (label: string, value: string): void => {
     md.appendMarkdown(`**${label}:** ${escapeMarkdown(value)}  \n`);
   };
-  md.appendMarkdown(`$(${job.type === 'upload' ? 'cloud-upload' : 'cloud-download'}) **${escapeMarkdown(job.displayName)}**  \n`);
+  // Where the bytes go comes first: it is what a truncated row cannot show.
+  const destination = jobDestination(job);
+  if (destination) {
+    md.appendMarkdown(`$(${job.type === 'upload' ? 'cloud-upload' : 'cloud-download'}) **${escapeMarkdown(destination)}**  \n${escapeMarkdown(job.displayName)}  \n`);
+  } else {
+    md.appendMarkdown(`$(${job.type === 'upload' ? 'cloud-upload' : 'cloud-download'}) **${escapeMarkdown(job.displayName)}**  \n`);
+  }
   if (job.description) {
     md.appendMarkdown(`${escapeMarkdown(job.description)}  \n`);
   }
@@ -153,4 +168,20 @@ export function jobTooltip(job: EngineJob): vscode.MarkdownString {
     }
   }
   return md;
+}
+
+/** Where a job writes: the file (a download) or URL (an upload), or the folder when all its files share one. */
+export function jobDestination(job: EngineJob): string | undefined {
+  const files = job.getFiles();
+  if (files.length === 0) {
+    return undefined;
+  }
+  if (job.type === 'upload') {
+    return files.length === 1 ? redactUrl(files[0].remoteUrl) : undefined;
+  }
+  if (files.length === 1) {
+    return files[0].localPath;
+  }
+  const folders = new Set(files.map((f) => path.dirname(f.localPath)));
+  return folders.size === 1 ? vscode.l10n.t('{0} files in {1}', files.length, [...folders][0]) : undefined;
 }

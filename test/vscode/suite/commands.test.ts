@@ -5,7 +5,9 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { makeZip } from '../../support/archives';
 import { randomBody, TestServer } from '../../support/testServer';
-import { count, notificationsSince, setSetting, useSuiteFixture, waitFor, waitForState, type TestApi } from './util';
+import { jobPickItems } from '../../../src/commands/common';
+import { priorityPickItems } from '../../../src/commands/jobCommands';
+import { count, notificationsSince, setSetting, sleep, useSuiteFixture, waitFor, waitForState, type TestApi } from './util';
 
 const run = <T = unknown>(command: string, ...args: unknown[]): Thenable<T> => vscode.commands.executeCommand<T>(`managedDownloads.${command}`, ...args);
 
@@ -20,6 +22,7 @@ describe('commands', () => {
       server.route('/small.txt', { body: Buffer.from('small file\n') });
       server.route('/medium.bin', { body: randomBody(200_000, 5) });
       server.route('/slow.bin', { body: randomBody(4_000_000, 6), throttleBytesPerSec: 150_000 });
+      server.route('/no-range.bin', { body: randomBody(4_000_000, 8), throttleBytesPerSec: 150_000, ranges: false });
       server.route('/taken.bin', { body: randomBody(300_000, 7), throttleBytesPerSec: 300_000 });
       server.route('/fast.bin', { body: randomBody(16_000_000, 8) });
       server.route('/archive.zip', { body: makeZip([{ name: 'docs/a.txt', data: 'first\n' }, { name: 'b.txt', data: 'second\n' }]) });
@@ -105,6 +108,91 @@ describe('commands', () => {
     await waitForState(api, id, 'TRANSFERRED');
     assert.equal(await run('complete', id), 'S_OK');
     assert.equal(fs.readFileSync(path.join(dir, 'small.txt'), 'utf8'), 'small file\n');
+  });
+
+  it('palette pickers list the jobs the action can work on first, finished ones after a separator, by state and name', async () => {
+    const active = await newJobWith('/small.txt', 'active.txt');
+    const done = await newJobWith('/small.txt', 'done.txt');
+    await run('resume', done);
+    await waitForState(api, done, 'TRANSFERRED');
+    await run('complete', done);
+    // Cancel from the palette, accepting the first item as Enter does: the (older) active job, not the newer finished one.
+    let settled = false;
+    const cancelled = Promise.resolve(run('cancel')).finally(() => (settled = true));
+    while (!settled) {
+      await vscode.commands.executeCommand('workbench.action.acceptSelectedQuickOpenItem');
+      await sleep(100);
+    }
+    await cancelled;
+    assert.equal(api.getJob(active).state, 'CANCELLED', 'the first item is a job Cancel can act on');
+
+    const live = await newJobWith('/small.txt', 'live.txt');
+    const items = jobPickItems([api._test.engine.getJob(done), api._test.engine.getJob(live)], {
+      filter: (j) => !j.isFinal,
+      others: { label: 'Finished', filter: (j) => j.isFinal },
+    });
+    assert.deepEqual(
+      items.map((i) => [i.kind === vscode.QuickPickItemKind.Separator ? 'separator' : 'item', i.label.replace(/^\$\([\w-]+\) /, '')]),
+      [['item', 'live.txt'], ['separator', 'Finished'], ['item', 'done.txt']],
+    );
+    assert.match(String(items[0].description), /^Suspended · /, 'the state, in words');
+    assert.match(String(items[2].description), /^Completed · /);
+    for (const i of items) {
+      assert.ok(!`${i.label} ${i.description ?? ''} ${i.detail ?? ''}`.includes(done) && !`${i.detail ?? ''}`.includes(live), `no bare id: ${i.label} ${i.description ?? ''} ${i.detail ?? ''}`);
+    }
+    assert.equal(items[2].detail, path.join(dir, 'done.txt'), 'the detail says where it went');
+  });
+
+  /** Runs `command` as the tree does (a job object, not an id) and answers its question with Enter, after `moves`. */
+  async function answer(command: string, id: string, moves: number): Promise<void> {
+    let settled = false;
+    const done = Promise.resolve(run(command, { id })).finally(() => (settled = true));
+    while (!settled) {
+      // A move sent before the question shows is lost (and Enter then keeps): callers ask again until it took.
+      await sleep(moves > 0 ? 300 : 0);
+      for (let i = 0; i < moves; i++) {
+        await vscode.commands.executeCommand('workbench.action.quickOpenSelectNext');
+      }
+      await vscode.commands.executeCommand('workbench.action.acceptSelectedQuickOpenItem');
+      await sleep(100);
+    }
+    await done;
+  }
+
+  it('Pause from the UI on a server that cannot resume warns first: Enter keeps downloading, "Pause Anyway" pauses', async () => {
+    const id = await newJobWith('/no-range.bin');
+    await run('resume', id);
+    await waitFor(() => api._test.engine.getJob(id).getFiles()[0].serverCannotResume && api.getJob(id).getProgress().bytesTransferred > 0, 'bytes from a server without ranges');
+    await answer('suspend', id, 0);
+    assert.equal(api.getJob(id).state, 'TRANSFERRING', 'Enter on the warning keeps downloading');
+    while (api.getJob(id).state !== 'SUSPENDED') {
+      await answer('suspend', id, 1);
+    }
+    await run('resume', id);
+    await run('suspend', id); // an id from a caller: it means it, no question
+    assert.equal(api.getJob(id).state, 'SUSPENDED');
+  });
+
+  it('Cancel from the UI asks first, and Enter keeps the download; the second answer cancels it', async () => {
+    const id = await newJobWith('/slow.bin', 'keep.bin');
+    await run('resume', id);
+    await waitFor(() => api.getJob(id).getProgress().bytesTransferred > 0, 'some bytes downloaded');
+    await answer('cancel', id, 0);
+    assert.notEqual(api.getJob(id).state, 'CANCELLED', 'Enter on the question keeps downloading');
+    // One move down, then Enter (again if the question opened between the two, which answers "keep").
+    while (api.getJob(id).state !== 'CANCELLED') {
+      await answer('cancel', id, 1);
+    }
+    assert.equal(fs.existsSync(path.join(dir, 'keep.bin')), false, '"Cancel Download" cancels');
+  });
+
+  it('the priority picker explains each level on its own line and marks the current one', () => {
+    const items = priorityPickItems('LOW');
+    assert.deepEqual(items.map((i) => i.label), ['FOREGROUND', 'HIGH', 'NORMAL', 'LOW']);
+    for (const i of items) {
+      assert.ok((i.detail ?? '').split(' ').length >= 5, `${i.label} is explained: "${i.detail ?? ''}"`);
+    }
+    assert.deepEqual(items.map((i) => i.description), [undefined, undefined, undefined, 'current']);
   });
 
   it('suspend, setPriority, resume and cancel with a job id', async () => {

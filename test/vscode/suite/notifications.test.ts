@@ -63,6 +63,22 @@ describe('notifications', () => {
     assert.deepEqual(mine[0].actions.slice(0, 2), ['Retry', 'Show Job']);
   });
 
+  it('a job that does not complete itself says once that it is downloaded but not saved, with Save', async () => {
+    server.route('/ready.bin', { body: randomBody(10_000, 11) });
+    const job = await api.createJob({ displayName: 'ready job' });
+    created.add(job.id);
+    await job.addFile(server.url('/ready.bin'), path.join(dir, 'ready.bin'));
+    const before = api._test.notifier.history.length;
+    await job.resume();
+    await waitForState(api, job.id, 'TRANSFERRED');
+    const shown = await waitFor(() => notificationsSince(api, before).find((n) => n.jobId === job.id), 'the "not saved yet" notification');
+    assert.equal(shown.message, "'ready job' is downloaded but not saved yet: Save puts its files in place.");
+    assert.deepEqual(shown.actions, ['Save', 'Show Job']);
+    await job.suspend().catch(() => undefined);
+    await sleep(300);
+    assert.equal(notificationsSince(api, before).filter((n) => n.jobId === job.id).length, 1, 'once per job');
+  });
+
   it('a partial Complete says which files were dropped (BG_S_PARTIAL_COMPLETE)', async () => {
     server.route('/first.bin', { body: randomBody(10_000, 7) });
     server.route('/second.bin', { body: randomBody(3_000_000, 8), throttleBytesPerSec: 100_000 });

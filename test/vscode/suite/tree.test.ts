@@ -71,7 +71,9 @@ describe('tree view', () => {
     assert.doesNotMatch(t.contextValue!, /suspendable|completable/);
 
     t = item(running.id).item;
-    assert.match(t.description as string, /^Transferring · \d+% · [\d.]+ (B|KB|MB) of 4\.8 MB · [\d.]+ (B|KB|MB)\/s · ETA \d+/);
+    // What matters first, so a narrow view keeps it; the spinning icon (and the screen reader's label) says "Transferring".
+    assert.match(t.description as string, /^\d+% · ETA \d+[^·]* · [\d.]+ (B|KB|MB)\/s · [\d.]+ (B|KB|MB) of 4\.8 MB$/);
+    assert.match(t.accessibilityInformation!.label, /^running\.bin, Transferring · \d+% · /);
     assert.match(t.contextValue!, /^job:TRANSFERRING:download:suspendable:cancellable:modifiable/);
     assert.doesNotMatch(t.contextValue!, /resumable|completable/);
     assert.equal(icon(t), 'loading~spin');
@@ -79,6 +81,10 @@ describe('tree view', () => {
     assert.ok(tip.includes(running.id), 'the tooltip shows the id');
     assert.match(tip, /NORMAL/);
     assert.ok(tip.includes('.mdpart'), 'the tooltip lists the temporary file');
+    assert.ok(tip.split('\n')[0].endsWith(`**${path.join(dir, 'running.bin')}**  `), `the tooltip starts with the destination: ${tip.split('\n')[0]}`);
+    const runningFile = api._test.provider.getTreeItem(api._test.provider.getChildren(item(running.id).node)[0]);
+    assert.match(String(runningFile.description), /^\d+% · [\d.]+ (B|KB|MB) of 4\.8 MB$/, 'the file row too: percent first');
+    assert.match(runningFile.accessibilityInformation!.label, /^running\.bin, transferring · \d+% · /);
 
     t = item(failed.id).item;
     assert.equal(t.description, 'Failed: not found (404) · 0 B', 'plain words first, the code in the tooltip');
@@ -189,6 +195,13 @@ describe('tree view', () => {
     const status = api._test.statusBar.item;
     await waitFor(() => /^\$\(cloud-download\) 1 · \d+%$/.test(status.text), `the status bar text (${status.text})`);
     assert.equal(status.command, 'managedDownloads.jobs.focus');
+    assert.equal(view.treeView.badge?.tooltip, '1 active download', 'singular for one');
+    assert.match(status.accessibilityInformation!.label, /^1 active download, \d+%$/);
+    const second = await job('badge-2.bin', '/slow.bin');
+    await second.resume();
+    await waitFor(() => view.treeView.badge?.value === 2, 'the badge to count two');
+    assert.equal(view.treeView.badge?.tooltip, '2 active downloads');
+    await second.suspend();
     await running.suspend();
     await waitFor(() => view.treeView.badge === undefined, 'the badge to clear');
   });
@@ -197,8 +210,15 @@ describe('tree view', () => {
     if (vscode.env.language !== 'fr') {
       this.skip(); // reason: only meaningful in a French window (run-vscode-tests.js --locale fr); the e2e French run covers the UI
     }
-    const j = await job('tâche vide');
-    assert.equal(item(j.id).item.description, 'Suspendue · aucun fichier');
+    const j = await job('vide');
+    // A download job is a "téléchargement" (masculine), not a "tâche": that word is VS Code's for tasks.
+    assert.equal(item(j.id).item.description, 'Suspendu · aucun fichier');
+    const running = await job('badge.bin', '/slow.bin');
+    await running.resume();
+    const view = api._test.view;
+    await waitFor(() => view.treeView.badge?.value === 1, 'the badge');
+    assert.equal(view.treeView.badge?.tooltip, '1 téléchargement actif');
+    await running.suspend();
     // The manifest as VS Code read it: localized titles are { value, original }.
     const pkg = vscode.extensions.getExtension('dojobs.managed-downloads')!.packageJSON as {
       contributes: { commands: { command: string; title: string | { value: string } }[] };
@@ -207,5 +227,7 @@ describe('tree view', () => {
     const title = typeof raw === 'string' ? raw : raw?.value;
     this.test!.title += ` [newDownload title: ${title}]`;
     assert.equal(title, 'Nouveau téléchargement…');
+    const cancel = pkg.contributes.commands.find((c) => c.command === 'managedDownloads.cancel')?.title;
+    assert.equal(typeof cancel === 'string' ? cancel : cancel?.value, 'Annuler le téléchargement');
   });
 });

@@ -50,8 +50,12 @@ describe('upload jobs', () => {
     const item = api._test.provider.getTreeItem(api._test.provider.nodeFor(job));
     assert.match(String(item.contextValue), /completable/);
     assert.equal((item.iconPath as vscode.ThemeIcon).id, 'cloud-upload');
+    const beforeComplete = api._test.notifier.history.length;
     assert.equal(await vscode.commands.executeCommand('managedDownloads.complete', id), 'S_OK');
     assert.equal(api._test.engine.getJob(id).state, 'ACKNOWLEDGED');
+    const done = notificationsSince(api, beforeComplete).find((n) => n.jobId === id);
+    assert.equal(done?.message, `'report.bin' uploaded to ${server.url('/uploads/report.bin')}.`, 'uploaded, not "in place"');
+    assert.deepEqual(done?.actions, [], 'no Open of the local source, as if it were a download');
     assert.equal(sha256Hex(fs.readFileSync(path.join(server.destDir, 'uploads', 'report.bin'))), sha256Hex(body));
     assert.equal(sha256Hex(fs.readFileSync(local)), sha256Hex(body), 'the local file is untouched');
   });
