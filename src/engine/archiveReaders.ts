@@ -130,7 +130,7 @@ async function readTar(handle: FileHandle, size: number, sink: ArchiveSink, onRe
         return;
       }
       try {
-        await tarEntry(entry, sink);
+        await tarEntry(entry, sink, stopped);
       } catch (e) {
         entry.resume();
         stop(e);
@@ -153,17 +153,34 @@ async function readTar(handle: FileHandle, size: number, sink: ArchiveSink, onRe
     await entries;
   }
   if (failure !== undefined) {
+    // The entry being written has let go of its file once this settles.
+    await entries;
     throw failure;
   }
 }
 
-async function tarEntry(entry: ReadEntry, sink: ArchiveSink): Promise<void> {
+/**
+ * An entry's body that ends with an error when the parser stops: a truncated archive never ends the entry being
+ * read, and its writer would wait for ever with its file open.
+ */
+async function* untilStopped(entry: ReadEntry, stopped: Promise<never>): AsyncGenerator<Buffer> {
+  const chunks = (entry as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+  for (;;) {
+    const next = await Promise.race([chunks.next(), stopped]);
+    if (next.done) {
+      return;
+    }
+    yield next.value;
+  }
+}
+
+async function tarEntry(entry: ReadEntry, sink: ArchiveSink, stopped: Promise<never>): Promise<void> {
   const name = entry.path;
   switch (entry.type) {
     case 'File':
     case 'OldFile':
     case 'ContiguousFile':
-      await sink.file(name, ((entry.mode ?? 0) & 0o111) !== 0, entry as AsyncIterable<Buffer>);
+      await sink.file(name, ((entry.mode ?? 0) & 0o111) !== 0, untilStopped(entry, stopped));
       return;
     case 'Directory':
     case 'GNUDumpDir':
