@@ -1,4 +1,4 @@
-// A file of a job, shown as a child of its job.
+// A file of a job, shown as a child of its job when the job has several (a one-file job is one row: jobNode.ts).
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { formatBytes, formatPercent, escapeMarkdown } from '../../common/format';
@@ -79,10 +79,11 @@ export class FileNode {
     );
     if (f.bytesFromCache) {
       parts.push(vscode.l10n.t('{0} from cache', formatBytes(f.bytesFromCache)));
-    } else if (f.sourcesInUse) {
-      parts.push(vscode.l10n.t('from {0} at once', [...new Set(f.sourcesInUse.map(hostOf))].join(', ')));
-    } else if (f.source) {
-      parts.push(vscode.l10n.t('from mirror {0}', hostOf(f.source)));
+    } else {
+      const from = sourceNote(f);
+      if (from) {
+        parts.push(from);
+      }
     }
     item.description = parts.join(' · ');
     item.contextValue = `file:${status}${status === 'completed' ? ':openable' + (archiveFormatOf(f.localPath) ? ':archive' : '') : ''}`;
@@ -92,21 +93,13 @@ export class FileNode {
     const local = `**${vscode.l10n.t('File')}:** ${escapeMarkdown(f.localPath)}  \n`;
     const remote = `**${vscode.l10n.t('URL')}:** ${escapeMarkdown(redactUrl(f.remoteUrl))}  \n`;
     md.appendMarkdown(this.job.type === 'upload' ? remote + local : local + remote);
-    if (f.sourcesInUse || f.source) {
-      const from = f.sourcesInUse ?? [f.source!];
-      md.appendMarkdown(`**${vscode.l10n.t('Coming from')}:** ${escapeMarkdown(from.map((u) => redactUrl(u)).join(', '))}  \n`);
-    }
-    if (f.mirrors?.length) {
-      md.appendMarkdown(`**${vscode.l10n.t('Mirrors')}:** ${escapeMarkdown(f.mirrors.map((m) => redactUrl(m)).join(', '))}  \n`);
-    }
+    appendSources(md, f);
     const described = [status === 'transferring' ? statusLabel(status) : undefined, item.description].filter(Boolean).join(' · ');
     md.appendMarkdown(`**${vscode.l10n.t('Status')}:** ${escapeMarkdown(described)}  \n`);
     if (!f.completed && status !== 'dropped' && status !== 'deleted') {
       md.appendMarkdown(`**${vscode.l10n.t('Temporary file')}:** ${escapeMarkdown(f.temporaryPath)}  \n`);
     }
-    if (f.sha256) {
-      md.appendMarkdown(`**SHA-256:** ${escapeMarkdown(f.sha256)}  \n`);
-    }
+    appendChecksum(md, f);
     item.tooltip = md;
     item.accessibilityInformation = { label: `${item.label as string}, ${described}` };
     return item;
@@ -136,6 +129,31 @@ function icon(s: FileStatus): vscode.ThemeIcon {
     case 'dropped': return new vscode.ThemeIcon('circle-slash');
     case 'deleted': return new vscode.ThemeIcon('trash');
     case 'failed': return new vscode.ThemeIcon('error', new vscode.ThemeColor('list.errorForeground'));
+  }
+}
+
+/** "from mirror host-b" or "from host-a, host-b at once" when the bytes do not come from the file's URL alone. */
+export function sourceNote(f: JobFile): string | undefined {
+  if (f.sourcesInUse) {
+    return vscode.l10n.t('from {0} at once', [...new Set(f.sourcesInUse.map(hostOf))].join(', '));
+  }
+  return f.source ? vscode.l10n.t('from mirror {0}', hostOf(f.source)) : undefined;
+}
+
+/** The tooltip lines that say where a file's bytes come from: the sources in use and the mirrors. */
+export function appendSources(md: vscode.MarkdownString, f: JobFile): void {
+  if (f.sourcesInUse || f.source) {
+    const from = f.sourcesInUse ?? [f.source!];
+    md.appendMarkdown(`**${vscode.l10n.t('Coming from')}:** ${escapeMarkdown(from.map((u) => redactUrl(u)).join(', '))}  \n`);
+  }
+  if (f.mirrors?.length) {
+    md.appendMarkdown(`**${vscode.l10n.t('Mirrors')}:** ${escapeMarkdown(f.mirrors.map((m) => redactUrl(m)).join(', '))}  \n`);
+  }
+}
+
+export function appendChecksum(md: vscode.MarkdownString, f: JobFile): void {
+  if (f.sha256) {
+    md.appendMarkdown(`**SHA-256:** ${escapeMarkdown(f.sha256)}  \n`);
   }
 }
 

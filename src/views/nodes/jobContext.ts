@@ -2,6 +2,7 @@
 // `viewItem =~`. No `vscode` here, so the engine tests can check it against the engine for every state.
 import { FINAL_STATES, type EngineJob } from '../../engine';
 import { jobFacts, offers } from '../../engine/transitions';
+import { archiveFormatOf } from '../../engine/extract';
 
 /** `job:<STATE>:<type>` followed by what can be done to it now. */
 export function jobContextValue(job: Pick<EngineJob, 'state' | 'type' | 'getFiles'>): string {
@@ -28,5 +29,9 @@ export function jobContextValue(job: Pick<EngineJob, 'state' | 'type' | 'getFile
   offer('linked', files.length > 0);
   offer('again', job.type === 'download' && files.length > 0 && (final || s === 'ERROR'));
   offer('final', final);
+  // A one-file job is one row (jobNode.ts): it offers what its file's row would, Change URL… and Extract.
+  const only = files.length === 1 ? files[0] : undefined;
+  offer('changeUrl', only !== undefined && offers('changeUrl', facts, 'tree'));
+  offer('archive', only !== undefined && job.type === 'download' && only.completed && archiveFormatOf(only.localPath) !== undefined);
   return ['job', s, ...flags].join(':');
 }

@@ -6,7 +6,7 @@ import { describeError, formatBytes, formatDate, formatDuration, formatPercent, 
 import type { EngineJob } from '../../engine';
 import { plainError } from '../../common/plainWords';
 import { redactUrl } from '../../engine/errors';
-import { FileNode } from './fileNode';
+import { appendChecksum, appendSources, FileNode, sourceNote } from './fileNode';
 import { jobContextValue } from './jobContext';
 
 export class JobNode {
@@ -20,6 +20,10 @@ export class JobNode {
   }
 
   getChildren(): FileNode[] {
+    if (!hasFileRows(this.job)) {
+      this.fileNodes.length = 0;
+      return [];
+    }
     const n = this.job.getFiles().length;
     for (let i = this.fileNodes.length; i < n; i++) {
       this.fileNodes.push(new FileNode(this, i));
@@ -30,8 +34,7 @@ export class JobNode {
 
   getTreeItem(): vscode.TreeItem {
     const job = this.job;
-    const hasFiles = job.getFiles().length > 0;
-    const item = new vscode.TreeItem(job.displayName, hasFiles ? vscode.TreeItemCollapsibleState.Collapsed : vscode.TreeItemCollapsibleState.None);
+    const item = new vscode.TreeItem(job.displayName, hasFileRows(job) ? vscode.TreeItemCollapsibleState.Collapsed : vscode.TreeItemCollapsibleState.None);
     item.id = job.id;
     item.description = describeJob(job);
     item.contextValue = jobContextValue(job);
@@ -41,6 +44,14 @@ export class JobNode {
     item.accessibilityInformation = { label: `${job.displayName}, ${describeJob(job, { withState: true })}` };
     return item;
   }
+}
+
+/**
+ * Whether the job's files are rows under it: a one-file job is one row (its file's details and actions are the
+ * job's), so the view does not repeat the same name and progress twice.
+ */
+export function hasFileRows(job: Pick<EngineJob, 'getFiles'>): boolean {
+  return job.getFiles().length > 1;
 }
 
 /**
@@ -90,6 +101,12 @@ export function describeJob(job: EngineJob, o: { withState?: boolean } = {}): st
   }
   if (p.bytesFromCache > 0) {
     parts.push(vscode.l10n.t('{0} from cache', formatBytes(p.bytesFromCache)));
+  } else if (p.filesTotal === 1 && !job.isFinal) {
+    // The row of a one-file job says what its file row would have: where the bytes come from.
+    const from = sourceNote(job.getFiles()[0]);
+    if (from) {
+      parts.push(from);
+    }
   }
   return parts.join(' · ');
 }
@@ -127,6 +144,14 @@ export function jobTooltip(job: EngineJob): vscode.MarkdownString {
     md.appendMarkdown(`${escapeMarkdown(job.description)}  \n`);
   }
   md.appendMarkdown('\n');
+  const files = job.getFiles();
+  if (files.length === 1) {
+    // The file's own details (what its row would show): the other end of the transfer, its sources, its checksum.
+    const f = files[0];
+    line(job.type === 'upload' ? vscode.l10n.t('File') : vscode.l10n.t('URL'), job.type === 'upload' ? f.localPath : redactUrl(f.remoteUrl));
+    appendSources(md, f);
+    appendChecksum(md, f);
+  }
   line(vscode.l10n.t('Id'), job.id);
   line(vscode.l10n.t('Type'), job.type);
   line(vscode.l10n.t('State'), `${job.state} (${stateLabel(job.state, job.type)})`);

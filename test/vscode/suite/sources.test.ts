@@ -50,8 +50,8 @@ describe('sources: Change URL… and Import Metalink…', () => {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  /** A job whose one file stopped part-way (suspended), and its node in the view. */
-  async function partlyDownloaded(route: string): Promise<{ id: string; fileNode: unknown }> {
+  /** A job whose one file stopped part-way (suspended), and its row in the view (the one the menu acts on). */
+  async function partlyDownloaded(route: string): Promise<{ id: string; row: unknown }> {
     const job = await api.createJob({ displayName: 'change url' });
     created.add(job.id);
     await job.addFile(server.url(route), path.join(dir, 'f.bin'));
@@ -63,17 +63,18 @@ describe('sources: Change URL… and Import Metalink…', () => {
     provider.flushNow();
     const jobNode = provider.getChildren().find((n) => n.id === job.id);
     assert.ok(jobNode, 'the job is in the view');
-    const fileNode = provider.getChildren(jobNode)[0];
-    assert.equal(fileNode.id, `${job.id}/file/0`);
-    return { id: job.id, fileNode };
+    // A one-file job is one row: Change URL… is on it (its file has no row of its own).
+    assert.deepEqual(provider.getChildren(jobNode), []);
+    assert.match(provider.getTreeItem(jobNode).contextValue!, /:changeUrl(:|$)/);
+    return { id: job.id, row: jobNode };
   }
 
-  it('Change URL… on a file keeps the bytes on disk when the new URL serves the same file', async () => {
+  it('Change URL… on a one-file job\'s row keeps the bytes on disk when the new URL serves the same file', async () => {
     server.route('/expired', { body, throttleBytesPerSec: 600_000 });
     server.route('/fresh', { body }); // the same entity (same ETag)
-    const { id, fileNode } = await partlyDownloaded('/expired');
+    const { id, row } = await partlyDownloaded('/expired');
     const calls = await withDialog('showInputBox', [server.url('/fresh')], async () => {
-      await vscode.commands.executeCommand('managedDownloads.changeUrl', fileNode);
+      await vscode.commands.executeCommand('managedDownloads.changeUrl', row);
     });
     assert.equal(calls.length, 1, 'the user was asked for the new URL');
     assert.equal((calls[0][0] as vscode.InputBoxOptions).value, server.url('/expired'), 'the box starts from the current URL');
@@ -93,9 +94,9 @@ describe('sources: Change URL… and Import Metalink…', () => {
     const other = randomBody(3_000_000, 42);
     server.route('/expired', { body, throttleBytesPerSec: 600_000 });
     server.route('/elsewhere', { body: other });
-    const { id, fileNode } = await partlyDownloaded('/expired');
+    const { id, row } = await partlyDownloaded('/expired');
     await withDialog('showInputBox', [server.url('/elsewhere')], async () => {
-      await vscode.commands.executeCommand('managedDownloads.changeUrl', fileNode);
+      await vscode.commands.executeCommand('managedDownloads.changeUrl', row);
     });
     const job = api.getJob(id);
     await job.resume();
@@ -108,7 +109,7 @@ describe('sources: Change URL… and Import Metalink…', () => {
     assert.equal(sha256Hex(fs.readFileSync(path.join(dir, 'f.bin'))), sha256Hex(other));
   });
 
-  it('a file row names the hosts its segments come from while a mirror serves segments at the same time', async () => {
+  it('the row of a one-file job names the hosts its segments come from while a mirror serves segments at the same time', async () => {
     // Large enough to be split with the default settings (two segments of at least 16 MiB), slow enough to look at.
     const big = randomBody(40 * 1024 * 1024, 45);
     server.route('/big.bin', { body: big, throttleBytesPerSec: 4 * 1024 * 1024 });
@@ -123,7 +124,7 @@ describe('sources: Change URL… and Import Metalink…', () => {
       const row = (): vscode.TreeItem | undefined => {
         provider.flushNow();
         const jobNode = provider.getChildren().find((n) => n.id === job.id);
-        return jobNode && provider.getTreeItem(provider.getChildren(jobNode)[0]);
+        return jobNode && provider.getTreeItem(jobNode);
       };
       const hosts = [new URL(server.url('/')).host, new URL(mirror.url('/')).host];
       const item = await waitFor(() => {

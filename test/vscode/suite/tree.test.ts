@@ -1,9 +1,11 @@
 // The jobs tree: children, labels, descriptions, context values and icons for jobs in each state.
 import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { EngineJob } from '../../../src/engine';
 import type { TreeNode } from '../../../src/views/jobsTreeProvider';
+import { makeZip } from '../../support/archives';
 import { randomBody, TestServer } from '../../support/testServer';
 import { createEngineJob, setSetting, sleep, useSuiteFixture, waitFor, waitForState, type TestApi } from './util';
 
@@ -30,6 +32,13 @@ describe('tree view', () => {
     if (route) {
       await j.addFile(server.url(route), path.join(dir, name));
     }
+    return j;
+  }
+
+  /** A job of two files (its files are rows under it): `first` from `route`, then a small second one. */
+  async function pair(first: string, route: string): Promise<EngineJob> {
+    const j = await job(`${first} and more`, route);
+    await j.addFile(server.url('/ok.bin'), path.join(dir, `second-of-${first}`));
     return j;
   }
 
@@ -82,14 +91,10 @@ describe('tree view', () => {
     assert.match(tip, /NORMAL/);
     assert.ok(tip.includes('.mdpart'), 'the tooltip lists the temporary file');
     assert.ok(tip.split('\n')[0].endsWith(`**${path.join(dir, 'running.bin')}**  `), `the tooltip starts with the destination: ${tip.split('\n')[0]}`);
-    const runningFile = api._test.provider.getTreeItem(api._test.provider.getChildren(item(running.id).node)[0]);
-    assert.match(String(runningFile.description), /^\d+% · [\d.]+ (B|KB|MB) of 4\.8 MB$/, 'the file row too: percent first');
-    assert.match(runningFile.accessibilityInformation!.label, /^running\.bin, transferring · \d+% · /);
+    assert.ok(tip.includes(`**URL:** ${server.url('/slow.bin')}`), 'a one-file job\'s tooltip has its file\'s URL');
 
     t = item(failed.id).item;
     assert.equal(t.description, 'Failed: not found (404) · 0 B', 'plain words first, the code in the tooltip');
-    const failedFile = api._test.provider.getTreeItem(api._test.provider.getChildren(item(failed.id).node)[0]);
-    assert.match(String(failedFile.description), /^failed · /, 'the file it failed on says so, not "waiting"');
     assert.match(t.contextValue!, /^job:ERROR:download:cancellable:modifiable:retryable:hasError/);
     assert.doesNotMatch(t.contextValue!, /suspendable|canAddFile/, 'no Pause and no Add File on a failed job');
     assert.equal(icon(t), 'error');
@@ -100,16 +105,65 @@ describe('tree view', () => {
     assert.match(t.contextValue!, /^job:TRANSFERRED:download:cancellable:modifiable:completable/);
     assert.equal(icon(t), 'check');
 
-    // Files are children, with their own status.
+  });
+
+  it('shows the files of a job of several as rows under it, each with its own status', async () => {
+    const running = await pair('running.bin', '/slow.bin');
+    const failed = await pair('failed.bin', '/404');
+    const transferred = await pair('transferred.bin', '/ok.bin');
+    await Promise.all([running.resume(), failed.resume(), transferred.resume()]);
+    await waitForState(api, running.id, 'TRANSFERRING');
+    await waitFor(() => running.getProgress().bytesTransferred > 0, 'bytes');
+    await waitForState(api, failed.id, 'ERROR');
+    await waitForState(api, transferred.id, 'TRANSFERRED');
     const provider = api._test.provider;
+    const rows = (j: EngineJob): vscode.TreeItem[] => provider.getChildren(item(j.id).node).map((n) => provider.getTreeItem(n));
+
+    assert.equal(item(running.id).item.collapsibleState, vscode.TreeItemCollapsibleState.Collapsed);
+    const [runningFile, waitingFile] = rows(running);
+    assert.match(String(runningFile.description), /^\d+% · [\d.]+ (B|KB|MB) of 4\.8 MB$/, 'the file row too: percent first');
+    assert.match(runningFile.accessibilityInformation!.label, /^running\.bin and more, transferring · \d+% · /);
+    assert.match(String(waitingFile.description), /^waiting · /);
+
+    const [failedFile, behindIt] = rows(failed);
+    assert.match(String(failedFile.description), /^failed · /, 'the file it failed on says so, not "waiting"');
+    assert.match(String(behindIt.description), /^waiting · /);
+
     const files = provider.getChildren(item(transferred.id).node);
-    assert.equal(files.length, 1);
+    assert.equal(files.length, 2);
     const f = provider.getTreeItem(files[0]);
-    assert.equal(f.label, 'transferred.bin');
+    assert.equal(f.label, 'transferred.bin and more');
     assert.equal(f.description, 'transferred · 48.8 KB');
     assert.equal(f.contextValue, 'file:transferred');
     assert.equal(f.id, `${transferred.id}/file/0`);
     assert.equal(provider.getParent(files[0]), item(transferred.id).node);
+  });
+
+  it('shows a one-file job as one row: no child repeating it, its file\'s actions and details on the job', async () => {
+    server.route('/tools.zip', { body: makeZip([{ name: 'a.txt', data: 'a\n' }]) });
+    const suspended = await job('suspended.bin', '/slow.bin');
+    const archive = await job('tools.zip', '/tools.zip');
+    await archive.resume();
+    await waitForState(api, archive.id, 'TRANSFERRED');
+    await archive.complete();
+    const provider = api._test.provider;
+
+    const s = item(suspended.id);
+    assert.equal(s.item.collapsibleState, vscode.TreeItemCollapsibleState.None, 'nothing to expand');
+    assert.deepEqual(provider.getChildren(s.node), [], 'no file row repeating the job');
+    assert.match(s.item.contextValue!, /:changeUrl(:|$)/, 'Change URL… is offered on the job row');
+    assert.doesNotMatch(s.item.contextValue!, /:archive(:|$)/);
+    const tip = (s.item.tooltip as vscode.MarkdownString).value.replace(/\\(.)/g, '$1');
+    assert.ok(tip.includes(`**URL:** ${server.url('/slow.bin')}`), tip);
+
+    const a = item(archive.id);
+    assert.equal(a.item.collapsibleState, vscode.TreeItemCollapsibleState.None);
+    assert.match(a.item.contextValue!, /:archive(:|$)/, 'Extract is offered on the job row of a completed archive');
+    assert.doesNotMatch(a.item.contextValue!, /:changeUrl(:|$)/, 'no Change URL… once the file is in place');
+    // The menu's Extract, run on the job's row, unpacks its one file.
+    const folder = await vscode.commands.executeCommand<string>('managedDownloads.extract', a.node);
+    assert.equal(folder, path.join(dir, 'tools'));
+    assert.equal(fs.readFileSync(path.join(folder, 'a.txt'), 'utf8'), 'a\n');
   });
 
   it('lists finished jobs in a "Finished" group by default, newest first, and hides them when the setting is off, live', async () => {
@@ -137,8 +191,7 @@ describe('tree view', () => {
     assert.equal(t.description, 'Completed · 100% · 48.8 KB of 48.8 KB');
     assert.match(t.contextValue!, /^job:ACKNOWLEDGED:download:openable:linked:again:final$/);
     assert.equal(icon(t), 'pass');
-    const file = provider.getTreeItem(provider.getChildren(item(done.id).node)[0]);
-    assert.equal(file.contextValue, 'file:completed:openable');
+    assert.deepEqual(provider.getChildren(item(done.id).node), [], 'a one-file job has no file row');
     const c = item(cancelled.id).item;
     assert.equal(c.contextValue, 'job:CANCELLED:download:empty:final');
     assert.equal(icon(c), 'circle-slash');
