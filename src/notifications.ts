@@ -33,32 +33,47 @@ export interface FailureContext {
   retry?: () => unknown;
 }
 
-/** The engine's "Cannot complete job 'x': it is CANCELLED" in the user's language, from the error's details. */
-function localizedInvalidState(e: unknown): string | undefined {
+/**
+ * DO_E_INVALID_STATE in plain words, in the user's language: what happened to the job, then the code
+ * ("'x' was cancelled, so there is nothing to complete (DO_E_INVALID_STATE, 0x80D02013)."), from the details the
+ * engine attaches. Undefined for refusals that carry their own reason (`why`), which the engine's message says.
+ */
+export function localizedInvalidState(e: unknown): string | undefined {
   const err = e as { code?: unknown; hresult?: unknown; details?: Record<string, string> };
   const d = err?.details;
   if (err?.code !== 'DO_E_INVALID_STATE' || !d || d.why !== undefined || typeof err.hresult !== 'number') {
     return undefined;
   }
+  const code = 'DO_E_INVALID_STATE';
+  const hresult = formatHresult(err.hresult);
+  const addsFiles = d.verb === 'add files to';
   const verbs: Record<string, string> = {
     complete: vscode.l10n.t('complete'),
     cancel: vscode.l10n.t('cancel'),
     resume: vscode.l10n.t('resume'),
-    suspend: vscode.l10n.t('suspend'),
-    'add files to': vscode.l10n.t('add files to'),
-    'set the priority of': vscode.l10n.t('set the priority of'),
-    rename: vscode.l10n.t('rename'),
-    'set the retry delay of': vscode.l10n.t('set the retry delay of'),
-    'set the no-progress timeout of': vscode.l10n.t('set the no-progress timeout of'),
-    'set the HTTP headers of': vscode.l10n.t('set the HTTP headers of'),
+    suspend: vscode.l10n.t('pause'),
+    rename: vscode.l10n.t('change'),
+    'set the priority of': vscode.l10n.t('change'),
+    'set the retry delay of': vscode.l10n.t('change'),
+    'set the no-progress timeout of': vscode.l10n.t('change'),
+    'set the HTTP headers of': vscode.l10n.t('change'),
+    'set the speed limit of': vscode.l10n.t('change'),
+    'change the URL of': vscode.l10n.t('change'),
+    'replace the URL prefix of': vscode.l10n.t('change'),
     change: vscode.l10n.t('change'),
     remove: vscode.l10n.t('remove'),
   };
-  const verb = verbs[d.verb];
-  if (!verb) {
-    return undefined;
+  if (d.state === 'CANCELLED') {
+    return addsFiles
+      ? vscode.l10n.t("'{0}' was cancelled, so it takes no more files ({1}, {2}).", d.jobName, code, hresult)
+      : verbs[d.verb] && vscode.l10n.t("'{0}' was cancelled, so there is nothing to {1} ({2}, {3}).", d.jobName, verbs[d.verb], code, hresult);
   }
-  return vscode.l10n.t("Cannot {0} job '{1}': it is {2} ({3}, {4}).", verb, d.jobName, d.state, 'DO_E_INVALID_STATE', formatHresult(err.hresult));
+  if (d.state === 'ACKNOWLEDGED') {
+    return addsFiles
+      ? vscode.l10n.t("'{0}' is already completed, so it takes no more files ({1}, {2}).", d.jobName, code, hresult)
+      : verbs[d.verb] && vscode.l10n.t("'{0}' is already completed, so there is nothing to {1} ({2}, {3}).", d.jobName, verbs[d.verb], code, hresult);
+  }
+  return undefined;
 }
 
 /** Codes a proxy or network setting can fix. */
@@ -169,8 +184,13 @@ export class Notifier extends Disposable {
   commandFailed(e: unknown, ctx: FailureContext = {}): NotificationRecord {
     const err = toErrorLike(e);
     const actions: NotificationAction[] = [];
-    if (ctx.job && this.hasJob(ctx.job.id)) {
-      actions.push(this.showJobAction(ctx.job));
+    // A finished download refused an action: fetching it again is what the user most likely wants next.
+    const job = ctx.job;
+    if (err.code === 'DO_E_INVALID_STATE' && job?.isFinal && job.type === 'download' && job.getFiles().length > 0 && this.hasJob(job.id)) {
+      actions.push({ title: vscode.l10n.t('Download Again'), run: () => vscode.commands.executeCommand('managedDownloads.downloadAgain', job.id) });
+    }
+    if (job && this.hasJob(job.id)) {
+      actions.push(this.showJobAction(job));
     }
     if (ctx.retry && err.code !== 'DO_E_INVALID_STATE' && err.code !== 'DO_E_JOB_NOT_FOUND') {
       actions.push({ title: vscode.l10n.t('Retry'), run: ctx.retry });

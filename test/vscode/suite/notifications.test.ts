@@ -1,5 +1,6 @@
 // What the user is told: the command's own error notification, with code and hex HRESULT, once.
 import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { randomBody, TestServer } from '../../support/testServer';
@@ -25,10 +26,13 @@ describe('notifications', () => {
     const n = shown[0];
     this.test!.title += ` [shown: ${n.message} {${n.actions.join(' | ')}}]`;
     assert.equal(n.severity, 'error');
-    assert.equal(n.message, "Cannot complete job 'nightly.iso': it is CANCELLED (DO_E_INVALID_STATE, 0x80D02013).");
+    // What happened in plain words, then the code; and what to do next.
+    assert.equal(n.message, "'nightly.iso' was cancelled, so there is nothing to complete (DO_E_INVALID_STATE, 0x80D02013).");
     assert.equal(count(n.message, 'DO_E_INVALID_STATE'), 1, 'the code is not doubled');
     assert.ok(!n.actions.includes('Retry'), 'no pointless Retry on an invalid state');
+    assert.ok(n.actions.includes('Show Job'));
     assert.ok(n.actions.includes('Show Log'));
+    assert.ok(!n.actions.includes('Download Again'), 'a job without files has nothing to download again');
   });
 
   it('Cancel on an ACKNOWLEDGED job shows DO_E_INVALID_STATE too', async () => {
@@ -43,7 +47,16 @@ describe('notifications', () => {
     await vscode.commands.executeCommand('managedDownloads.cancel', job.id);
     const [n] = notificationsSince(api, before);
     assert.equal(n.severity, 'error');
-    assert.match(n.message, /it is ACKNOWLEDGED \(DO_E_INVALID_STATE, 0x80D02013\)/);
+    assert.equal(n.message, "'done job' is already completed, so there is nothing to cancel (DO_E_INVALID_STATE, 0x80D02013).");
+    assert.deepEqual(n.actions.slice(0, 2), ['Download Again', 'Show Job'], 'a finished download offers to fetch it again first');
+
+    // Download Again from the notification makes a new job of the same file (its old copy deleted: no save dialog).
+    fs.rmSync(path.join(dir, 'done.txt'));
+    const jobsBefore = new Set(api.enumJobs({ includeFinal: true }).map((j) => j.id));
+    await n.choose('Download Again');
+    const again = await waitFor(() => api.enumJobs({ includeFinal: true }).find((j) => !jobsBefore.has(j.id)), 'a new job');
+    created.add(again.id);
+    assert.equal(again.getFiles()[0].remoteUrl, server.url('/done.txt'));
   });
 
   it('a job entering ERROR is announced once, with Retry and Show Job', async () => {
