@@ -139,6 +139,15 @@ describe('placement checks (the temporary is still the file that was verified)',
     assert.match(await refusal(f), /hard link/);
   });
 
+  it('refuses when the destination is another file that also has two names (only the inode tells them apart)', async () => {
+    const f = fileWith('hello');
+    await recordTemporaryIdentity(f);
+    fs.linkSync(f.temporaryPath, path.join(dir, 'elsewhere'));
+    fs.writeFileSync(f.localPath, 'hello');
+    fs.linkSync(f.localPath, path.join(dir, 'its-own-twin'));
+    assert.match(await refusal(f), /hard link/);
+  });
+
   it('refuses when the destination is the temporary but a third name exists too (three links)', async () => {
     const f = fileWith('hello');
     await recordTemporaryIdentity(f);
