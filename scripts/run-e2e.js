@@ -380,12 +380,13 @@ async function main() {
   if (opts.updateMedia) {
     for (const c of e2e.CURATED) {
       const from = path.join(resultsDir, `${c.shot}.png`);
-      const ok = results.some((r) => r.locale === 'en' && r.n === c.step && r.status === 'pass');
+      const locale = c.shot.slice(0, 2);
+      const ok = results.some((r) => r.locale === locale && r.n === c.step && r.status === 'pass');
       if (ok && fs.existsSync(from)) {
         fs.copyFileSync(from, path.join(repoRoot, 'media', c.media));
         say(`media/${c.media} ← ${path.basename(from)}`);
       } else {
-        say(`media/${c.media} not updated (step ${c.step} did not pass in English)`);
+        say(`media/${c.media} not updated (step ${c.step} did not pass in ${locale === 'fr' ? 'French' : 'English'})`);
       }
     }
   }
