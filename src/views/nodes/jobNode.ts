@@ -5,6 +5,7 @@ import * as vscode from 'vscode';
 import { describeError, formatBytes, formatDate, formatDuration, formatPercent, formatSpeed, stateLabel, escapeMarkdown } from '../../common/format';
 import type { EngineJob } from '../../engine';
 import { plainError } from '../../common/plainWords';
+import { isSingular } from '../../common/plural';
 import { redactUrl } from '../../engine/errors';
 import { appendChecksum, appendSources, FileNode, sourceNote } from './fileNode';
 import { jobContextValue } from './jobContext';
@@ -76,6 +77,14 @@ export function describeJob(job: EngineJob, o: { withState?: boolean } = {}): st
   }
   if (p.filesTotal === 0) {
     parts.push(vscode.l10n.t('no files'));
+    return parts.join(' · ');
+  }
+  const files = job.getFiles();
+  const kept = files.filter((f) => f.completed);
+  if (job.state === 'ACKNOWLEDGED' && kept.length < files.length) {
+    // A partial Complete: what was kept, not a percentage of files that were dropped ("Completed · 5%" read as a failure).
+    parts.push(isSingular(kept.length) ? vscode.l10n.t('{0} file kept of {1}', kept.length, files.length) : vscode.l10n.t('{0} files kept of {1}', kept.length, files.length));
+    parts.push(formatBytes(kept.reduce((sum, f) => sum + f.bytesTransferred, 0)));
     return parts.join(' · ');
   }
   if (job.state === 'TRANSFERRING' && !o.withState) {

@@ -139,6 +139,16 @@ describe('tree view', () => {
     assert.equal(provider.getParent(files[0]), item(transferred.id).node);
   });
 
+  it('says what a partial Complete kept, not a percentage of the files it dropped', async () => {
+    const j = await job('kept one', '/ok.bin');
+    await j.addFile(server.url('/slow.bin'), path.join(dir, 'dropped.bin'));
+    await j.resume();
+    await waitFor(() => j.getFiles()[0].transferred, 'the first file transferred');
+    assert.equal(await j.complete(), 'BG_S_PARTIAL_COMPLETE');
+    await waitForState(api, j.id, 'ACKNOWLEDGED');
+    assert.equal(item(j.id).item.description, 'Completed · 1 file kept of 2 · 48.8 KB');
+  });
+
   it('shows a one-file job as one row: no child repeating it, its file\'s actions and details on the job', async () => {
     server.route('/tools.zip', { body: makeZip([{ name: 'a.txt', data: 'a\n' }]) });
     const suspended = await job('suspended.bin', '/slow.bin');
