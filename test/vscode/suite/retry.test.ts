@@ -5,31 +5,17 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { EngineJob } from '../../../src/engine';
 import { randomBody, TestServer } from '../../support/testServer';
-import { activate, cleanupJobs, createEngineJob, notificationsSince, setSetting, tempDir, waitFor, waitForState, type TestApi } from './util';
+import { createEngineJob, notificationsSince, setSetting, useSuiteFixture, waitFor, waitForState, type TestApi } from './util';
 
 describe('waiting to retry', () => {
   let api: TestApi;
   let server: TestServer;
   let dir: string;
-  const created = new Set<string>();
+  let created: Set<string>;
   const body = randomBody(20_000, 31);
 
-  before(async () => {
-    api = await activate();
-    server = await TestServer.start();
-  });
-  after(async () => {
-    await setSetting('minimumRetryDelaySeconds', undefined);
-    await server.close();
-  });
-  beforeEach(() => {
-    server.reset();
-    dir = tempDir();
-  });
-  afterEach(async () => {
-    await cleanupJobs(api, created);
-    created.clear();
-  });
+  useSuiteFixture((f) => ({ api, server, dir, created } = f), { resetSettings: ['minimumRetryDelaySeconds'] });
+  beforeEach(() => server.reset());
 
   /** A job made through the API (the contract's 600 s wait) that fails with 503 until the route changes. */
   async function waitingApiJob(name: string): Promise<EngineJob> {

@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { randomBody, sha256Hex, TestServer } from '../../support/testServer';
-import { activate, cleanupJobs, tempDir, waitFor, waitForState, type TestApi } from './util';
+import { useSuiteFixture, waitFor, waitForState, type TestApi } from './util';
 
 type Window = typeof vscode.window;
 
@@ -30,25 +30,11 @@ describe('sources: Change URL… and Import Metalink…', () => {
   let api: TestApi;
   let server: TestServer;
   let dir: string;
-  const created = new Set<string>();
+  let created: Set<string>;
   const body = randomBody(3_000_000, 41);
 
-  before(async () => {
-    api = await activate();
-    server = await TestServer.start();
-  });
-  after(async () => {
-    await server.close();
-  });
-  beforeEach(() => {
-    dir = tempDir();
-    server.reset();
-  });
-  afterEach(async () => {
-    await cleanupJobs(api, created);
-    created.clear();
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
+  useSuiteFixture((f) => ({ api, server, dir, created } = f));
+  beforeEach(() => server.reset());
 
   /** A job whose one file stopped part-way (suspended), and its row in the view (the one the menu acts on). */
   async function partlyDownloaded(route: string): Promise<{ id: string; row: unknown }> {

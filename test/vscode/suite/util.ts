@@ -136,5 +136,6 @@ export function useSuiteFixture(use: (f: SuiteFixture) => void, o: { routes?: (s
   afterEach(async () => {
     await cleanupJobs(fixture.api, fixture.created);
     fixture.created.clear();
+    fs.rmSync(fixture.dir, { recursive: true, force: true });
   });
 }
