@@ -612,6 +612,8 @@ export class DownloadEngine extends JobEventSource<JobImpl> implements JobHost {
     job.rt.closeSession?.abort(); // a Close-Session in flight holds the lock: cancel does not wait for its answer
     return job.exclusive(async () => {
       job.check('cancel', 'cancel');
+      // A job cancelled while failing keeps why it failed (its history says so); any other forgets an old error.
+      const failing = job.state === 'ERROR' || job.state === 'TRANSIENT_ERROR';
       job.rt.closing = true;
       try {
         await this.stopRun(job, 'stop');
@@ -621,6 +623,9 @@ export class DownloadEngine extends JobEventSource<JobImpl> implements JobHost {
           await cancelUploadSession(this.uploadCall(job, upload));
         } else if (job.type === 'download') {
           await this.deleteTemporaries(job);
+        }
+        if (!failing) {
+          job.record.error = undefined;
         }
         this.setState(job, 'CANCELLED');
         await this.store.save(job.record);

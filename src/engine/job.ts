@@ -161,8 +161,17 @@ export class JobImpl implements Job {
   }
 
   getError(): JobErrorInfo | undefined {
+    return this.state === 'ERROR' || this.state === 'TRANSIENT_ERROR' ? this.recordedError() : undefined;
+  }
+
+  get failureBeforeCancel(): JobErrorInfo | undefined {
+    // cancel() keeps the error only when the job was failing at that moment (engine.ts).
+    return this.state === 'CANCELLED' ? this.recordedError() : undefined;
+  }
+
+  private recordedError(): JobErrorInfo | undefined {
     const e = this.record.error;
-    if (!e || (this.state !== 'ERROR' && this.state !== 'TRANSIENT_ERROR')) {
+    if (!e) {
       return undefined;
     }
     const file = e.fileIndex === undefined ? undefined : this.record.files[e.fileIndex];

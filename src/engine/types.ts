@@ -151,6 +151,8 @@ export interface EngineJob extends Job {
   readonly autoComplete: boolean;
   /** Why an autoComplete job could not complete itself (it stays TRANSFERRED); cleared by complete(). */
   readonly autoCompleteError: AutoCompleteError | undefined;
+  /** Why a job cancelled while it was failing (ERROR or TRANSIENT_ERROR) had failed, kept for its history. */
+  readonly failureBeforeCancel: JobErrorInfo | undefined;
   readonly headerNames: readonly string[];
   /** Temporary files complete()/cancel() could not delete; the engine retries them at start-up and hourly. */
   readonly leftoverTemporaries: readonly string[];

@@ -48,6 +48,31 @@ describe('complete() and cancel()', () => {
     assert.equal(server.requestsFor('/f4').length, 0);
   });
 
+  it('a job cancelled while failing keeps why it failed (for its history, across a restart); one cancelled while running does not', async () => {
+    server.route('/gone', { status: 404 });
+    const failed = await engine.createJob({ displayName: 'failed then cancelled' });
+    await failed.addFile(server.url('/gone'), dest(1));
+    await failed.resume();
+    await waitForState(engine, failed, 'ERROR');
+    await failed.cancel();
+    assert.equal(failed.getError(), undefined, 'GetError answers only in ERROR and TRANSIENT_ERROR, as in BITS');
+    assert.equal(failed.failureBeforeCancel?.code, 'HTTP_404');
+
+    // A 503 that was retried and got over, then a cancel while transferring: no failure to tell.
+    server.route('/f2', { body: bodies[1], status: 503, failTimes: 1, throttleBytesPerSec: 100_000 });
+    const recovered = await engine.createJob({ displayName: 'recovered then cancelled' });
+    await recovered.setMinimumRetryDelay(0);
+    await recovered.addFile(server.url('/f2'), dest(2));
+    await recovered.resume();
+    await waitUntil(() => recovered.errorCount === 1 && recovered.state === 'TRANSFERRING' && recovered.getFiles()[0].bytesTransferred > 0, 10_000, 'a retried transfer under way');
+    await recovered.cancel();
+    assert.equal(recovered.failureBeforeCancel, undefined);
+
+    engine = await reopen();
+    assert.equal(engine.getJob(failed.id).failureBeforeCancel?.code, 'HTTP_404', 'kept in the store');
+    assert.equal(engine.getJob(recovered.id).failureBeforeCancel, undefined);
+  });
+
   it('complete() from SUSPENDED with nothing transferred keeps nothing', async () => {
     const job = await engine.createJob({ displayName: 'nothing' });
     await job.addFile(server.url('/f1'), dest(1));

@@ -80,8 +80,16 @@ export class RemoteJob implements EngineJob {
   }
 
   getError(): JobErrorInfo | undefined {
+    return this.state === 'ERROR' || this.state === 'TRANSIENT_ERROR' ? this.recordedError() : undefined;
+  }
+
+  get failureBeforeCancel(): JobErrorInfo | undefined {
+    return this.state === 'CANCELLED' ? this.recordedError() : undefined;
+  }
+
+  private recordedError(): JobErrorInfo | undefined {
     const e = this.r.error;
-    if (!e || (this.state !== 'ERROR' && this.state !== 'TRANSIENT_ERROR')) {
+    if (!e) {
       return undefined;
     }
     return { code: e.code, hresult: e.hresult, message: e.message, context: e.context, file: e.fileIndex === undefined ? undefined : this.snap.files[e.fileIndex] };

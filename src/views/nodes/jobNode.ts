@@ -70,6 +70,10 @@ export function describeJob(job: EngineJob, o: { withState?: boolean } = {}): st
   } else if (job.state === 'ERROR' && error) {
     // "Failed: not found (404)": the words first, so they survive a narrow view (the code is in the tooltip).
     parts.push(vscode.l10n.t('Failed: {0}', plainError(error.code)?.short ?? error.code));
+  } else if (job.state === 'CANCELLED' && job.failureBeforeCancel) {
+    // History keeps why it stopped: "Cancelled: not found (404)", not a bare "Cancelled · 0 B".
+    const code = job.failureBeforeCancel.code;
+    parts.push(vscode.l10n.t('Cancelled: {0}', plainError(code)?.short ?? code));
   } else if (job.state === 'TRANSFERRED' && job.autoCompleteError) {
     parts.push(vscode.l10n.t('Downloaded, could not be saved: {0}', job.autoCompleteError.code));
   } else {
@@ -182,6 +186,9 @@ export function jobTooltip(job: EngineJob): vscode.MarkdownString {
   }
   if (job.state === 'TRANSFERRED' && job.autoCompleteError) {
     line(vscode.l10n.t('Could not complete itself'), describeError(job.autoCompleteError));
+  }
+  if (job.failureBeforeCancel) {
+    line(vscode.l10n.t('Failed before it was cancelled'), describeError(job.failureBeforeCancel));
   }
   if (job.state === 'TRANSIENT_ERROR' && job.retryAt) {
     line(vscode.l10n.t('Next retry'), formatDate(job.retryAt));

@@ -139,6 +139,18 @@ describe('tree view', () => {
     assert.equal(provider.getParent(files[0]), item(transferred.id).node);
   });
 
+  it('keeps the reason on a job cancelled after it failed (as a task does with its failed job)', async () => {
+    const j = await job('gone.bin', '/404');
+    await j.resume();
+    await waitForState(api, j.id, 'ERROR');
+    await j.cancel();
+    await waitForState(api, j.id, 'CANCELLED');
+    const t = item(j.id).item;
+    assert.equal(t.description, 'Cancelled: not found (404) · 0 B', 'not a bare "Cancelled · 0 B"');
+    const tip = (t.tooltip as vscode.MarkdownString).value.replace(/\\(.)/g, '$1');
+    assert.match(tip, /\*\*Failed before it was cancelled:\*\* .*HTTP_404, 0x80190194/);
+  });
+
   it('says what a partial Complete kept, not a percentage of the files it dropped', async () => {
     const j = await job('kept one', '/ok.bin');
     await j.addFile(server.url('/slow.bin'), path.join(dir, 'dropped.bin'));
