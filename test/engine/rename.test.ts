@@ -119,6 +119,16 @@ describe('putting a finished file in place (rename.ts)', () => {
     assert.equal(calls, 1);
   });
 
+  it('works without a journaling callback on each path (link, rename without hard links, replace)', async () => {
+    assert.equal(await renameIntoPlace(tmp, dest, false), 'linked');
+    fs.rmSync(dest);
+    restoreIo = useIo({ ...nodeIo, link: failWith('EXDEV') });
+    assert.equal(await renameIntoPlace(tmp, dest, false), 'renamed');
+    fs.writeFileSync(tmp, 'second');
+    assert.equal(await renameIntoPlace(tmp, dest, true), 'renamed');
+    assert.equal(fs.readFileSync(dest, 'utf8'), 'second');
+  });
+
   it('deletes a file, and counts a missing one as deleted; other errors pass', async () => {
     await deleteBusyFile(tmp);
     assert.ok(!fs.existsSync(tmp));
