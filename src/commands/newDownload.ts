@@ -2,11 +2,12 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { DownloadError, JOB_PRIORITIES, type CreateJobOptions, type EngineJob, type JobPriority, type JobType } from '../engine';
+import { DownloadError, type CreateJobOptions, type EngineJob, type JobPriority, type JobType } from '../engine';
 import { redactUrl } from '../engine/errors';
 import * as settings from '../settings';
 import { offeredFor, registerCommand, targetJobs, type CommandContext } from './common';
 import { askLocalFile, askUploadUrl } from './newUpload';
+import { priorityPickItems } from './jobCommands';
 
 /** Validates as the user types: a message, or undefined when the URL is acceptable. */
 export function validateUrl(value: string): string | undefined {
@@ -145,15 +146,17 @@ export function registerNewDownloadCommands(ctx: CommandContext): vscode.Disposa
         if (!name) {
           return undefined;
         }
+        // Each level explained, as in Set Priority…; NORMAL first: Enter takes the usual choice (picked has no
+        // effect on a single-choice pick).
+        const levels = priorityPickItems(undefined);
         const priority = await vscode.window.showQuickPick(
-          // NORMAL first: Enter takes the usual choice (picked has no effect on a single-choice pick).
-          (['NORMAL', ...JOB_PRIORITIES.filter((p) => p !== 'NORMAL')] as JobPriority[]).map((p) => ({ label: p })),
+          [...levels.filter((l) => l.priority === 'NORMAL'), ...levels.filter((l) => l.priority !== 'NORMAL')],
           { title: vscode.l10n.t('Priority of the new job'), ignoreFocusOut: true },
         );
         if (!priority) {
           return undefined;
         }
-        o = { displayName: name.trim(), priority: priority.label };
+        o = { displayName: name.trim(), priority: priority.priority };
       }
       const job = await ctx.host.createJob(o, 'user');
       if (arg === undefined) {

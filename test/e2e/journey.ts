@@ -46,6 +46,7 @@ export const CURATED: { shot: string; media: string; step: number }[] = [
   { shot: 'en-5-finished-group', media: 'screenshot-history.png', step: 5 },
   { shot: 'en-6-http-404', media: 'screenshot-failed.png', step: 6 },
   { shot: 'en-10-retry-countdown', media: 'screenshot-retry.png', step: 10 },
+  { shot: 'en-4-priority-picker', media: 'screenshot-priority.png', step: 4 },
   { shot: 'fr-5-invalid-state', media: 'screenshot-invalid-state-fr.png', step: 5 },
 ];
 
@@ -281,7 +282,9 @@ const step4: Step = {
     await wb.runCommandFor(s.command('command.newJob'), s.t('Name of the new download job (it starts suspended; add files, then resume it)'));
     await wb.answerInput(job);
     await wb.waitQuickInput(s.t('Priority of the new job'));
-    await wb.pickOption(/^NORMAL$/);
+    await wb.shot('priority-picker');
+    // Each level is explained on its own line, as in Set Priority…; NORMAL comes first.
+    await wb.pickOption(new RegExp(`^NORMAL, ${escapeRegExp(s.t('The default: takes turns with the other normal downloads'))}$`));
     const row = wb.jobRow(job);
     await wb.waitRow(row, `the new job "${job}", suspended, without files`, (l) => l === `${job}, ${s.t('Suspended')} · ${s.t('no files')}`);
     // New Job reveals and selects the job it created (and focuses the tree: wait for it before opening the palette).
