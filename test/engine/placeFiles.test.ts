@@ -72,7 +72,7 @@ describe('placing many files in order (placeFiles.ts)', () => {
       ...over,
     };
   }
-  const inPlace = (fs_: FileRecord[]): string[] => fs_.filter((f) => fs.existsSync(f.localPath)).map(name);
+  const inPlace = (list: FileRecord[]): string[] => list.filter((f) => fs.existsSync(f.localPath)).map(name);
 
   it('links a batch, journals it once, then removes the temporary names, then reports each file in order', async () => {
     injectLinks();

@@ -83,11 +83,11 @@ export function describeJob(job: EngineJob, o: { withState?: boolean } = {}): st
     parts.push(vscode.l10n.t('no files'));
     return parts.join(' · ');
   }
-  const files = job.getFiles();
-  const kept = files.filter((f) => f.completed);
-  if (job.state === 'ACKNOWLEDGED' && kept.length < files.length) {
-    // A partial Complete: what was kept, not a percentage of files that were dropped ("Completed · 5%" read as a failure).
-    parts.push(isSingular(kept.length) ? vscode.l10n.t('{0} file kept of {1}', kept.length, files.length) : vscode.l10n.t('{0} files kept of {1}', kept.length, files.length));
+  // A partial Complete: what was kept, not a percentage of files that were dropped ("Completed · 5%" read as a
+  // failure). Files are listed only for a completed job: this runs on every progress refresh of every row.
+  const kept = job.state === 'ACKNOWLEDGED' ? job.getFiles().filter((f) => f.completed) : undefined;
+  if (kept && kept.length < p.filesTotal) {
+    parts.push(isSingular(kept.length) ? vscode.l10n.t('{0} file kept of {1}', kept.length, p.filesTotal) : vscode.l10n.t('{0} files kept of {1}', kept.length, p.filesTotal));
     parts.push(formatBytes(kept.reduce((sum, f) => sum + f.bytesTransferred, 0)));
     return parts.join(' · ');
   }
@@ -198,7 +198,7 @@ export function jobTooltip(job: EngineJob): vscode.MarkdownString {
   if (job.headerNames.length > 0) {
     line(vscode.l10n.t('HTTP headers (values in secret storage)'), job.headerNames.join(', '));
   }
-  const temporaries = job.isFinal ? [] : job.getFiles().filter((f) => !f.completed);
+  const temporaries = job.isFinal ? [] : files.filter((f) => !f.completed);
   if (temporaries.length > 0) {
     md.appendMarkdown(`\n**${vscode.l10n.t('Temporary files')}:**\n`);
     for (const f of temporaries.slice(0, 20)) {
