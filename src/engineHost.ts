@@ -36,7 +36,7 @@ export class EngineHost extends JobEventSource<EngineJob> implements vscode.Disp
     this.adopt(shared);
     this.own(
       vscode.workspace.onDidChangeConfiguration((e) => {
-        if (e.affectsConfiguration(`${settings.SECTION}.minimumRetryDelaySeconds`)) {
+        if (settings.RETRY_DELAY_KEYS.some((k) => e.affectsConfiguration(`${settings.SECTION}.${k}`))) {
           void this.applyRetryDelaySetting();
         }
         const { engine: affected, network } = settings.affectsEngine(e);

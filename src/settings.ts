@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { EngineOptions, NetworkSettings } from './engine';
 import type { CacheSettings } from './engine/contentCache';
+import { parseDuration } from './common/durationSetting';
 
 export const SECTION = 'managedDownloads';
 
@@ -34,12 +35,33 @@ export function retentionDays(): number {
 }
 
 export function minimumRetryDelaySeconds(): number {
-  return clampInt(config().get('minimumRetryDelaySeconds'), 5, 0xffffffff, DEFAULTS.minimumRetryDelaySeconds);
+  return durationSeconds('retryDelay', 'minimumRetryDelaySeconds', 5, DEFAULTS.minimumRetryDelaySeconds);
 }
 
 export function noProgressTimeoutSeconds(): number {
-  return clampInt(config().get('noProgressTimeoutSeconds'), 0, 0xffffffff, DEFAULTS.noProgressTimeoutSeconds);
+  return durationSeconds('noProgressTimeout', 'noProgressTimeoutSeconds', 0, DEFAULTS.noProgressTimeoutSeconds);
 }
+
+/**
+ * A duration setting in seconds: the text one ("10 minutes") when the user set it, else the older setting that
+ * held seconds (still honoured, deprecated), else the default. A value that is not a duration falls back to the
+ * default; the Settings editor already flags it with the setting's pattern.
+ */
+function durationSeconds(key: string, secondsKey: string, min: number, fallback: number): number {
+  const c = config();
+  const text = c.inspect(key)?.globalValue;
+  if (typeof text === 'string' || typeof text === 'number') {
+    const s = parseDuration(String(text));
+    return s instanceof Error ? fallback : clampInt(s, min, 0xffffffff, fallback);
+  }
+  if (c.inspect(secondsKey)?.globalValue !== undefined) {
+    return clampInt(c.get(secondsKey), min, 0xffffffff, fallback);
+  }
+  return fallback;
+}
+
+/** The keys whose change moves a duration setting (the text one and the older one in seconds). */
+export const RETRY_DELAY_KEYS = ['retryDelay', 'minimumRetryDelaySeconds'] as const;
 
 export function showFinishedJobs(): boolean {
   return config().get<boolean>('showFinishedJobs') !== false;

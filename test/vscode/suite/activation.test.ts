@@ -48,8 +48,8 @@ describe('activation', () => {
     }
     const props = pkg.contributes.configuration.properties as Record<string, { default: unknown }>;
     assert.equal(props['managedDownloads.maxConcurrentJobs'].default, 4);
-    assert.equal(props['managedDownloads.minimumRetryDelaySeconds'].default, 600);
-    assert.equal(props['managedDownloads.noProgressTimeoutSeconds'].default, 1209600);
+    assert.equal(props['managedDownloads.retryDelay'].default, '10 minutes', 'durations read as durations in the Settings editor');
+    assert.equal(props['managedDownloads.noProgressTimeout'].default, '14 days');
     assert.equal(props['managedDownloads.retentionDays'].default, 30);
     assert.equal(props['managedDownloads.showFinishedJobs'].default, true, 'recent history shows by default');
     assert.equal(props['managedDownloads.allowInsecureRedirects'].default, false);

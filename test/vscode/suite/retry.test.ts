@@ -14,7 +14,7 @@ describe('waiting to retry', () => {
   let created: Set<string>;
   const body = randomBody(20_000, 31);
 
-  useSuiteFixture((f) => ({ api, server, dir, created } = f), { resetSettings: ['minimumRetryDelaySeconds'] });
+  useSuiteFixture((f) => ({ api, server, dir, created } = f), { resetSettings: ['retryDelay', 'minimumRetryDelaySeconds'] });
   beforeEach(() => server.reset());
 
   /** A job made through the API (the contract's 600 s wait) that fails with 503 until the route changes. */
@@ -107,7 +107,7 @@ describe('waiting to retry', () => {
   it('a changed minimum retry delay applies to a job already waiting', async () => {
     const job = await waitingApiJob('setting.bin');
     server.route('/setting.bin', { body });
-    await setSetting('minimumRetryDelaySeconds', 5);
+    await setSetting('retryDelay', '5 seconds');
     await waitFor(() => job.retryAt === undefined || job.retryAt.getTime() <= Date.now() + 5_000, 'the wait to shrink to 5 s');
     assert.equal(job.minimumRetryDelaySeconds, 5);
     await waitForState(api, job.id, 'TRANSFERRED');

@@ -15,7 +15,7 @@ describe('settings', () => {
     routes: (server) => {
       server.route('/slow.bin', { body: randomBody(4_000_000, 12), throttleBytesPerSec: 150_000 });
     },
-    resetSettings: ['maxConcurrentJobs', 'minimumRetryDelaySeconds', 'noProgressTimeoutSeconds'],
+    resetSettings: ['maxConcurrentJobs', 'retryDelay', 'noProgressTimeout', 'minimumRetryDelaySeconds', 'noProgressTimeoutSeconds'],
   });
 
   it('maxConcurrentJobs = 1 lets only one job transfer; raising it starts the next at once', async () => {
@@ -40,18 +40,40 @@ describe('settings', () => {
     await waitFor(() => running() === 2, 'both jobs to run once the limit is 2');
   });
 
-  it('minimumRetryDelaySeconds and noProgressTimeoutSeconds apply to new jobs', async () => {
-    await setSetting('minimumRetryDelaySeconds', 42);
-    await setSetting('noProgressTimeoutSeconds', 3600);
+  it('retryDelay and noProgressTimeout, written as durations, apply to new jobs', async () => {
+    await setSetting('retryDelay', '42s');
+    await setSetting('noProgressTimeout', '1 hour');
     const j = await createEngineJob(api, { displayName: 'with settings' });
     created.add(j.id);
     assert.equal(j.minimumRetryDelaySeconds, 42);
     assert.equal(j.noProgressTimeoutSeconds, 3600);
-    await setSetting('minimumRetryDelaySeconds', undefined);
-    await setSetting('noProgressTimeoutSeconds', undefined);
+    await setSetting('retryDelay', undefined);
+    await setSetting('noProgressTimeout', undefined);
     const k = await createEngineJob(api, { displayName: 'defaults' });
     created.add(k.id);
     assert.equal(k.minimumRetryDelaySeconds, 600);
     assert.equal(k.noProgressTimeoutSeconds, 1_209_600);
+  });
+
+  it('the older settings in seconds are still honoured until the duration ones are set', async () => {
+    await setSetting('minimumRetryDelaySeconds', 42);
+    await setSetting('noProgressTimeoutSeconds', 7200);
+    const j = await createEngineJob(api, { displayName: 'older settings' });
+    created.add(j.id);
+    assert.equal(j.minimumRetryDelaySeconds, 42);
+    assert.equal(j.noProgressTimeoutSeconds, 7200);
+    await setSetting('retryDelay', '2 min');
+    await setSetting('noProgressTimeout', '1d');
+    const k = await createEngineJob(api, { displayName: 'duration settings win' });
+    created.add(k.id);
+    assert.equal(k.minimumRetryDelaySeconds, 120);
+    assert.equal(k.noProgressTimeoutSeconds, 86_400);
+  });
+
+  it('a retryDelay that is not a duration falls back to the default, never to 0', async () => {
+    await setSetting('retryDelay', '10 parsecs');
+    const j = await createEngineJob(api, { displayName: 'bad duration' });
+    created.add(j.id);
+    assert.equal(j.minimumRetryDelaySeconds, 600);
   });
 });
