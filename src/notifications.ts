@@ -27,7 +27,7 @@ export interface NotificationRecord {
 }
 
 export interface FailureContext {
-  /** The job the command acted on, for "Show Job". */
+  /** The job the command acted on, for "Show Download". */
   job?: EngineJob;
   /** Runs the failed operation again. */
   retry?: () => unknown;
@@ -227,7 +227,7 @@ export class Notifier extends Disposable {
       ? job.type === 'upload'
         ? vscode.l10n.t("'{0}' could not be uploaded: {1} ({2}).", job.displayName, plain.sentence, codeAndHresult(info.code, info.hresult))
         : vscode.l10n.t("'{0}' could not be downloaded: {1} ({2}).", job.displayName, plain.sentence, codeAndHresult(info.code, info.hresult))
-      : vscode.l10n.t("Job '{0}' failed: {1}", job.displayName, info ? describeError(info) : vscode.l10n.t('No error information is available.'));
+      : vscode.l10n.t("Download '{0}' failed: {1}", job.displayName, info ? describeError(info) : vscode.l10n.t('No error information is available.'));
     this.show('error', message, actions, job.id);
   }
 
@@ -247,7 +247,7 @@ export class Notifier extends Disposable {
       'info',
       files.length === 1
         ? vscode.l10n.t("Downloaded '{0}' to {1}.", path.basename(target), path.dirname(target))
-        : vscode.l10n.t("Job '{0}' downloaded {1} files.", job.displayName, files.length),
+        : vscode.l10n.t("'{0}': {1} files downloaded.", job.displayName, files.length),
       [
         { title: vscode.l10n.t('Open'), run: () => vscode.commands.executeCommand('managedDownloads.openFile', job.id) },
         { title: vscode.l10n.t('Reveal'), run: () => vscode.commands.executeCommand('managedDownloads.revealFile', job.id) },
@@ -284,7 +284,7 @@ export class Notifier extends Disposable {
     actions.push(this.showLogAction());
     return this.show(
       'error',
-      vscode.l10n.t("Job '{0}' finished downloading but could not complete itself: {1}", job.displayName, describeError(err)),
+      vscode.l10n.t("Download '{0}' finished downloading but could not complete itself: {1}", job.displayName, describeError(err)),
       actions,
       job.id,
     );
@@ -298,7 +298,7 @@ export class Notifier extends Disposable {
     return this.show(
       'warning',
       vscode.l10n.t(
-        "Job '{0}' completed partially (BG_S_PARTIAL_COMPLETE, {1}): kept {2} of {3} files; not transferred and dropped: {4}.",
+        "Download '{0}' completed partially (BG_S_PARTIAL_COMPLETE, {1}): kept {2} of {3} files; not transferred and dropped: {4}.",
         job.displayName,
         formatHresult(HRESULTS.BG_S_PARTIAL_COMPLETE),
         kept,
@@ -379,7 +379,7 @@ export class Notifier extends Disposable {
   }
 
   private showJobAction(job: EngineJob): NotificationAction {
-    return { title: vscode.l10n.t('Show Job'), run: () => vscode.commands.executeCommand('managedDownloads.showJob', job.id) };
+    return { title: vscode.l10n.t('Show Download'), run: () => vscode.commands.executeCommand('managedDownloads.showJob', job.id) };
   }
 
   private showLogAction(): NotificationAction {

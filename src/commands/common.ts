@@ -127,7 +127,7 @@ export function jobPickItems(jobs: readonly EngineJob[], o: Pick<JobPickOptions,
 export async function pickJobs(ctx: CommandContext, o: JobPickOptions): Promise<EngineJob[] | undefined> {
   const items = jobPickItems(ctx.host.engine.enumJobs({ includeFinal: o.includeFinal === true || o.others !== undefined }), o);
   if (items.length === 0) {
-    void vscode.window.showInformationMessage(notificationText(vscode.l10n.t('There is no job to choose from.')));
+    void vscode.window.showInformationMessage(notificationText(vscode.l10n.t('There is no download to choose from.')));
     return undefined;
   }
   const jobsOf = (picked: readonly JobPickItem[]): EngineJob[] => picked.flatMap((p) => (p.job ? [p.job] : []));

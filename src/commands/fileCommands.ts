@@ -30,18 +30,18 @@ async function pickOne(files: JobFile[], title: string): Promise<JobFile | undef
 }
 
 function notInPlace(f: JobFile): DownloadError {
-  return new DownloadError('DO_E_INVALID_STATE', vscode.l10n.t("'{0}' is not in place yet: complete its job first.", f.localPath), { hresult: 0x80d02013 });
+  return new DownloadError('DO_E_INVALID_STATE', vscode.l10n.t("'{0}' is not in place yet: complete its download first.", f.localPath), { hresult: 0x80d02013 });
 }
 
 export function registerFileCommands(ctx: CommandContext): vscode.Disposable[] {
   return [
     registerCommand(ctx, 'managedDownloads.openFile', async (...args) => {
-      const files = await completedFiles(ctx, args, vscode.l10n.t('Open the file of which job?'));
+      const files = await completedFiles(ctx, args, vscode.l10n.t('Open the file of which download?'));
       if (!files) {
         return undefined;
       }
       if (files.length === 0) {
-        void vscode.window.showInformationMessage(notificationText(vscode.l10n.t('No downloaded file is in place yet: complete the job first.')));
+        void vscode.window.showInformationMessage(notificationText(vscode.l10n.t('No downloaded file is in place yet: complete the download first.')));
         return undefined;
       }
       const f = await pickOne(files, vscode.l10n.t('Open which file?'));
@@ -56,12 +56,12 @@ export function registerFileCommands(ctx: CommandContext): vscode.Disposable[] {
     }),
 
     registerCommand(ctx, 'managedDownloads.revealFile', async (...args) => {
-      const files = await completedFiles(ctx, args, vscode.l10n.t('Reveal the file of which job?'));
+      const files = await completedFiles(ctx, args, vscode.l10n.t('Reveal the file of which download?'));
       if (!files) {
         return undefined;
       }
       if (files.length === 0) {
-        void vscode.window.showInformationMessage(notificationText(vscode.l10n.t('No downloaded file is in place yet: complete the job first.')));
+        void vscode.window.showInformationMessage(notificationText(vscode.l10n.t('No downloaded file is in place yet: complete the download first.')));
         return undefined;
       }
       const f = await pickOne(files, vscode.l10n.t('Reveal which file?'));
@@ -85,12 +85,12 @@ export function registerFileCommands(ctx: CommandContext): vscode.Disposable[] {
     }),
 
     registerCommand(ctx, 'managedDownloads.extract', async (...args) => {
-      const files = (await completedFiles(ctx, args, vscode.l10n.t('Extract the archive of which job?')))?.filter((f) => archiveFormatOf(f.localPath));
+      const files = (await completedFiles(ctx, args, vscode.l10n.t('Extract the archive of which download?')))?.filter((f) => archiveFormatOf(f.localPath));
       if (!files) {
         return undefined;
       }
       if (files.length === 0) {
-        void vscode.window.showInformationMessage(notificationText(vscode.l10n.t('No .zip, .tar, .tar.gz or .tgz file of this job is in place.')));
+        void vscode.window.showInformationMessage(notificationText(vscode.l10n.t('No .zip, .tar, .tar.gz or .tgz file of this download is in place.')));
         return undefined;
       }
       const f = await pickOne(files, vscode.l10n.t('Extract which archive?'));

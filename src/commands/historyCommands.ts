@@ -11,7 +11,7 @@ export function registerHistoryCommands(ctx: CommandContext): vscode.Disposable[
     // (jobId | tree node) → the new job's id. The same files again, in a new job that starts at once.
     registerCommand(ctx, 'managedDownloads.downloadAgain', async (...args) => {
       const jobs = await targetJobs(ctx, args, {
-        title: vscode.l10n.t('Download which job again?'),
+        title: vscode.l10n.t('Download which one again?'),
         includeFinal: true,
         filter: (j) => j.type === 'download' && j.getFiles().length > 0,
       });
@@ -49,7 +49,7 @@ export function registerHistoryCommands(ctx: CommandContext): vscode.Disposable[
       if (args[0] instanceof FileNode) {
         links = args[0].file ? [args[0].file.remoteUrl] : [];
       } else {
-        const jobs: EngineJob[] | undefined = await targetJobs(ctx, args, { title: vscode.l10n.t('Copy the link of which job?'), includeFinal: true, filter: (j) => j.getFiles().length > 0 });
+        const jobs: EngineJob[] | undefined = await targetJobs(ctx, args, { title: vscode.l10n.t('Copy the link of which download?'), includeFinal: true, filter: (j) => j.getFiles().length > 0 });
         links = (jobs ?? []).flatMap((j) => j.getFiles().map((f) => f.remoteUrl));
       }
       if (links.length === 0) {

@@ -20,12 +20,12 @@ const fromUi = (args: unknown[]): boolean => typeof args[0] !== 'string' && !(Ar
 export function registerJobCommands(ctx: CommandContext): vscode.Disposable[] {
   return [
     registerCommand(ctx, 'managedDownloads.resume', async (...args) => {
-      const jobs = await targetJobs(ctx, args, { title: vscode.l10n.t('Resume which job?'), filter: offeredFor('resume') });
+      const jobs = await targetJobs(ctx, args, { title: vscode.l10n.t('Resume which download?'), filter: offeredFor('resume') });
       return jobs && oneOrMany(await forEachJob(ctx, jobs, (j) => j.resume()));
     }),
 
     registerCommand(ctx, 'managedDownloads.suspend', async (...args) => {
-      const jobs = await targetJobs(ctx, args, { title: vscode.l10n.t('Suspend which job?'), filter: offeredFor('suspend') });
+      const jobs = await targetJobs(ctx, args, { title: vscode.l10n.t('Pause which download?'), filter: offeredFor('suspend') });
       if (!jobs || (fromUi(args) && !(await confirmPause(jobs)))) {
         return undefined;
       }
@@ -33,7 +33,7 @@ export function registerJobCommands(ctx: CommandContext): vscode.Disposable[] {
     }),
 
     registerCommand(ctx, 'managedDownloads.retry', async (...args) => {
-      const jobs = await targetJobs(ctx, args, { title: vscode.l10n.t('Retry which job?'), filter: offeredFor('retry') });
+      const jobs = await targetJobs(ctx, args, { title: vscode.l10n.t('Retry which download?'), filter: offeredFor('retry') });
       return jobs && oneOrMany(await forEachJob(ctx, jobs, (j) => j.resume()));
     }),
 
@@ -49,7 +49,7 @@ export function registerJobCommands(ctx: CommandContext): vscode.Disposable[] {
 
     registerCommand(ctx, 'managedDownloads.cancel', async (...args) => {
       const explicit = jobsFromArgs(ctx, args[0], args[1]);
-      const jobs = explicit ?? (await targetJobsForPalette(ctx, vscode.l10n.t('Cancel which job?')));
+      const jobs = explicit ?? (await targetJobsForPalette(ctx, vscode.l10n.t('Cancel which download?')));
       if (!jobs) {
         return undefined;
       }
@@ -61,7 +61,7 @@ export function registerJobCommands(ctx: CommandContext): vscode.Disposable[] {
     }),
 
     registerCommand(ctx, 'managedDownloads.setPriority', async (...args) => {
-      const jobs = await targetJobs(ctx, args, { title: vscode.l10n.t('Change the priority of which job?'), filter: offeredFor('modify') });
+      const jobs = await targetJobs(ctx, args, { title: vscode.l10n.t('Change the priority of which download?'), filter: offeredFor('modify') });
       if (!jobs) {
         return undefined;
       }
@@ -79,7 +79,7 @@ export function registerJobCommands(ctx: CommandContext): vscode.Disposable[] {
     }),
 
     registerCommand(ctx, 'managedDownloads.setSpeedLimit', async (...args) => {
-      const jobs = await targetJobs(ctx, args, { title: vscode.l10n.t('Limit the speed of which job?'), filter: offeredFor('modify') });
+      const jobs = await targetJobs(ctx, args, { title: vscode.l10n.t('Limit the speed of which download?'), filter: offeredFor('modify') });
       if (!jobs) {
         return undefined;
       }
@@ -111,21 +111,21 @@ export function registerJobCommands(ctx: CommandContext): vscode.Disposable[] {
     }),
 
     registerCommand(ctx, 'managedDownloads.showError', async (...args) => {
-      const jobs = await targetJobs(ctx, args, { title: vscode.l10n.t('Show the error of which job?'), filter: (j) => j.state === 'ERROR' || j.state === 'TRANSIENT_ERROR' });
+      const jobs = await targetJobs(ctx, args, { title: vscode.l10n.t('Show the error of which download?'), filter: (j) => j.state === 'ERROR' || j.state === 'TRANSIENT_ERROR' });
       if (!jobs) {
         return undefined;
       }
       const job = jobs[0];
       const error = job.getError();
       if (!error) {
-        void vscode.window.showInformationMessage(notificationText(vscode.l10n.t("Job '{0}' has no error.", job.displayName)));
+        void vscode.window.showInformationMessage(notificationText(vscode.l10n.t("Download '{0}' has no error.", job.displayName)));
         return undefined;
       }
       const where = error.file ? ` — ${path.basename(error.file.localPath)}` : '';
       const retry = job.state === 'TRANSIENT_ERROR' && job.retryAt ? ' ' + vscode.l10n.t('Next retry at {0}.', job.retryAt.toLocaleTimeString(vscode.env.language)) : '';
       ctx.notifier.show(
         job.state === 'ERROR' ? 'error' : 'warning',
-        vscode.l10n.t("Job '{0}' ({1}, {2} errors): {3} [{4}{5}]", job.displayName, job.state, job.errorCount, describeError(error), error.context, where) + retry,
+        vscode.l10n.t("Download '{0}' ({1}, {2} errors): {3} [{4}{5}]", job.displayName, job.state, job.errorCount, describeError(error), error.context, where) + retry,
         [ctx.notifier.retryAction(job), { title: vscode.l10n.t('Show Log'), run: () => ctx.log.show(true) }],
         job.id,
       );
@@ -145,12 +145,12 @@ export function registerJobCommands(ctx: CommandContext): vscode.Disposable[] {
     }),
 
     registerCommand(ctx, 'managedDownloads.removeJob', async (...args) => {
-      const jobs = await targetJobs(ctx, args, { title: vscode.l10n.t('Remove which finished job from the list?'), filter: offeredFor('remove'), includeFinal: true });
+      const jobs = await targetJobs(ctx, args, { title: vscode.l10n.t('Remove which finished download from the list?'), filter: offeredFor('remove'), includeFinal: true });
       return jobs && oneOrMany(await forEachJob(ctx, jobs, (j) => ctx.host.engine.removeJob(j.id)));
     }),
 
     registerCommand(ctx, 'managedDownloads.showJob', async (...args) => {
-      const jobs = await targetJobs(ctx, args, { title: vscode.l10n.t('Show which job?'), includeFinal: settings.showFinishedJobs() });
+      const jobs = await targetJobs(ctx, args, { title: vscode.l10n.t('Show which download?'), includeFinal: settings.showFinishedJobs() });
       if (!jobs) {
         return false;
       }
@@ -158,8 +158,8 @@ export function registerJobCommands(ctx: CommandContext): vscode.Disposable[] {
       if (await ctx.view.reveal(job.id)) {
         return true;
       }
-      const show = vscode.l10n.t('Show Finished Jobs');
-      const choice = await vscode.window.showInformationMessage(notificationText(vscode.l10n.t("Job '{0}' is {1} and finished jobs are hidden.", job.displayName, job.state)), show);
+      const show = vscode.l10n.t('Show Finished Downloads');
+      const choice = await vscode.window.showInformationMessage(notificationText(vscode.l10n.t("Download '{0}' is {1} and finished downloads are hidden.", job.displayName, job.state)), show);
       if (choice === show) {
         await vscode.workspace.getConfiguration(settings.SECTION).update('showFinishedJobs', true, vscode.ConfigurationTarget.Global);
         ctx.view.provider.flushNow();
@@ -193,8 +193,8 @@ async function complete(ctx: CommandContext, job: EngineJob): Promise<CompleteRe
     ctx.notifier.show(
       'info',
       kept.length === 1
-        ? vscode.l10n.t("Job '{0}' completed: {1} is in place.", job.displayName, kept[0].localPath)
-        : vscode.l10n.t("Job '{0}' completed: {1} files are in place.", job.displayName, kept.length),
+        ? vscode.l10n.t("Download '{0}' completed: {1} is in place.", job.displayName, kept[0].localPath)
+        : vscode.l10n.t("Download '{0}' completed: {1} files are in place.", job.displayName, kept.length),
       kept.length > 0
         ? [
             { title: vscode.l10n.t('Open'), run: () => vscode.commands.executeCommand('managedDownloads.openFile', job.id) },

@@ -138,8 +138,8 @@ export function registerNewDownloadCommands(ctx: CommandContext): vscode.Disposa
       let o = jobOptionsFromArg(arg);
       if (!o) {
         const name = await vscode.window.showInputBox({
-          title: vscode.l10n.t('New Job'),
-          prompt: vscode.l10n.t('Name of the new download job (it starts suspended; add files, then resume it)'),
+          title: vscode.l10n.t('New Multi-File Download'),
+          prompt: vscode.l10n.t('Name of the new download (it starts paused: add its files, then resume it)'),
           ignoreFocusOut: true,
           validateInput: (v) => (v.trim() === '' ? vscode.l10n.t('Enter a name.') : v.length > 256 ? vscode.l10n.t('At most 256 characters.') : undefined),
         });
@@ -151,7 +151,7 @@ export function registerNewDownloadCommands(ctx: CommandContext): vscode.Disposa
         const levels = priorityPickItems(undefined);
         const priority = await vscode.window.showQuickPick(
           [...levels.filter((l) => l.priority === 'NORMAL'), ...levels.filter((l) => l.priority !== 'NORMAL')],
-          { title: vscode.l10n.t('Priority of the new job'), ignoreFocusOut: true },
+          { title: vscode.l10n.t('Priority of the new download'), ignoreFocusOut: true },
         );
         if (!priority) {
           return undefined;
@@ -171,7 +171,7 @@ export function registerNewDownloadCommands(ctx: CommandContext): vscode.Disposa
       'managedDownloads.addFile',
       async (...args: unknown[]) => {
         const jobs = await targetJobs(ctx, [args[0], Array.isArray(args[1]) ? args[1] : undefined], {
-          title: vscode.l10n.t('Add a file to which job?'),
+          title: vscode.l10n.t('Add a file to which download?'),
           filter: offeredFor('addFile'),
         });
         if (!jobs) {
@@ -192,7 +192,7 @@ export function registerNewDownloadCommands(ctx: CommandContext): vscode.Disposa
         if (!url) {
           return undefined;
         }
-        const dest = typeof args[2] === 'string' && args[2] !== '' ? destinationFromArg(args[2]) : await askDestination(url, vscode.l10n.t("Save the File of Job '{0}' As", job.displayName));
+        const dest = typeof args[2] === 'string' && args[2] !== '' ? destinationFromArg(args[2]) : await askDestination(url, vscode.l10n.t("Save the File of Download '{0}' As", job.displayName));
         if (!dest) {
           return undefined;
         }

@@ -18,7 +18,7 @@ async function targetFile(ctx: CommandContext, args: unknown[]): Promise<{ job: 
     return { job: ctx.host.engine.getJob(args[0].job.id), index: args[0].index };
   }
   const jobs = await targetJobs(ctx, [args[0]], {
-    title: vscode.l10n.t('Change the URL of a file of which job?'),
+    title: vscode.l10n.t('Change the URL of a file of which download?'),
     filter: offeredFor('changeUrl'),
   });
   const job = jobs?.[0];

@@ -22,7 +22,7 @@ export function plainError(code: string): PlainError | undefined {
       case 410:
         return { short: vscode.l10n.t('not found ({0})', status), sentence: vscode.l10n.t('the server has no such file') };
       case 401:
-        return { short: vscode.l10n.t('needs sign-in ({0})', status), sentence: vscode.l10n.t('the server asks for credentials (add an Authorization header to the job)') };
+        return { short: vscode.l10n.t('needs sign-in ({0})', status), sentence: vscode.l10n.t('the server asks for credentials (add an Authorization header to the download)') };
       case 407:
         return { short: vscode.l10n.t('proxy sign-in ({0})', status), sentence: vscode.l10n.t('the proxy asks for credentials (check http.proxy)') };
       case 403:

@@ -193,7 +193,7 @@ export class DownloadTerminal implements vscode.Pseudoterminal {
         break;
       case 'CANCELLED':
         this.writeEmitter.fire(CLEAR_LINE);
-        this.line(`${RED}${vscode.l10n.t("Job '{0}' was cancelled (state CANCELLED); nothing was kept.", job.displayName)}${RESET}`);
+        this.line(`${RED}${vscode.l10n.t("Download '{0}' was cancelled (state CANCELLED); nothing was kept.", job.displayName)}${RESET}`);
         this.finish(1);
         break;
       default:
@@ -269,7 +269,7 @@ export class DownloadTerminal implements vscode.Pseudoterminal {
     this.dispose();
     const err = job.getError();
     this.writeEmitter.fire(CLEAR_LINE);
-    this.line(`${RED}✗ ${err ? describeError(err) : vscode.l10n.t('The job failed.')}${RESET}`);
+    this.line(`${RED}✗ ${err ? describeError(err) : vscode.l10n.t('The download failed.')}${RESET}`);
     // A failed task leaves nothing behind: no destination, no temporary.
     await job.cancel().catch(() => undefined);
     this.finish(1);

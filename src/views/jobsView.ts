@@ -26,7 +26,7 @@ export class JobsView extends Disposable {
 
   private update(): void {
     this.updateBadge();
-    // The welcome view offers "Show Finished Jobs" when finished jobs are all there is.
+    // The welcome view offers "Show Finished Downloads" when finished jobs are all there is.
     const hasFinished = this.host.engine.enumJobs({ includeFinal: true }).some((j) => j.isFinal);
     if (hasFinished !== this.lastHasFinished) {
       this.lastHasFinished = hasFinished;

@@ -279,9 +279,9 @@ const step4: Step = {
     await wb.openJobsView();
     await wb.clearNotifications();
     const job = THREE_FILES_JOB;
-    await wb.runCommandFor(s.command('command.newJob'), s.t('Name of the new download job (it starts suspended; add files, then resume it)'));
+    await wb.runCommandFor(s.command('command.newJob'), s.t('Name of the new download (it starts paused: add its files, then resume it)'));
     await wb.answerInput(job);
-    await wb.waitQuickInput(s.t('Priority of the new job'));
+    await wb.waitQuickInput(s.t('Priority of the new download'));
     await wb.shot('priority-picker');
     // Each level is explained on its own line, as in Set Priority…; NORMAL comes first.
     await wb.pickOption(new RegExp(`^NORMAL, ${escapeRegExp(s.t('The default: takes turns with the other normal downloads'))}$`));
@@ -292,11 +292,11 @@ const step4: Step = {
 
     const parts = ['part-1.bin', 'part-2.bin', 'part-3.bin'];
     for (const part of parts) {
-      await wb.runCommandFor(s.command('command.addFile'), s.t('Add a file to which job?'));
+      await wb.runCommandFor(s.command('command.addFile'), s.t('Add a file to which download?'));
       await wb.pickOption(new RegExp(`(^|\\s)${escapeRegExp(job)}, `));
       await wb.waitQuickInput(s.t("Add File to '{0}'", job));
       await wb.answerInput(server.url(part));
-      await wb.acceptSaveDialog(s.t("Save the File of Job '{0}' As", job), part);
+      await wb.acceptSaveDialog(s.t("Save the File of Download '{0}' As", job), part);
     }
     await wb.waitRow(row, 'the job with 3 files', (l) => l.includes(s.t('{0}/{1} files', 0, 3)));
 
@@ -310,7 +310,7 @@ const step4: Step = {
 
     await contextMenuAction(wb, row, s.nls('command.complete'), { has: [s.nls('command.cancel')] });
     const expected = s.t(
-      "Job '{0}' completed partially (BG_S_PARTIAL_COMPLETE, {1}): kept {2} of {3} files; not transferred and dropped: {4}.",
+      "Download '{0}' completed partially (BG_S_PARTIAL_COMPLETE, {1}): kept {2} of {3} files; not transferred and dropped: {4}.",
       job,
       '0x00200017',
       2,
@@ -378,7 +378,7 @@ const step5: Step = {
     assert.match(label, new RegExp(escapeRegExp(name)), 'and names the job');
     assert.equal(await wb.toastSeverity(toast), 'error', 'an error notification');
     const buttons = await wb.toastButtons(toast);
-    for (const b of [s.t('Show Job'), s.t('Show Log')]) {
+    for (const b of [s.t('Show Download'), s.t('Show Log')]) {
       assert.ok(buttons.includes(b), `the notification offers "${b}" (it offers: ${buttons.join(', ')})`);
     }
     assert.ok(!buttons.includes(s.t('Retry')), 'no Retry for an invalid state');

@@ -17,7 +17,7 @@ export class FinishedGroupNode {
     item.description = count > FINISHED_SHOWN ? vscode.l10n.t('{0} most recent of {1}', FINISHED_SHOWN, count) : String(count);
     item.contextValue = 'finishedGroup';
     item.iconPath = new vscode.ThemeIcon('history');
-    item.tooltip = vscode.l10n.t('Completed and cancelled jobs, newest first. Finished jobs are kept for up to 30 days.');
+    item.tooltip = vscode.l10n.t('Completed and cancelled downloads, newest first, kept for up to 30 days.');
     // Screen readers (and the browser tests) read the label and the count, not the tooltip.
     item.accessibilityInformation = { label: `${String(item.label)}, ${String(item.description)}` };
     return item;

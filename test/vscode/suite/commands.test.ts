@@ -64,7 +64,7 @@ describe('commands', () => {
     assert.match(shown.message, /could not complete itself/);
     assert.match(shown.message, /EEXIST, 0x800700B7/);
     assert.match(shown.message, /taken\.bin/);
-    assert.deepEqual(shown.actions, ['Complete', 'Show Job', 'Show Log']);
+    assert.deepEqual(shown.actions, ['Complete', 'Show Download', 'Show Log']);
     assert.equal(api.getJob(id).state, 'TRANSFERRED');
     // Said once, not at every later change of the job.
     await api.getJob(id).setPriority('HIGH');

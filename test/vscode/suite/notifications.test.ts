@@ -30,7 +30,7 @@ describe('notifications', () => {
     assert.equal(n.message, "'nightly.iso' was cancelled, so there is nothing to complete (DO_E_INVALID_STATE, 0x80D02013).");
     assert.equal(count(n.message, 'DO_E_INVALID_STATE'), 1, 'the code is not doubled');
     assert.ok(!n.actions.includes('Retry'), 'no pointless Retry on an invalid state');
-    assert.ok(n.actions.includes('Show Job'));
+    assert.ok(n.actions.includes('Show Download'));
     assert.ok(n.actions.includes('Show Log'));
     assert.ok(!n.actions.includes('Download Again'), 'a job without files has nothing to download again');
   });
@@ -48,7 +48,7 @@ describe('notifications', () => {
     const [n] = notificationsSince(api, before);
     assert.equal(n.severity, 'error');
     assert.equal(n.message, "'done job' is already completed, so there is nothing to cancel (DO_E_INVALID_STATE, 0x80D02013).");
-    assert.deepEqual(n.actions.slice(0, 2), ['Download Again', 'Show Job'], 'a finished download offers to fetch it again first');
+    assert.deepEqual(n.actions.slice(0, 2), ['Download Again', 'Show Download'], 'a finished download offers to fetch it again first');
 
     // Download Again from the notification makes a new job of the same file (its old copy deleted: no save dialog).
     fs.rmSync(path.join(dir, 'done.txt'));
@@ -73,7 +73,7 @@ describe('notifications', () => {
     assert.equal(mine[0].severity, 'error');
     // Plain words first, then the code.
     assert.equal(mine[0].message, "'gone job' could not be downloaded: the server has no such file (HTTP 410, 0x8019019A).");
-    assert.deepEqual(mine[0].actions.slice(0, 2), ['Retry', 'Show Job']);
+    assert.deepEqual(mine[0].actions.slice(0, 2), ['Retry', 'Show Download']);
   });
 
   it('a job that does not complete itself says once that it is downloaded but not saved, with Save', async () => {
@@ -86,7 +86,7 @@ describe('notifications', () => {
     await waitForState(api, job.id, 'TRANSFERRED');
     const shown = await waitFor(() => notificationsSince(api, before).find((n) => n.jobId === job.id), 'the "not saved yet" notification');
     assert.equal(shown.message, "'ready job' is downloaded but not saved yet: Save puts its files in place.");
-    assert.deepEqual(shown.actions, ['Save', 'Show Job']);
+    assert.deepEqual(shown.actions, ['Save', 'Show Download']);
     await job.suspend().catch(() => undefined);
     await sleep(300);
     assert.equal(notificationsSince(api, before).filter((n) => n.jobId === job.id).length, 1, 'once per job');

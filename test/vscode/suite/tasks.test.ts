@@ -157,7 +157,7 @@ describe('download tasks', () => {
     assert.notEqual((await runTask('missing again')).exitCode, 0);
     const [job] = jobsNamed('missing again');
     const toast = await waitFor(() => api._test.notifier.history.slice(before).find((n) => n.jobId === job.id && n.severity === 'error'), 'the failure notification');
-    assert.deepEqual(toast.actions.slice(0, 2), ['Run Task Again', 'Show Job']);
+    assert.deepEqual(toast.actions.slice(0, 2), ['Run Task Again', 'Show Download']);
     const started = new Promise<string>((resolve) => {
       const sub = vscode.tasks.onDidStartTask((e) => {
         sub.dispose();
