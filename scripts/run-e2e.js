@@ -6,7 +6,7 @@
 //   node scripts/run-e2e.js [--locale en|fr|all] [--steps 1,2,5] [--update-media] [--keep-tmp]
 //        [--load-timeout <s>] [--timeout <s>] [--verbose]
 //
-// --locale all (default) runs the ten steps in English, then steps 1, 2, 5 and 10 in French.
+// --locale all (default) runs every step in English, then steps 1, 2, 5, 10 and 13 in French.
 // Screenshots go to test-results/e2e/; --update-media copies the curated ones to media/.
 // Exit codes: N = N steps failed (capped at 100), 101 = the run itself failed (install, server, workbench
 // not loaded within --load-timeout, --timeout exceeded), 129/130/143 = interrupted.
@@ -35,7 +35,7 @@ function usage(msg) {
 }
 
 function parseArgs(argv) {
-  const o = { locales: ['en', 'fr'], steps: undefined, updateMedia: false, keepTmp: false, loadTimeoutS: 90, timeoutS: 420, verbose: false };
+  const o = { locales: ['en', 'fr'], steps: undefined, updateMedia: false, keepTmp: false, loadTimeoutS: 90, timeoutS: 600, verbose: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const eq = a.indexOf('=');
@@ -67,8 +67,8 @@ function parseArgs(argv) {
       }
       case '--steps':
         o.steps = take().split(',').map((x) => Number(x.trim()));
-        if (o.steps.some((n) => !Number.isInteger(n) || n < 1 || n > 10)) {
-          usage('--steps takes step numbers from 1 to 10, e.g. --steps 1,2,5');
+        if (o.steps.some((n) => !Number.isInteger(n) || n < 1 || n > 13)) {
+          usage('--steps takes step numbers from 1 to 13, e.g. --steps 1,2,5');
         }
         break;
       case '--update-media': o.updateMedia = true; break;

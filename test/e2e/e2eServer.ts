@@ -21,6 +21,8 @@ interface Spec {
   throttle?: number;
   /** The status the file answers with until publish() (404: missing; 503: the server is down for a while). */
   until?: 404 | 503;
+  /** false: the server ignores Range and says nothing of ranges (a download that cannot be resumed). */
+  ranges?: boolean;
 }
 
 /**
@@ -43,6 +45,10 @@ const SPECS: Spec[] = [
   { name: 'reload.bin', size: 8 * MiB, seed: 641, throttle: 512 * KiB },
   // Step 10: 503 until publish('flaky.bin'): the job waits to retry, counting down.
   { name: 'flaky.bin', size: 96 * KiB, seed: 651, until: 503 },
+  // Step 11: the second task's file, 404 until publish('late.bin'): the task fails, then Run Task Again.
+  { name: 'late.bin', size: 512 * KiB, seed: 661, until: 404 },
+  // Step 12: a server that cannot resume (no ranges): Pause asks first (≈ 100 s at full speed).
+  { name: 'no-range.bin', size: 12 * MiB, seed: 671, throttle: 128 * KiB, ranges: false },
 ];
 
 export class E2EServer {
@@ -82,7 +88,7 @@ export class E2EServer {
     if (!spec || !body) {
       throw new Error(`no e2e file ${name}`);
     }
-    this.server.route(`/files/${name}`, { body, throttleBytesPerSec: spec.throttle });
+    this.server.route(`/files/${name}`, { body, throttleBytesPerSec: spec.throttle, ...(spec.ranges === false ? { ranges: false } : {}) });
   }
 
   file(name: string): E2EFile {

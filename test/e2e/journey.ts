@@ -48,9 +48,16 @@ export const CURATED: { shot: string; media: string; step: number }[] = [
   { shot: 'en-10-retry-countdown', media: 'screenshot-retry.png', step: 10 },
   { shot: 'en-4-priority-picker', media: 'screenshot-priority.png', step: 4 },
   { shot: 'fr-5-invalid-state', media: 'screenshot-invalid-state-fr.png', step: 5 },
+  { shot: 'en-11-run-task-again', media: 'screenshot-run-task-again.png', step: 11 },
+  { shot: 'en-12-pause-warning', media: 'screenshot-pause-warning.png', step: 12 },
+  { shot: 'en-13-walkthrough', media: 'screenshot-walkthrough.png', step: 13 },
+  { shot: 'en-13-settings', media: 'screenshot-settings.png', step: 13 },
+  { shot: 'fr-13-walkthrough', media: 'screenshot-walkthrough-fr.png', step: 13 },
 ];
 
 export const TASK_LABEL = 'E2E: download task.bin';
+/** A task whose file is missing until step 11 publishes it. */
+export const LATE_TASK_LABEL = 'E2E: download late.bin';
 const THREE_FILES_JOB = 'Three files';
 
 // ---- workspace and settings ----------------------------------------------------------------------------
@@ -70,6 +77,14 @@ export function prepareWorkspace(workspace: string, server: E2EServer): void {
         path: 'downloads/task.bin',
         sha256: task.sha256,
         displayName: 'task.bin (task)',
+        problemMatcher: [],
+      },
+      {
+        label: LATE_TASK_LABEL,
+        type: 'download',
+        url: server.url('late.bin'),
+        path: 'downloads/late.bin',
+        sha256: server.file('late.bin').sha256,
         problemMatcher: [],
       },
     ],
@@ -591,8 +606,118 @@ const step10: Step = {
   },
 };
 
-/** The steps of a run in `locale`: all ten in English; 1, 2, 5 and 10 in another language. */
+const step11: Step = {
+  n: 11,
+  title: 'a `download` task whose file is missing fails; its notification offers Run Task Again, which succeeds once the file is there',
+  timeoutMs: 90_000,
+  async run(ctx) {
+    const { wb, s, server } = ctx;
+    await wb.clearNotifications();
+    const f = server.file('late.bin');
+    await wb.runCommand('Tasks: Run Task');
+    await wb.pickOption(new RegExp(`^${escapeRegExp(LATE_TASK_LABEL)}(,|$)`));
+    // The task's job is named after the task; it failed, so it was cancelled: Run Task Again, not Retry.
+    const failed = textPattern(s.t("'{0}' could not be downloaded: {1} ({2}).", LATE_TASK_LABEL, s.t('the server has no such file'), ANY));
+    const { toast, label } = await wb.waitToast(failed, 40_000);
+    wb.log(`notification: ${label}`);
+    const buttons = await wb.toastButtons(toast);
+    assert.ok(buttons.includes(s.t('Run Task Again')), `the notification offers Run Task Again (it offers ${buttons.join(', ')})`);
+    assert.ok(!buttons.includes(s.t('Retry')), `no Retry on a task's cancelled job (it offers ${buttons.join(', ')})`);
+    await wb.page.mouse.move(1, 1);
+    await wb.shot('run-task-again');
+
+    server.publish(f.name);
+    await toast.getByRole('button', { name: s.t('Run Task Again'), exact: true }).click();
+    const done = s.t('Done: {0} file in place ({1}).', 1, 'S_OK');
+    await wb.until(
+      'the task run again to end with success',
+      async () => {
+        const t = await wb.terminalText();
+        return t.includes(done) ? t : undefined;
+      },
+      40_000,
+      () => wb.terminalText(),
+    );
+    assert.equal(sha256OfFile(path.join(ctx.downloads, f.name)), f.sha256, `${f.name} on disk has the declared sha256`);
+    await wb.shot('task-run-again-done');
+  },
+};
+
+const step12: Step = {
+  n: 12,
+  title: 'Pause on a download whose server cannot resume asks first; Keep Downloading (the default) keeps it running',
+  timeoutMs: 60_000,
+  async run(ctx) {
+    const { wb, s, server } = ctx;
+    await wb.clearNotifications();
+    if (await wb.page.locator('[id="workbench.parts.panel"]').isVisible()) {
+      await wb.runCommand('View: Hide Panel');
+    }
+    const f = server.file('no-range.bin');
+    await newDownload(ctx, f.name);
+    const row = wb.jobRow(f.name);
+    await waitPercent(wb, f.name, 'Transferring', `"${f.name}" transferring`, (p) => p >= 1, 30_000);
+
+    await contextMenuAction(wb, row, s.nls('command.suspend'));
+    const question = s.t("'{0}' restarts from 0 if paused: its server cannot continue where it stopped.", f.name);
+    await wb.waitQuickInput(question);
+    // The safe answer comes first: Enter keeps the download.
+    const active = await wb.activeOption();
+    assert.match(active ?? '', new RegExp(escapeRegExp(s.t('Keep Downloading'))), `Keep Downloading is the default (active: ${active})`);
+    await wb.shot('pause-warning');
+    await wb.pickOption(new RegExp(escapeRegExp(s.t('Keep Downloading'))));
+    const p = await waitPercent(wb, f.name, 'Transferring', `"${f.name}" still transferring`);
+    await waitPercent(wb, f.name, 'Transferring', `"${f.name}" progressing after Keep Downloading`, (q) => q > p, 30_000);
+
+    // Clean up: cancel it (which asks too).
+    await contextMenuAction(wb, row, s.nls('command.cancel'));
+    await wb.waitQuickInput(s.t("Cancel '{0}' and delete the {1} downloaded so far?", f.name, '\u0000').split('\u0000')[0]);
+    await wb.pickOption(new RegExp(escapeRegExp(s.t('Cancel Download'))));
+    await wb.waitRowGone(row, `"${f.name}" cancelled`);
+  },
+};
+
+const step13: Step = {
+  n: 13,
+  title: 'the walkthrough opens from Welcome with its four steps; the settings show durations as durations',
+  timeoutMs: 60_000,
+  async run(ctx) {
+    const { wb, s } = ctx;
+    await wb.clearNotifications();
+    // VS Code's own titles stay English in these runs (the French language pack is empty).
+    await wb.runCommand('Welcome: Open Walkthrough...');
+    await wb.pickOption(new RegExp(`^${escapeRegExp(s.nls('walkthrough.title'))}`));
+    const page = wb.page.locator('.gettingStartedContainer');
+    for (const key of ['walkthrough.download.title', 'walkthrough.jobs.title', 'walkthrough.task.title', 'walkthrough.history.title']) {
+      await page.getByRole('button', { name: new RegExp(escapeRegExp(s.nls(key))) }).first().waitFor({ state: 'visible', timeout: 15_000 });
+    }
+    await wb.page.mouse.move(1, 1);
+    await wb.shot('walkthrough');
+    await wb.runCommand('View: Close All Editors');
+
+    if (s.locale !== 'en') {
+      return;
+    }
+    // Durations read as durations ("10 minutes", "14 days"), not as counts of seconds.
+    await wb.runCommand('Preferences: Open Settings (UI)');
+    const search = wb.page.locator('.settings-editor .suggest-input-container textarea, .settings-editor .suggest-input-container input').first();
+    await search.waitFor({ state: 'visible', timeout: 15_000 });
+    await search.fill('managedDownloads transient');
+    const editor = wb.page.locator('.settings-editor');
+    for (const value of ['10 minutes', '14 days']) {
+      await wb.until(`the Settings editor to show "${value}"`, async () => {
+        const values = await editor.locator('input').evaluateAll((els) => els.map((e) => String((e as unknown as { value?: string }).value)));
+        return values.includes(value);
+      }, 15_000, async () => JSON.stringify(await editor.locator('input').evaluateAll((els) => els.map((e) => String((e as unknown as { value?: string }).value)))));
+    }
+    await wb.page.mouse.move(1, 1);
+    await wb.shot('settings');
+    await wb.runCommand('View: Close All Editors');
+  },
+};
+
+/** The steps of a run in `locale`: all in English; 1, 2, 5, 10 and 13 in another language. */
 export function journey(locale: Locale): Step[] {
-  const all = [step1, step2, step3, step4, step5, step6, step7, step8, step9, step10];
-  return locale === 'en' ? all : all.filter((st) => [1, 2, 5, 10].includes(st.n));
+  const all = [step1, step2, step3, step4, step5, step6, step7, step8, step9, step10, step11, step12, step13];
+  return locale === 'en' ? all : all.filter((st) => [1, 2, 5, 10, 13].includes(st.n));
 }
