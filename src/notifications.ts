@@ -211,7 +211,6 @@ export class Notifier extends Disposable {
     }
     this.failedAnnounced.add(job.id);
     const info = job.getError();
-    const plain = info && plainError(info.code);
     // A task cancels its failed job: running the task again is what can work, not Retry on that job.
     const runTaskAgain = taskRerun(job.id);
     const actions: NotificationAction[] = [
@@ -222,12 +221,7 @@ export class Notifier extends Disposable {
       actions.push(this.openSettingsAction('http.proxy'));
     }
     actions.push(this.showLogAction());
-    // Plain words first, then the code: "'missing.bin' could not be downloaded: the server has no such file (HTTP 404, 0x80190194)."
-    const message = plain
-      ? job.type === 'upload'
-        ? vscode.l10n.t("'{0}' could not be uploaded: {1} ({2}).", job.displayName, plain.sentence, codeAndHresult(info.code, info.hresult))
-        : vscode.l10n.t("'{0}' could not be downloaded: {1} ({2}).", job.displayName, plain.sentence, codeAndHresult(info.code, info.hresult))
-      : vscode.l10n.t("Download '{0}' failed: {1}", job.displayName, info ? describeError(info) : vscode.l10n.t('No error information is available.'));
+    const message = failureSentence(job);
     this.show('error', message, actions, job.id);
   }
 
@@ -389,4 +383,19 @@ export class Notifier extends Disposable {
   private openSettingsAction(query: string): NotificationAction {
     return { title: vscode.l10n.t('Open Settings'), run: () => vscode.commands.executeCommand('workbench.action.openSettings', query) };
   }
+}
+
+/**
+ * What went wrong with `job`, plain words first, then the code: "'missing.bin' could not be downloaded: the
+ * server has no such file (HTTP 404, 0x80190194)." (the failure notification and Show Error).
+ */
+export function failureSentence(job: EngineJob): string {
+  const info = job.getError();
+  const plain = info && plainError(info.code);
+  if (!plain) {
+    return vscode.l10n.t("Download '{0}' failed: {1}", job.displayName, info ? describeError(info) : vscode.l10n.t('No error information is available.'));
+  }
+  return job.type === 'upload'
+    ? vscode.l10n.t("'{0}' could not be uploaded: {1} ({2}).", job.displayName, plain.sentence, codeAndHresult(info.code, info.hresult))
+    : vscode.l10n.t("'{0}' could not be downloaded: {1} ({2}).", job.displayName, plain.sentence, codeAndHresult(info.code, info.hresult));
 }

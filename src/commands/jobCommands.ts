@@ -10,6 +10,7 @@ import { askBeforeLoss } from './askBeforeLoss';
 import { redactUrl } from '../engine/errors';
 import { isSingular } from '../common/plural';
 import { jobFacts, offers } from '../engine/transitions';
+import { failureSentence } from '../notifications';
 
 const notFinal = (j: EngineJob): boolean => !j.isFinal;
 /** What Complete can act on now: what the tree offers it on (all bytes here, or some files of a download transferred). */
@@ -121,11 +122,15 @@ export function registerJobCommands(ctx: CommandContext): vscode.Disposable[] {
         void vscode.window.showInformationMessage(notificationText(vscode.l10n.t("Download '{0}' has no error.", job.displayName)));
         return undefined;
       }
-      const where = error.file ? ` — ${path.basename(error.file.localPath)}` : '';
+      // A sentence first (as the failure notification says it), then how often and when next, then the details.
+      const count = isSingular(job.errorCount) ? vscode.l10n.t('{0} error so far.', job.errorCount) : vscode.l10n.t('{0} errors so far.', job.errorCount);
       const retry = job.state === 'TRANSIENT_ERROR' && job.retryAt ? ' ' + vscode.l10n.t('Next retry at {0}.', job.retryAt.toLocaleTimeString(vscode.env.language)) : '';
+      // The file is named when the job has several (a one-file job is named after its file already).
+      const file = error.file && job.getFiles().length > 1 ? path.basename(error.file.localPath) : undefined;
+      const details = file ? vscode.l10n.t('Details ({0}): {1}', file, describeError(error)) : vscode.l10n.t('Details: {0}', describeError(error));
       ctx.notifier.show(
         job.state === 'ERROR' ? 'error' : 'warning',
-        vscode.l10n.t("Download '{0}' ({1}, {2} errors): {3} [{4}{5}]", job.displayName, job.state, job.errorCount, describeError(error), error.context, where) + retry,
+        `${failureSentence(job)} ${count}${retry} ${details}`,
         [ctx.notifier.retryAction(job), { title: vscode.l10n.t('Show Log'), run: () => ctx.log.show(true) }],
         job.id,
       );

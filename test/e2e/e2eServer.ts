@@ -49,6 +49,9 @@ const SPECS: Spec[] = [
   { name: 'late.bin', size: 512 * KiB, seed: 661, until: 404 },
   // Step 12: a server that cannot resume (no ranges): Pause asks first (≈ 100 s at full speed).
   { name: 'no-range.bin', size: 12 * MiB, seed: 671, throttle: 128 * KiB, ranges: false },
+  // Step 14: the two files of a job that waits for Save.
+  { name: 'pair-1.bin', size: 128 * KiB, seed: 681 },
+  { name: 'pair-2.bin', size: 192 * KiB, seed: 682 },
 ];
 
 export class E2EServer {

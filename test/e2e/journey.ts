@@ -53,6 +53,8 @@ export const CURATED: { shot: string; media: string; step: number }[] = [
   { shot: 'en-13-walkthrough', media: 'screenshot-walkthrough.png', step: 13 },
   { shot: 'en-13-settings', media: 'screenshot-settings.png', step: 13 },
   { shot: 'fr-13-walkthrough', media: 'screenshot-walkthrough-fr.png', step: 13 },
+  { shot: 'en-14-not-saved-yet', media: 'screenshot-not-saved-yet.png', step: 14 },
+  { shot: 'en-5-finished-menu', media: 'screenshot-finished-menu.png', step: 5 },
 ];
 
 export const TASK_LABEL = 'E2E: download task.bin';
@@ -384,8 +386,19 @@ const step5: Step = {
     const finished = wb.finishedJobRow(name);
     await wb.waitRow(finished, `"${name}" shown as cancelled in the "Finished" group`, (l) => jobLabel(s, name, 'Cancelled').test(l));
     await wb.shot('finished-group');
+    // A finished item offers what can still be done with it.
+    const menu = await wb.openContextMenu(finished);
+    for (const h of [s.nls('command.downloadAgain'), s.nls('command.copyLink')]) {
+      assert.ok(menu.includes(h), `a finished job offers "${h}" (it offers: ${menu.join(', ')})`);
+    }
+    assert.ok(!menu.includes(s.nls('command.suspend')) && !menu.includes(s.nls('command.resume')), `no Pause or Resume on a finished job (${menu.join(', ')})`);
+    await wb.shot('finished-menu');
+    await wb.closeMenus();
 
     await wb.runCommandFor(s.command('command.complete'), s.t('Save which download?'));
+    // Finished jobs stay pickable (the contract keeps the notification reachable), labelled with their state.
+    await wb.until('the cancelled job in the picker, labelled with its state', async () => (await wb.options()).some((o) => o.includes(name) && o.includes(s.t('Cancelled'))), 10_000, async () => (await wb.options()).join(' | '));
+    await wb.shot('complete-picker');
     await wb.pickOption(new RegExp(`(^|\\s)${escapeRegExp(name)}, ${escapeRegExp(s.t('Cancelled'))}`));
     const { toast, label } = await wb.waitToast(/DO_E_INVALID_STATE/);
     wb.log(`notification: ${label}`);
@@ -431,6 +444,15 @@ const step6: Step = {
     assert.ok((await wb.toastButtons(toast)).includes(s.t('Retry')), 'the notification offers Retry');
     await wb.page.mouse.move(1, 1);
     await wb.shot('http-404');
+
+    // Show Error says it as a sentence first, then how many errors, then the details.
+    await wb.clearNotifications();
+    await contextMenuAction(wb, row, s.nls('command.showError'));
+    const sentence = await wb.waitToast(textPattern(`${s.t("'{0}' could not be downloaded: {1} ({2}).", f.name, s.t('the server has no such file'), ANY)} ${s.t('{0} error so far.', 1)} ${s.t('Details: {0}', ANY)}`));
+    wb.log(`Show Error: ${sentence.label}`);
+    await wb.page.mouse.move(1, 1);
+    await wb.sleep(500); // the toast slides in
+    await wb.shot('show-error');
 
     // The file appears on the server; Retry from the tree resumes the job, which completes itself.
     server.publish(f.name);
@@ -716,8 +738,50 @@ const step13: Step = {
   },
 };
 
+const step14: Step = {
+  n: 14,
+  title: 'a multi-file download that does not complete itself: "Downloaded — not saved yet", a notification with Save, and Save puts the files in place',
+  timeoutMs: 90_000,
+  async run(ctx) {
+    const { wb, s, server } = ctx;
+    await wb.openJobsView();
+    await wb.clearNotifications();
+    const job = 'Two files';
+    await wb.runCommandFor(s.command('command.newJob'), s.t('Name of the new download (it starts paused: add its files, then resume it)'));
+    await wb.answerInput(job);
+    await wb.waitQuickInput(s.t('Priority of the new download'));
+    await wb.pickOption(new RegExp(`^NORMAL, `));
+    const row = wb.jobRow(job);
+    await wb.until(`the new job "${job}" to be selected in the tree`, async () => (await row.getAttribute('aria-selected')) === 'true', 10_000, () => wb.treeLabels());
+    const parts = ['pair-1.bin', 'pair-2.bin'];
+    for (const part of parts) {
+      await wb.runCommandFor(s.command('command.addFile'), s.t('Add a file to which download?'));
+      await wb.pickOption(new RegExp(`(^|\\s)${escapeRegExp(job)}, `));
+      await wb.waitQuickInput(s.t("Add File to '{0}'", job));
+      await wb.answerInput(server.url(part));
+      await wb.acceptSaveDialog(s.t("Save the File of Download '{0}' As", job), part);
+    }
+    await contextMenuAction(wb, row, s.nls('command.resume'));
+    await wb.waitRow(row, `"${job}" downloaded, not saved yet`, (l) => jobLabel(s, job, 'Downloaded — not saved yet').test(l), 40_000);
+    const { toast, label } = await wb.waitToast(textPattern(s.t("'{0}' is downloaded but not saved yet: Save puts its files in place.", job)));
+    wb.log(`notification: ${label}`);
+    for (const part of parts) {
+      assert.ok(!fs.existsSync(path.join(ctx.downloads, part)), `${part} is not at its destination before Save`);
+    }
+    await wb.page.mouse.move(1, 1);
+    await wb.shot('not-saved-yet');
+
+    await toast.getByRole('button', { name: s.t('Save'), exact: true }).click();
+    await wb.waitToast(textPattern(s.t("Download '{0}' completed: {1} files are in place.", job, 2)));
+    for (const part of parts) {
+      assert.equal(sha256OfFile(path.join(ctx.downloads, part)), server.file(part).sha256, `${part} saved with the right bytes`);
+    }
+    await wb.shot('saved');
+  },
+};
+
 /** The steps of a run in `locale`: all in English; 1, 2, 5, 10 and 13 in another language. */
 export function journey(locale: Locale): Step[] {
-  const all = [step1, step2, step3, step4, step5, step6, step7, step8, step9, step10, step11, step12, step13];
+  const all = [step1, step2, step3, step4, step5, step6, step7, step8, step9, step10, step11, step12, step13, step14];
   return locale === 'en' ? all : all.filter((st) => [1, 2, 5, 10, 13].includes(st.n));
 }

@@ -239,6 +239,8 @@ describe('commands', () => {
     const info = await run<{ code: string; hresult: number }>('showError', id);
     assert.equal(info.code, 'HTTP_404');
     const shown = notificationsSince(api, before).at(-1)!;
+    // A sentence first, as the failure notification says it; then how many errors; the details last.
+    assert.match(shown.message, /^'[^']+' could not be downloaded: the server has no such file \(HTTP 404, 0x80190194\)\. 1 error so far\. Details/);
     assert.match(shown.message, /HTTP_404, 0x80190194/);
     server.route('/flaky.txt', { body: Buffer.from('now it works') });
     await run('retry', id);
