@@ -67,8 +67,8 @@ function parseArgs(argv) {
       }
       case '--steps':
         o.steps = take().split(',').map((x) => Number(x.trim()));
-        if (o.steps.some((n) => !Number.isInteger(n) || n < 1 || n > 14)) {
-          usage('--steps takes step numbers from 1 to 14, e.g. --steps 1,2,5');
+        if (o.steps.some((n) => !Number.isInteger(n) || n < 1 || n > 15)) {
+          usage('--steps takes step numbers from 1 to 15, e.g. --steps 1,2,5');
         }
         break;
       case '--update-media': o.updateMedia = true; break;

@@ -118,7 +118,7 @@ export class Notifier extends Disposable {
           this.downloadedAnnounced.add(job.id);
           this.downloaded(job);
         }
-        if (!job.autoComplete && job.type === 'download' && job.state === 'TRANSFERRED' && !this.readyAnnounced.has(job.id) && !jobsCompletedByTasks.has(job.id)) {
+        if (!job.autoComplete && job.state === 'TRANSFERRED' && !this.readyAnnounced.has(job.id) && !jobsCompletedByTasks.has(job.id)) {
           this.readyAnnounced.add(job.id);
           this.readyToSave(job);
         }
@@ -255,13 +255,15 @@ export class Notifier extends Disposable {
    * temporary name until Save (Complete) puts them in place, which the user may not know.
    */
   readyToSave(job: EngineJob): void {
+    // An upload's bytes are on the server, which keeps them only once Complete closes the upload session.
+    const upload = job.type === 'upload';
+    const save = upload ? vscode.l10n.t('Confirm') : vscode.l10n.t('Save');
     this.show(
       'info',
-      vscode.l10n.t("'{0}' is downloaded but not saved yet: Save puts its files in place.", job.displayName),
-      [
-        { title: vscode.l10n.t('Save'), run: () => vscode.commands.executeCommand('managedDownloads.complete', job.id) },
-        this.showJobAction(job),
-      ],
+      upload
+        ? vscode.l10n.t("'{0}' is uploaded but not confirmed yet: Confirm closes the upload on the server.", job.displayName)
+        : vscode.l10n.t("'{0}' is downloaded but not saved yet: Save puts its files in place.", job.displayName),
+      [{ title: save, run: () => vscode.commands.executeCommand('managedDownloads.complete', job.id) }, this.showJobAction(job)],
       job.id,
     );
   }

@@ -1,5 +1,6 @@
 // The download server of the end-to-end journey: a TestServer (127.0.0.1, real HTTP, ranges, ETags) with
 // the few files the steps need. Bodies are deterministic, so their sha256 is known in advance.
+import { BitsUploadServer } from '../support/bitsUploadServer';
 import { randomBody, sha256Hex, TestServer } from '../support/testServer';
 
 const KiB = 1024;
@@ -58,10 +59,16 @@ export class E2EServer {
   private readonly bodies = new Map<string, Buffer>();
   readonly files = new Map<string, E2EFile>();
 
-  private constructor(readonly server: TestServer) {}
+  /**
+   * @param uploads a BITS upload server (step 15's New Upload), on 127.0.0.1 too.
+   */
+  private constructor(
+    readonly server: TestServer,
+    readonly uploads: BitsUploadServer,
+  ) {}
 
   static async start(): Promise<E2EServer> {
-    const s = new E2EServer(await TestServer.start());
+    const s = new E2EServer(await TestServer.start(), await BitsUploadServer.start());
     for (const spec of SPECS) {
       const body = randomBody(spec.size, spec.seed);
       const p = `/files/${spec.name}`;
@@ -111,7 +118,7 @@ export class E2EServer {
     return this.server.requestsFor(this.file(name).path).map((r) => ({ status: r.status, range: r.range, time: r.time, bytesSent: r.bytesSent }));
   }
 
-  close(): Promise<void> {
-    return this.server.close();
+  async close(): Promise<void> {
+    await Promise.all([this.server.close(), this.uploads.close()]);
   }
 }

@@ -55,6 +55,7 @@ export const CURATED: { shot: string; media: string; step: number }[] = [
   { shot: 'fr-13-walkthrough', media: 'screenshot-walkthrough-fr.png', step: 13 },
   { shot: 'en-14-not-saved-yet', media: 'screenshot-not-saved-yet.png', step: 14 },
   { shot: 'en-5-finished-menu', media: 'screenshot-finished-menu.png', step: 5 },
+  { shot: 'en-15-upload-ready', media: 'screenshot-upload.png', step: 15 },
 ];
 
 export const TASK_LABEL = 'E2E: download task.bin';
@@ -780,8 +781,46 @@ const step14: Step = {
   },
 };
 
+const step15: Step = {
+  n: 15,
+  title: 'New Upload of a workspace file: "Uploaded — not confirmed yet", no Open File on it, and the notification says uploaded',
+  timeoutMs: 90_000,
+  async run(ctx) {
+    const { wb, s, server } = ctx;
+    await wb.openJobsView();
+    await wb.clearNotifications();
+    const name = 'README.md';
+    await wb.runCommandFor(s.command('command.newUpload'), s.t('File to Upload'));
+    await wb.pickOption(new RegExp(`^${escapeRegExp(name)}`));
+    await wb.waitQuickInput(s.t("Upload '{0}'", name));
+    await wb.answerInput(server.uploads.url(`/uploads/${name}`));
+    const row = wb.jobRow(name);
+    await wb.waitRow(row, `"${name}" uploaded, not confirmed yet`, (l) => jobLabel(s, name, 'Uploaded — not confirmed yet').test(l), 40_000);
+    // Said once: the server keeps the bytes only once the upload is confirmed (Complete).
+    const ready = await wb.waitToast(textPattern(s.t("'{0}' is uploaded but not confirmed yet: Confirm closes the upload on the server.", name)));
+    assert.deepEqual((await wb.toastButtons(ready.toast)).slice(0, 1), [s.t('Confirm')]);
+    const items = await wb.openContextMenu(row);
+    wb.log(`upload menu: ${items.join(', ')}`);
+    for (const h of [s.nls('command.openFile'), s.nls('command.revealFile'), s.nls('command.downloadAgain')]) {
+      assert.ok(!items.includes(h), `an upload does not offer "${h}" (it offers: ${items.join(', ')})`);
+    }
+    await wb.shot('upload-ready');
+    await wb.closeMenus();
+    await ready.toast.getByRole('button', { name: s.t('Confirm'), exact: true }).click();
+    const { label } = await wb.waitToast(textPattern(s.t("'{0}' uploaded to {1}.", name, ANY)));
+    wb.log(`notification: ${label}`);
+    assert.ok(!/in place/.test(label), `an upload is not "in place" (${label})`);
+    const dest = server.uploads.destinationOf(`/uploads/${name}`);
+    assert.ok(dest && fs.existsSync(dest), `the server has the file (${dest})`);
+    assert.equal(sha256OfFile(dest), sha256OfFile(path.join(ctx.workspace, name)), 'the server received the same bytes');
+    await wb.page.mouse.move(1, 1);
+    await wb.sleep(500); // the toast slides in
+    await wb.shot('uploaded');
+  },
+};
+
 /** The steps of a run in `locale`: all in English; 1, 2, 5, 10 and 13 in another language. */
 export function journey(locale: Locale): Step[] {
-  const all = [step1, step2, step3, step4, step5, step6, step7, step8, step9, step10, step11, step12, step13, step14];
+  const all = [step1, step2, step3, step4, step5, step6, step7, step8, step9, step10, step11, step12, step13, step14, step15];
   return locale === 'en' ? all : all.filter((st) => [1, 2, 5, 10, 13].includes(st.n));
 }
