@@ -179,6 +179,32 @@ async function contextMenuAction(wb: Workbench, row: ReturnType<Workbench['jobRo
   return items;
 }
 
+/**
+ * New Multi-File Download from the palette (name, NORMAL priority; it starts paused), then Add File for each
+ * part with the save dialog's proposal. `onPriorityPicker` runs while the priority picker is open.
+ */
+async function newMultiFileDownload(ctx: StepContext, job: string, parts: string[], onPriorityPicker?: () => Promise<void>): Promise<void> {
+  const { wb, s, server } = ctx;
+  await wb.runCommandFor(s.command('command.newJob'), s.t('Name of the new download (it starts paused: add its files, then resume it)'));
+  await wb.answerInput(job);
+  await wb.waitQuickInput(s.t('Priority of the new download'));
+  await onPriorityPicker?.();
+  // Each level is explained on its own line, as in Set Priority…; NORMAL comes first.
+  await wb.pickOption(new RegExp(`^NORMAL, ${escapeRegExp(s.t('The default: takes turns with the other normal downloads'))}$`));
+  const row = wb.jobRow(job);
+  await wb.waitRow(row, `the new job "${job}", suspended, without files`, (l) => l === `${job}, ${s.t('Suspended')} · ${s.t('no files')}`);
+  // New Multi-File Download reveals and selects the job it created (and focuses the tree: wait for it before opening the palette).
+  await wb.until(`the new job "${job}" to be selected in the tree`, async () => (await row.getAttribute('aria-selected')) === 'true', 10_000, () => wb.treeLabels());
+  for (const part of parts) {
+    await wb.runCommandFor(s.command('command.addFile'), s.t('Add a file to which download?'));
+    await wb.pickOption(new RegExp(`(^|\\s)${escapeRegExp(job)}, `));
+    await wb.waitQuickInput(s.t("Add File to '{0}'", job));
+    await wb.answerInput(server.url(part));
+    await wb.acceptSaveDialog(s.t("Save the File of Download '{0}' As", job), part);
+  }
+  await wb.waitRow(row, `the job with ${parts.length} files`, (l) => l.includes(s.t('{0}/{1} files', 0, parts.length)));
+}
+
 // ---- the steps -------------------------------------------------------------------------------------------
 
 const step1: Step = {
@@ -297,26 +323,9 @@ const step4: Step = {
     await wb.openJobsView();
     await wb.clearNotifications();
     const job = THREE_FILES_JOB;
-    await wb.runCommandFor(s.command('command.newJob'), s.t('Name of the new download (it starts paused: add its files, then resume it)'));
-    await wb.answerInput(job);
-    await wb.waitQuickInput(s.t('Priority of the new download'));
-    await wb.shot('priority-picker');
-    // Each level is explained on its own line, as in Set Priority…; NORMAL comes first.
-    await wb.pickOption(new RegExp(`^NORMAL, ${escapeRegExp(s.t('The default: takes turns with the other normal downloads'))}$`));
-    const row = wb.jobRow(job);
-    await wb.waitRow(row, `the new job "${job}", suspended, without files`, (l) => l === `${job}, ${s.t('Suspended')} · ${s.t('no files')}`);
-    // New Job reveals and selects the job it created (and focuses the tree: wait for it before opening the palette).
-    await wb.until(`the new job "${job}" to be selected in the tree`, async () => (await row.getAttribute('aria-selected')) === 'true', 10_000, () => wb.treeLabels());
-
     const parts = ['part-1.bin', 'part-2.bin', 'part-3.bin'];
-    for (const part of parts) {
-      await wb.runCommandFor(s.command('command.addFile'), s.t('Add a file to which download?'));
-      await wb.pickOption(new RegExp(`(^|\\s)${escapeRegExp(job)}, `));
-      await wb.waitQuickInput(s.t("Add File to '{0}'", job));
-      await wb.answerInput(server.url(part));
-      await wb.acceptSaveDialog(s.t("Save the File of Download '{0}' As", job), part);
-    }
-    await wb.waitRow(row, 'the job with 3 files', (l) => l.includes(s.t('{0}/{1} files', 0, 3)));
+    await newMultiFileDownload(ctx, job, parts, () => wb.shot('priority-picker').then(() => undefined));
+    const row = wb.jobRow(job);
 
     await contextMenuAction(wb, row, s.nls('command.resume'));
     await wb.expand(row);
@@ -748,20 +757,9 @@ const step14: Step = {
     await wb.openJobsView();
     await wb.clearNotifications();
     const job = 'Two files';
-    await wb.runCommandFor(s.command('command.newJob'), s.t('Name of the new download (it starts paused: add its files, then resume it)'));
-    await wb.answerInput(job);
-    await wb.waitQuickInput(s.t('Priority of the new download'));
-    await wb.pickOption(new RegExp(`^NORMAL, `));
-    const row = wb.jobRow(job);
-    await wb.until(`the new job "${job}" to be selected in the tree`, async () => (await row.getAttribute('aria-selected')) === 'true', 10_000, () => wb.treeLabels());
     const parts = ['pair-1.bin', 'pair-2.bin'];
-    for (const part of parts) {
-      await wb.runCommandFor(s.command('command.addFile'), s.t('Add a file to which download?'));
-      await wb.pickOption(new RegExp(`(^|\\s)${escapeRegExp(job)}, `));
-      await wb.waitQuickInput(s.t("Add File to '{0}'", job));
-      await wb.answerInput(server.url(part));
-      await wb.acceptSaveDialog(s.t("Save the File of Download '{0}' As", job), part);
-    }
+    await newMultiFileDownload(ctx, job, parts);
+    const row = wb.jobRow(job);
     await contextMenuAction(wb, row, s.nls('command.resume'));
     await wb.waitRow(row, `"${job}" downloaded, not saved yet`, (l) => jobLabel(s, job, 'Downloaded — not saved yet').test(l), 40_000);
     const { toast, label } = await wb.waitToast(textPattern(s.t("'{0}' is downloaded but not saved yet: Save puts its files in place.", job)));
