@@ -38,7 +38,8 @@ describe('French', () => {
     const title = typeof raw === 'string' ? raw : raw?.value;
     this.test!.title += ` [newDownload title: ${title}]`;
     assert.equal(title, 'Nouveau téléchargement…');
-    const cancel = pkg.contributes.commands.find((c) => c.command === 'managedDownloads.cancel')?.title;
-    assert.equal(typeof cancel === 'string' ? cancel : cancel?.value, 'Annuler le téléchargement');
+    // A download job is a "téléchargement", not a "tâche" (that is a VS Code task).
+    const show = pkg.contributes.commands.find((c) => c.command === 'managedDownloads.showJob')?.title;
+    assert.equal(typeof show === 'string' ? show : show?.value, 'Afficher le téléchargement…');
   });
 });
