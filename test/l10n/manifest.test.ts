@@ -39,6 +39,19 @@ describe('manifest', () => {
       assert.ok(fs.existsSync(path.join(root, page)), `step ${s.id}: ${page} is missing`);
     }
   });
+
+  it('each walkthrough page has its French version (VS Code picks <page>.nls.fr.md), with the same pictures', () => {
+    const pages = manifest.contributes.walkthroughs.flatMap((w) => w.steps).flatMap((s) => (s.media.markdown ? [s.media.markdown] : []));
+    const pictures = (file: string): string[] => [...fs.readFileSync(path.join(root, file), 'utf8').matchAll(/!\[[^\]]*\]\(([^)]+)\)/g)].map((m) => m[1]);
+    for (const page of pages) {
+      const french = page.replace(/\.md$/, '.nls.fr.md');
+      assert.ok(fs.existsSync(path.join(root, french)), `${french} is missing: a French window would show ${page} in English`);
+      assert.deepEqual(pictures(french), pictures(page), `${french} shows the pictures ${page} shows`);
+      for (const picture of pictures(page)) {
+        assert.ok(fs.existsSync(path.join(root, path.dirname(page), picture)), `${page} shows ${picture}, which is missing`);
+      }
+    }
+  });
 });
 
 describe('settings texts', () => {
