@@ -1,12 +1,11 @@
 // The transport of BITS upload packets: one keep-alive HTTP/1.1 connection per upload, straight or through the
-// configured proxy (absolute-form requests for http, a CONNECT tunnel for https), under a deadline, with
+// proxy proxyRules.ts picks (absolute-form requests for http, a CONNECT tunnel for https), under a deadline, with
 // the body written at the pace of the speed limit.
 //
 // Why node:http rather than undici here: every BITS request MUST carry Content-Length ([MC-BUP] 2.2.1.1; the Windows
 // server answers 400 without it, <23>), but undici omits "Content-Length: 0" on a body-less request whose method is not
 // POST/PUT/PATCH/... (client-h1 writeH1, `expectsPayload`), which is every BITS packet except Fragment, and it closes
-// the connection after each Fragment. node:http sends the header we give it and keeps the connection. Proxy and TLS
-// settings follow the same rules as dispatcher.ts (NetworkSettings, then HTTP(S)_PROXY / NO_PROXY).
+// the connection after each Fragment. node:http sends the header we give it and keeps the connection.
 import * as http from 'node:http';
 import * as https from 'node:https';
 import * as net from 'node:net';
@@ -14,6 +13,7 @@ import type { Duplex } from 'node:stream';
 import * as tls from 'node:tls';
 import type { BitsAnswer } from './bitsPackets';
 import type { NetworkSettings } from './dispatcher';
+import { routeFor } from './proxyRules';
 import type { TransferTimeouts } from './transfer';
 import { bareHostname as bare } from './validation';
 
@@ -46,11 +46,9 @@ export class BitsConnection {
 
   post(url: URL, headers: Record<string, string>, body: Buffer): Promise<BitsAnswer> {
     const secure = url.protocol === 'https:';
-    const proxy = proxyFor(url, this.o.network, this.o.env ?? process.env);
-    const tlsOptions: tls.ConnectionOptions = {
-      rejectUnauthorized: this.o.network?.strictSSL ?? true,
-      ...(this.o.network?.ca ? { ca: this.o.network.ca } : {}),
-    };
+    const route = routeFor(url, this.o.network, this.o.env);
+    const proxy = parsedProxy(route.proxy);
+    const tlsOptions: tls.ConnectionOptions = route.tls;
     // [MC-BUP] 2.2.1.1: Content-Length MUST be present on every request, 0 included.
     const all: Record<string, string> = { ...headers, 'Content-Length': String(body.length) };
     let opts: https.RequestOptions;
@@ -205,35 +203,10 @@ class TunnelAgent extends https.Agent {
   }
 }
 
-/** The proxy for a URL, by the rules of dispatcher.ts: the setting, else HTTP(S)_PROXY, unless NO_PROXY matches. */
-export function proxyFor(url: URL, s: NetworkSettings | undefined, env: NodeJS.ProcessEnv): URL | undefined {
-  const httpProxy = s?.proxy || env.http_proxy || env.HTTP_PROXY;
-  const chosen = url.protocol === 'https:' ? s?.proxy || env.https_proxy || env.HTTPS_PROXY || httpProxy : httpProxy;
-  if (!chosen) {
-    return undefined;
-  }
-  const noProxy = s?.noProxy && s.noProxy.length > 0 ? s.noProxy.join(',') : (env.no_proxy ?? env.NO_PROXY ?? '');
-  const host = bare(url.hostname).toLowerCase();
-  const port = url.port || (url.protocol === 'https:' ? '443' : '80');
-  for (const raw of noProxy.split(/[,\s]+/)) {
-    const entry = raw.trim().toLowerCase();
-    if (!entry) {
-      continue;
-    }
-    if (entry === '*') {
-      return undefined;
-    }
-    const m = /^(.*?)(?::(\d+))?$/.exec(entry)!;
-    const name = bare(m[1]).replace(/^\*?\./, '');
-    if (m[2] && m[2] !== port) {
-      continue;
-    }
-    if (host === name || host.endsWith('.' + name)) {
-      return undefined;
-    }
-  }
+/** A proxy setting that is not a URL leaves the packets going straight to the server (undici's ProxyAgent throws on it instead). */
+function parsedProxy(proxy: string | undefined): URL | undefined {
   try {
-    return new URL(chosen.includes('://') ? chosen : `http://${chosen}`);
+    return proxy === undefined ? undefined : new URL(proxy);
   } catch {
     return undefined;
   }
