@@ -1,6 +1,6 @@
 // Which proxy a request goes through and how its TLS is checked, from the network settings (VS Code's http.proxy,
-// http.noProxy, http.proxyStrictSSL) and the environment (HTTP(S)_PROXY, NO_PROXY), by the rules the downloads'
-// dispatcher (dispatcher.ts) hands undici. The uploads' connection (bitsConnection.ts) asks routeFor().
+// http.noProxy, http.proxyStrictSSL) and the environment (HTTP(S)_PROXY, NO_PROXY). Written once: the downloads'
+// dispatcher (dispatcher.ts) and the uploads' connection (bitsConnection.ts) both ask routeFor().
 import type { NetworkSettings } from './dispatcher';
 import { bareHostname } from './validation';
 
