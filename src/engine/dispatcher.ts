@@ -1,6 +1,9 @@
 // The engine's own undici dispatcher. Never the global one: the extension host is shared with other extensions,
-// and VS Code's proxy patching does not reach a bundled undici, so proxies are resolved here.
-import type { Dispatcher, EnvHttpProxyAgent } from 'undici';
+// and VS Code's proxy patching does not reach a bundled undici, so proxies are resolved here, by the rules of
+// proxyRules.ts that the uploads follow too.
+import type { Dispatcher } from 'undici';
+import { configuredProxies, routeFor, tlsRules } from './proxyRules';
+import { proxyRouter } from './proxyRouter';
 import { undici } from './undici';
 
 export interface NetworkSettings {
@@ -30,11 +33,10 @@ const PACED_READ_BYTES = 16 * 1024;
  * https (TLS reads the socket itself), it reads as the ordinary one does.
  */
 export function createDispatcher(s: NetworkSettings = {}, env: NodeJS.ProcessEnv = process.env, paced = false): Dispatcher {
-  const { Agent, EnvHttpProxyAgent, buildConnector } = undici();
+  const { Agent, ProxyAgent, buildConnector } = undici();
   const connect = {
     timeout: s.connectTimeoutMs ?? 15_000,
-    rejectUnauthorized: s.strictSSL ?? true,
-    ...(s.ca ? { ca: s.ca } : {}),
+    ...tlsRules(s),
   };
   const common = {
     connections: s.connectionsPerOrigin ?? 16,
@@ -43,23 +45,26 @@ export function createDispatcher(s: NetworkSettings = {}, env: NodeJS.ProcessEnv
     allowH2: false,
     connect,
   };
-  const httpProxy = withScheme(s.proxy || env.http_proxy || env.HTTP_PROXY);
-  const httpsProxy = withScheme(s.proxy || env.https_proxy || env.HTTPS_PROXY) || httpProxy;
-  if (!httpProxy && !httpsProxy) {
+  const proxies = configuredProxies(s, env);
+  if (!proxies.http && !proxies.https) {
     return new Agent(paced ? { ...common, connect: smallReadsConnector(buildConnector, connect) } : common);
   }
-  const noProxy = s.noProxy && s.noProxy.length > 0 ? s.noProxy.join(',') : (env.no_proxy ?? env.NO_PROXY ?? '');
-  return new EnvHttpProxyAgent({
-    ...common,
-    httpProxy,
-    httpsProxy,
-    noProxy,
-    requestTls: connect,
-    proxyTls: connect,
-    // http:// URLs go to the proxy as absolute-form requests (as curl and browsers do); only https:// is
-    // tunnelled with CONNECT. Stock proxy configs allow CONNECT to port 443 only (squid: "deny CONNECT !SSL_ports").
-    proxyTunnel: false,
-  } as EnvHttpProxyAgent.Options);
+  // Made now, not on first use: a proxy setting undici cannot use fails here, before any transfer.
+  const proxied = new Map<string, Dispatcher>();
+  for (const uri of [proxies.http, proxies.https]) {
+    if (uri && !proxied.has(uri)) {
+      proxied.set(uri, new ProxyAgent({
+        ...common,
+        uri,
+        requestTls: connect,
+        proxyTls: connect,
+        // http:// URLs go to the proxy as absolute-form requests (as curl and browsers do); only https:// is
+        // tunnelled with CONNECT. Stock proxy configs allow CONNECT to port 443 only (squid: "deny CONNECT !SSL_ports").
+        proxyTunnel: false,
+      }));
+    }
+  }
+  return proxyRouter(new Agent(common), proxied, (url) => routeFor(url, s, env).proxy);
 }
 
 /** Connects as undici does, but plain-http sockets read PACED_READ_BYTES at a time (Node's `onread` buffer). */
@@ -78,10 +83,4 @@ function smallReadsConnector(build: typeof import('undici').buildConnector, opti
     },
   } as unknown as import('undici').buildConnector.BuildOptions);
   return (opts, callback) => (opts.protocol === 'https:' ? secure : plain)(opts, callback);
-}
-
-/** 'proxy.example:3128', as people type it in http.proxy or HTTP_PROXY, means http://proxy.example:3128 (as curl reads it). */
-function withScheme(proxy: string | undefined): string | undefined {
-  const p = proxy?.trim();
-  return p && !/^[a-z][a-z0-9+.-]*:\/\//i.test(p) ? `http://${p}` : p || undefined;
 }

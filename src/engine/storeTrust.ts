@@ -5,7 +5,7 @@ import * as fs from './io';
 import * as path from 'node:path';
 import type { FileRecord, JobRecord } from './records';
 import { retryDelaysProblem } from './retrySchedule';
-import { checkUploadPathSyntax } from './upload';
+import { checkUploadPathSyntax } from './uploadSource';
 import { checkLocalPathSyntax, checkRemoteUrl, isInside, temporaryPathFor, urlCredentials } from './validation';
 
 /** What createJob makes (crypto.randomUUID); the id also names files (marks, the temporary's suffix). */

@@ -48,6 +48,11 @@ export function checkRemoteUrl(url: unknown, allowedSchemes: readonly string[] =
   return u;
 }
 
+/** A hostname without the brackets URL.hostname puts around an IPv6 literal (node:http and NO_PROXY entries want it bare). */
+export function bareHostname(host: string): string {
+  return host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
+}
+
 /** Whether a URL carries user info (user:password@host). */
 export function urlCredentials(u: URL): boolean {
   return u.username !== '' || u.password !== '';
