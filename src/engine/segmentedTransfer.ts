@@ -7,7 +7,6 @@ import { constants as FS } from './io';
 import * as fs from './io';
 import type { Dispatcher } from 'undici';
 import { DownloadError, HRESULTS, httpError, osError, redactUrl } from './errors';
-import type { FileRecord, SegmentRecord } from './records';
 import { bootId } from './io';
 import { FileHasher } from './hashWorker';
 import { digestMatches, expectedDigest, newHash, validationFailed } from './integrity';
@@ -24,8 +23,21 @@ import {
 } from './transfer';
 import { WriteMarks, type MarksKey } from './writeMarks';
 import { describeVerdict, judgeResumeResponse } from './resumeJudge';
-import { KeptBytesMismatch, OVERLAP_BYTES, pastOverlap, readKept } from './keptBytes';
+import { KeptBytesMismatch, pastOverlap, readKept } from './keptBytes';
 import { SegmentSources, type OtherSources, type SegmentSource } from './segmentSources';
+import {
+  bytesHeld,
+  checkpointedDone,
+  connectionCount,
+  durablePrefix,
+  forgetKept,
+  keptAfterCrash,
+  needsRequest,
+  overlapToCheck,
+  trusted,
+  trustedPrefix,
+  type LaneState,
+} from './segmentPlan';
 
 export interface SegmentedOptions extends TransferOptions {
   segmentsPerFile: number;
@@ -46,71 +58,12 @@ export interface SegmentedOptions extends TransferOptions {
   otherSources?: OtherSources;
 }
 
-const ALIGN = 1024 * 1024;
 const HASH_READ_BYTES = 1024 * 1024;
 /** Consecutive failures of one segment without progress before the whole transfer gives up (the engine retries later). */
 const MAX_SEGMENT_RETRIES = 3;
 
-/** Whether a fresh 200 response describes a file worth splitting. */
-export function canSplit(file: FileRecord, headers: Dispatcher.ResponseData['headers'], segments: number, minSegmentBytes: number): boolean {
-  const ranges = String(headers['accept-ranges'] ?? '').toLowerCase();
-  const encoding = headers['content-encoding'];
-  return (
-    segments > 1 &&
-    file.bytesTotal !== undefined &&
-    file.bytesTotal >= 2 * minSegmentBytes &&
-    (file.etag !== undefined || file.lastModified !== undefined) &&
-    ranges.split(',').some((r) => r.trim() === 'bytes') &&
-    (encoding === undefined || encoding === 'identity')
-  );
-}
-
-/** Splits [0, size) into at most `n` segments of at least `minSegmentBytes`, on 1 MiB boundaries. */
-export function planSegments(size: number, n: number, minSegmentBytes: number): SegmentRecord[] {
-  const count = Math.max(1, Math.min(n, Math.floor(size / Math.max(1, minSegmentBytes))));
-  const step = Math.max(ALIGN, Math.ceil(size / count / ALIGN) * ALIGN);
-  const out: SegmentRecord[] = [];
-  for (let start = 0; start < size; start += step) {
-    out.push({ start, end: Math.min(size, start + step), done: 0 });
-  }
-  return out;
-}
-
-/** Bytes from 0 that are contiguous, given how far each segment got (segments tile the file in order). */
-function contiguous(segs: { start: number; end: number }[], reached: (i: number) => number): number {
-  let pos = 0;
-  for (let i = 0; i < segs.length; i++) {
-    if (segs[i].start > pos) {
-      break;
-    }
-    pos = reached(i);
-    if (pos < segs[i].end) {
-      break;
-    }
-  }
-  return pos;
-}
-
-interface Lane {
-  rec: SegmentRecord;
-  /** Absolute offset up to which bytes are written to the file (not necessarily durable). */
-  written: number;
+interface Lane extends LaneState {
   failures: number;
-  /**
-   * Set when the lane kept bytes written before a crash of the process (same boot): where they start (the
-   * durable offset). They are not trusted (hashed, checkpointed) until an overlap with the server's bytes matched.
-   */
-  keptFrom?: number;
-  keptChecked?: boolean;
-}
-
-function unchecked(l: Lane): boolean {
-  return l.keptFrom !== undefined && !l.keptChecked && l.written > l.keptFrom;
-}
-
-/** How far a lane's bytes can be built on: its written offset, or the start of its kept bytes until they are checked. */
-function trusted(l: Lane): number {
-  return l.keptFrom !== undefined && !l.keptChecked ? l.keptFrom : l.written;
 }
 
 /**
@@ -148,8 +101,7 @@ export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | '
   }
   const io = { ...o, signal: inner.signal };
   const lanes: Lane[] = segs.map((rec) => ({ rec, written: rec.start + rec.done, failures: 0 }));
-  const totalWritten = (): number => lanes.reduce((n, l) => n + (l.written - l.rec.start), 0);
-  let received = totalWritten();
+  let received = bytesHeld(lanes);
   let sinceCheckpoint = 0;
   let lastCheckpointAt = o.now();
   let checkpointing: Promise<void> | undefined;
@@ -196,15 +148,15 @@ export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | '
     // as written but not yet trusted: each kept range is checked against the server first (keptBytes.ts).
     // The journal's `written` is as old as its last save; the marks are as recent as the last write.
     const noted = st.size === size ? WriteMarks.read(o.marksPath, marksKey) : undefined;
-    const wrote = lanes.map((l, i) => Math.max(file.bootId === bootId() ? (l.rec.written ?? 0) : 0, noted?.[i] ?? 0));
-    const recovered = lanes.flatMap((l, i) => (wrote[i] > l.rec.done ? [i] : []));
+    const kept = keptAfterCrash(segs, file.bootId === bootId(), noted);
+    const recovered = kept.flatMap((k, i) => (k !== undefined ? [i] : []));
     if (bootId() !== undefined && recovered.length > 0 && st.size === size) {
       try {
         await fh.datasync();
         for (const i of recovered) {
           const l = lanes[i];
           l.keptFrom = l.written;
-          l.written = l.rec.start + Math.min(wrote[i], l.rec.end - l.rec.start);
+          l.written = l.rec.start + kept[i]!;
         }
         o.log(`${file.localPath}: kept ${recovered.length} segment(s) written before the process stopped (same boot, now flushed to disk; checked against the server before use).`);
       } catch {
@@ -215,7 +167,7 @@ export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | '
       l.rec.written = bootId() === undefined ? undefined : l.written - l.rec.start;
     }
     file.bootId = bootId();
-    received = totalWritten();
+    received = bytesHeld(lanes);
     o.onProgress(received);
     marks = WriteMarks.open(o.marksPath, marksKey);
     const noteWritten = (): void => marks?.note(lanes.map((l) => l.written - l.rec.start));
@@ -237,14 +189,14 @@ export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | '
         let moved = false;
         lanes.forEach((l, i) => {
           // (Kept bytes found bad meanwhile moved `written` back: never past it.)
-          const done = Math.min(snapshot[i], trusted(l)) - l.rec.start;
+          const done = checkpointedDone(l, snapshot[i]);
           if (done > l.rec.done) {
             l.rec.done = done;
             moved = true;
           }
         });
         if (moved) {
-          file.durableBytes = contiguous(segs, (i) => segs[i].start + segs[i].done);
+          file.durableBytes = durablePrefix(segs);
           o.onCheckpoint();
         }
       })().finally(() => {
@@ -284,7 +236,7 @@ export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | '
         const buf = Buffer.allocUnsafe(HASH_READ_BYTES);
         hasher = (async () => {
           for (;;) {
-            const frontier = contiguous(lanes.map((l) => l.rec), (i) => trusted(lanes[i]));
+            const frontier = trustedPrefix(lanes);
             if (hashed >= frontier) {
               if (hashed >= size || inner.signal.aborted) {
                 return;
@@ -331,8 +283,7 @@ export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | '
     speedTimer.unref?.();
 
     const runLane = async (lane: Lane): Promise<void> => {
-      const end = lane.rec.end;
-      while ((lane.written < end || unchecked(lane)) && !inner.signal.aborted) {
+      while (needsRequest(lane) && !inner.signal.aborted) {
         const from = lane.written;
         if (firstBody && from === 0) {
           // The response that revealed the file is this segment's first request: read it up to the segment's end.
@@ -365,7 +316,7 @@ export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | '
           continue;
         }
         // Kept bytes not yet checked: ask again a few KiB before their end, to compare (keptBytes.ts).
-        const overlap = unchecked(lane) ? Math.min(OVERLAP_BYTES, from - lane.keptFrom!) : 0;
+        const overlap = overlapToCheck(lane);
         let expect: Buffer | undefined;
         if (overlap > 0) {
           try {
@@ -540,7 +491,7 @@ export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | '
           throw e;
         }
         if (worker) {
-          worker.advance(contiguous(segs, (i) => trusted(lanes[i])));
+          worker.advance(trustedPrefix(lanes));
         }
         noteWritten();
         if (bootId() !== undefined) {
@@ -553,7 +504,7 @@ export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | '
       };
       const verified = (): void => {
         lane.keptChecked = true;
-        worker?.advance(contiguous(segs, (i) => trusted(lanes[i])));
+        worker?.advance(trustedPrefix(lanes));
         wakeHasher?.();
       };
       const chunks = overlap ? pastOverlap(body as AsyncIterable<Buffer>, overlap.bytes, overlap.at, verified) : (body as AsyncIterable<Buffer>);
@@ -591,7 +542,7 @@ export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | '
     };
 
     try {
-      const pending = lanes.filter((l) => l.written < l.rec.end || unchecked(l));
+      const pending = lanes.filter(needsRequest);
       if (pool.several) {
         // More segments than connections: each connection takes the next segment, so a slow or failing source
         // ends up with fewer of them.
@@ -601,7 +552,7 @@ export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | '
             await runLane(pending[next++]);
           }
         };
-        await Promise.all(Array.from({ length: Math.max(1, Math.min(o.segmentsPerFile, pending.length)) }, connection));
+        await Promise.all(Array.from({ length: connectionCount(o.segmentsPerFile, pending.length) }, connection));
       } else {
         await Promise.all(pending.map(runLane));
       }
@@ -651,18 +602,14 @@ export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | '
       digest = hash.digest('hex');
     }
     if (digest !== undefined && !digestMatches(file.sha256!, digest)) {
-      const kept = lanes.filter((l) => l.keptFrom !== undefined);
-      if (kept.length > 0) {
-        // Bytes kept from before the crash were only checked at their end: they may hide a lost range. Fetch
-        // them again (next call, without any kept bytes) before calling the file bad.
-        for (const l of kept) {
-          l.rec.done = Math.min(l.rec.done, l.keptFrom! - l.rec.start);
-          l.rec.written = undefined;
-        }
+      // Bytes kept from before the crash were only checked at their end: fetch them again (next call, without
+      // any kept bytes) before calling the file bad.
+      const refetched = forgetKept(lanes);
+      if (refetched > 0) {
         marks?.close();
         WriteMarks.remove(o.marksPath);
-        file.durableBytes = contiguous(segs, (i) => segs[i].start + segs[i].done);
-        o.log(`${file.localPath}: the checksum failed after a resume that kept unsynced bytes; fetching those ${kept.length} range(s) again.`);
+        file.durableBytes = durablePrefix(segs);
+        o.log(`${file.localPath}: the checksum failed after a resume that kept unsynced bytes; fetching those ${refetched} range(s) again.`);
         o.onProgress(lanes.reduce((n, l) => n + l.rec.done, 0));
         o.onCheckpoint();
         await o.persistNow?.();
