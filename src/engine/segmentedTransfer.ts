@@ -2,15 +2,13 @@
 // there is an ETag), written at its offset into the one temporary file. Checkpoints fdatasync the file, then
 // record in the journal how far each segment is durable, so a restart fetches only what is missing. A changed
 // entity (200 to If-Range, 412, another ETag, size or Content-Range) is never spliced: the file starts over.
-import type { Hash } from 'node:crypto';
 import { constants as FS } from './io';
 import * as fs from './io';
 import type { Dispatcher } from 'undici';
 import { DownloadError, HRESULTS, httpError, osError, redactUrl } from './errors';
 import { bootId } from './io';
-import { FileHasher } from './hashWorker';
-import { digestMatches, expectedDigest, newHash, validationFailed } from './integrity';
-import { hashOpenFile } from './fileHash';
+import { digestMatches, validationFailed } from './integrity';
+import { PrefixHasher, type HashMode } from './prefixHasher';
 import { parseRetryAfter } from './retryAfter';
 import { noteRestart } from './restarts';
 import { assertRoomFor } from './diskRoom';
@@ -46,7 +44,7 @@ export interface SegmentedOptions extends TransferOptions {
    * How the checksum is computed: along the contiguous frontier on a worker thread (default), along the frontier
    * on this thread, or by re-reading the file once at the end (see bench/README.md for the measurements).
    */
-  hashMode?: 'worker' | 'frontier' | 'end';
+  hashMode?: HashMode;
   /**
    * The body of the plain GET that revealed the file (a 200 from byte 0): the first segment reads it instead
    * of asking again, and cuts it at its end. Nothing the server sent before the split is thrown away.
@@ -58,7 +56,6 @@ export interface SegmentedOptions extends TransferOptions {
   otherSources?: OtherSources;
 }
 
-const HASH_READ_BYTES = 1024 * 1024;
 /** Consecutive failures of one segment without progress before the whole transfer gives up (the engine retries later). */
 const MAX_SEGMENT_RETRIES = 3;
 
@@ -109,11 +106,7 @@ export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | '
   let changed: string | undefined;
   /** A 206 came back without the recorded validators: ranged answers of this server cannot be checked. */
   let unvalidated = false;
-  let hasher: Promise<void> | undefined;
-  let wakeHasher: (() => void) | undefined;
-  let hashed = 0;
-  let hash: Hash | undefined;
-  let worker: FileHasher | undefined;
+  let hasher: PrefixHasher | undefined;
   let connected = false;
   const marksKey: MarksKey = { temporaryPath: file.temporaryPath, size, validator, starts: segs.map((x) => x.start) };
   let marks: WriteMarks | undefined;
@@ -222,41 +215,18 @@ export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | '
       }
     };
 
-    // Hash along the contiguous frontier, reading back what the segments wrote (page cache, not the network).
-    if (file.sha256 && (o.hashMode ?? 'worker') === 'worker') {
-      try {
-        worker = new FileHasher(file.temporaryPath, expectedDigest(file.sha256).algorithm);
-      } catch (e) {
-        o.log(`${file.localPath}: no hashing thread (${(e as Error).message}); hashing on the main thread.`);
-      }
-    }
-    if (file.sha256 && !worker) {
-      hash = newHash(file.sha256);
-      if (o.hashMode !== 'end') {
-        const buf = Buffer.allocUnsafe(HASH_READ_BYTES);
-        hasher = (async () => {
-          for (;;) {
-            const frontier = trustedPrefix(lanes);
-            if (hashed >= frontier) {
-              if (hashed >= size || inner.signal.aborted) {
-                return;
-              }
-              await new Promise<void>((r) => (wakeHasher = r));
-              wakeHasher = undefined;
-              continue;
-            }
-            const n = Math.min(buf.length, frontier - hashed);
-            const { bytesRead } = await fh.read(buf, 0, n, hashed);
-            if (bytesRead === 0) {
-              throw osError(Object.assign(new Error('short read'), { code: 'EIO' }), `Cannot read back ${file.temporaryPath}`);
-            }
-            hash!.update(buf.subarray(0, bytesRead));
-            hashed += bytesRead;
-          }
-        })();
-        hasher.catch((e) => fail(e));
-      }
-    }
+    hasher = PrefixHasher.start({
+      sha256: file.sha256,
+      hashMode: o.hashMode,
+      temporaryPath: file.temporaryPath,
+      localPath: file.localPath,
+      fh,
+      size,
+      frontier: () => trustedPrefix(lanes),
+      signal: inner.signal,
+      onError: (e) => fail(e),
+      log: o.log,
+    });
 
     // Low-speed rule over the whole file, as for one connection.
     const windowStart = { at: o.now(), received };
@@ -490,22 +460,18 @@ export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | '
           fail(e);
           throw e;
         }
-        if (worker) {
-          worker.advance(trustedPrefix(lanes));
-        }
         noteWritten();
         if (bootId() !== undefined) {
           // Also journaled with the next save (the store batches), for a store without marks.
           lane.rec.written = lane.written - lane.rec.start;
           o.onCheckpoint();
         }
-        wakeHasher?.();
+        hasher?.frontierMoved();
         maybeCheckpoint();
       };
       const verified = (): void => {
         lane.keptChecked = true;
-        worker?.advance(trustedPrefix(lanes));
-        wakeHasher?.();
+        hasher?.frontierMoved();
       };
       const chunks = overlap ? pastOverlap(body as AsyncIterable<Buffer>, overlap.bytes, overlap.at, verified) : (body as AsyncIterable<Buffer>);
       try {
@@ -562,8 +528,7 @@ export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | '
     await checkpointing?.catch(() => undefined);
 
     if (changed !== undefined) {
-      wakeHasher?.();
-      await hasher?.catch(() => undefined);
+      await hasher?.settle();
       await fh.close().catch(() => undefined);
       marks?.close();
       resetFile(o, changed);
@@ -572,8 +537,7 @@ export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | '
     if (failure !== undefined || o.signal.aborted) {
       // Make what arrived durable, so a resume starts after it.
       await checkpoint().catch(() => undefined);
-      wakeHasher?.();
-      await hasher?.catch(() => undefined);
+      await hasher?.settle();
       if (o.signal.aborted) {
         throw new TransferStopped();
       }
@@ -587,20 +551,7 @@ export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | '
       o.log(`${file.localPath}: segments served by ${pool.summary() || 'no source this time (every byte was on disk)'}.`);
     }
     // Every byte is written: verify, make it durable, and mark it transferred.
-    let digest: string | undefined;
-    if (worker && file.sha256) {
-      const w = worker;
-      worker = undefined;
-      digest = await w.digest(size);
-    } else if (hash && file.sha256) {
-      if (hasher) {
-        wakeHasher?.();
-        await hasher;
-      } else {
-        await hashOpenFile(fh, hash, size);
-      }
-      digest = hash.digest('hex');
-    }
+    const digest = await hasher?.digest();
     if (digest !== undefined && !digestMatches(file.sha256!, digest)) {
       // Bytes kept from before the crash were only checked at their end: fetch them again (next call, without
       // any kept bytes) before calling the file bad.
@@ -637,10 +588,9 @@ export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | '
   } finally {
     marks?.close();
     firstBody?.destroy();
-    worker?.close();
     o.signal.removeEventListener('abort', onOuterAbort);
     inner.abort();
-    wakeHasher?.();
+    hasher?.close();
     await fh.close().catch(() => undefined);
   }
 }
