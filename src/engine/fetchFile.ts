@@ -4,7 +4,8 @@
 // body read as the first one (a restart continues with the recorded segments).
 import type { Dispatcher } from 'undici';
 import { noteBytesHeld } from './restarts';
-import { canSplit, planSegments, segmentedTransfer } from './segmentedTransfer';
+import { canSplit, planSegments } from './segmentPlan';
+import { segmentedTransfer } from './segmentedTransfer';
 import { transferFile, type TransferOptions } from './transfer';
 import type { OtherSources } from './segmentSources';
 

@@ -2,30 +2,23 @@
 // there is an ETag), written at its offset into the one temporary file. Checkpoints fdatasync the file, then
 // record in the journal how far each segment is durable, so a restart fetches only what is missing. A changed
 // entity (200 to If-Range, 412, another ETag, size or Content-Range) is never spliced: the file starts over.
-import type { Hash } from 'node:crypto';
+// The segments' decisions are segmentPlan.ts, each connection is a SegmentLane, the checksum a PrefixHasher;
+// SegmentedTransfer holds what they share for one call and decides how the call ends.
 import { constants as FS } from './io';
 import * as fs from './io';
 import type { Dispatcher } from 'undici';
-import { DownloadError, HRESULTS, httpError, osError, redactUrl } from './errors';
+import { DownloadError, HRESULTS, osError, redactUrl } from './errors';
 import type { FileRecord, SegmentRecord } from './records';
 import { bootId } from './io';
-import { FileHasher } from './hashWorker';
-import { digestMatches, expectedDigest, newHash, validationFailed } from './integrity';
-import { hashOpenFile } from './fileHash';
-import { parseRetryAfter } from './retryAfter';
+import { digestMatches, validationFailed } from './integrity';
 import { noteRestart } from './restarts';
 import { assertRoomFor } from './diskRoom';
-import {
-  requestFollowingRedirects,
-  stopOr,
-  TransferStopped,
-  WriteBatch,
-  type TransferOptions,
-} from './transfer';
+import { stopOr, TransferStopped, type TransferOptions } from './transfer';
 import { WriteMarks, type MarksKey } from './writeMarks';
-import { describeVerdict, judgeResumeResponse } from './resumeJudge';
-import { KeptBytesMismatch, OVERLAP_BYTES, pastOverlap, readKept } from './keptBytes';
-import { SegmentSources, type OtherSources, type SegmentSource } from './segmentSources';
+import { SegmentSources, type OtherSources } from './segmentSources';
+import { bytesHeld, checkpointedDone, connectionCount, durablePrefix, forgetKept, keptAfterCrash, needsRequest, trusted, trustedPrefix, type LaneState } from './segmentPlan';
+import { SegmentLane, type LaneHost } from './segmentLane';
+import { PrefixHasher, type HashMode } from './prefixHasher';
 
 export interface SegmentedOptions extends TransferOptions {
   segmentsPerFile: number;
@@ -34,7 +27,7 @@ export interface SegmentedOptions extends TransferOptions {
    * How the checksum is computed: along the contiguous frontier on a worker thread (default), along the frontier
    * on this thread, or by re-reading the file once at the end (see bench/README.md for the measurements).
    */
-  hashMode?: 'worker' | 'frontier' | 'end';
+  hashMode?: HashMode;
   /**
    * The body of the plain GET that revealed the file (a 200 from byte 0): the first segment reads it instead
    * of asking again, and cuts it at its end. Nothing the server sent before the split is thrown away.
@@ -46,72 +39,7 @@ export interface SegmentedOptions extends TransferOptions {
   otherSources?: OtherSources;
 }
 
-const ALIGN = 1024 * 1024;
-const HASH_READ_BYTES = 1024 * 1024;
-/** Consecutive failures of one segment without progress before the whole transfer gives up (the engine retries later). */
-const MAX_SEGMENT_RETRIES = 3;
-
-/** Whether a fresh 200 response describes a file worth splitting. */
-export function canSplit(file: FileRecord, headers: Dispatcher.ResponseData['headers'], segments: number, minSegmentBytes: number): boolean {
-  const ranges = String(headers['accept-ranges'] ?? '').toLowerCase();
-  const encoding = headers['content-encoding'];
-  return (
-    segments > 1 &&
-    file.bytesTotal !== undefined &&
-    file.bytesTotal >= 2 * minSegmentBytes &&
-    (file.etag !== undefined || file.lastModified !== undefined) &&
-    ranges.split(',').some((r) => r.trim() === 'bytes') &&
-    (encoding === undefined || encoding === 'identity')
-  );
-}
-
-/** Splits [0, size) into at most `n` segments of at least `minSegmentBytes`, on 1 MiB boundaries. */
-export function planSegments(size: number, n: number, minSegmentBytes: number): SegmentRecord[] {
-  const count = Math.max(1, Math.min(n, Math.floor(size / Math.max(1, minSegmentBytes))));
-  const step = Math.max(ALIGN, Math.ceil(size / count / ALIGN) * ALIGN);
-  const out: SegmentRecord[] = [];
-  for (let start = 0; start < size; start += step) {
-    out.push({ start, end: Math.min(size, start + step), done: 0 });
-  }
-  return out;
-}
-
-/** Bytes from 0 that are contiguous, given how far each segment got (segments tile the file in order). */
-function contiguous(segs: { start: number; end: number }[], reached: (i: number) => number): number {
-  let pos = 0;
-  for (let i = 0; i < segs.length; i++) {
-    if (segs[i].start > pos) {
-      break;
-    }
-    pos = reached(i);
-    if (pos < segs[i].end) {
-      break;
-    }
-  }
-  return pos;
-}
-
-interface Lane {
-  rec: SegmentRecord;
-  /** Absolute offset up to which bytes are written to the file (not necessarily durable). */
-  written: number;
-  failures: number;
-  /**
-   * Set when the lane kept bytes written before a crash of the process (same boot): where they start (the
-   * durable offset). They are not trusted (hashed, checkpointed) until an overlap with the server's bytes matched.
-   */
-  keptFrom?: number;
-  keptChecked?: boolean;
-}
-
-function unchecked(l: Lane): boolean {
-  return l.keptFrom !== undefined && !l.keptChecked && l.written > l.keptFrom;
-}
-
-/** How far a lane's bytes can be built on: its written offset, or the start of its kept bytes until they are checked. */
-function trusted(l: Lane): number {
-  return l.keptFrom !== undefined && !l.keptChecked ? l.keptFrom : l.written;
-}
+type Outcome = 'done' | 'restart' | 'unsplittable' | 'again';
 
 /**
  * Runs (or resumes) the segmented transfer recorded in `file.segments`. Resolves 'done' when the file is
@@ -128,581 +56,409 @@ export async function segmentedTransfer(o: SegmentedOptions): Promise<'done' | '
     resetFile(o, 'the segment plan lost its size or validator');
     return 'restart';
   }
-  const segs = file.segments;
-  let fh: fs.FileHandle;
+  const fh = await openTemporary(o);
+  if (!fh) {
+    return 'restart';
+  }
+  const transfer = new SegmentedTransfer(o, fh, file.segments, { temporaryPath: file.temporaryPath, size, validator, starts: file.segments.map((x) => x.start) });
   try {
-    fh = await fs.open(file.temporaryPath, FS.O_RDWR | (FS.O_NOFOLLOW ?? 0));
+    return await transfer.run();
+  } finally {
+    await transfer.close();
+  }
+}
+
+/** The temporary file, opened for positional writes; undefined when it is gone (the file was reset). */
+async function openTemporary(o: SegmentedOptions): Promise<fs.FileHandle | undefined> {
+  const { file } = o;
+  try {
+    return await fs.open(file.temporaryPath, FS.O_RDWR | (FS.O_NOFOLLOW ?? 0));
   } catch (e) {
     o.firstBody?.destroy();
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
       resetFile(o, 'its temporary file is gone');
-      return 'restart';
+      return undefined;
     }
     throw osError(e, `Cannot open the temporary file ${file.temporaryPath}`);
   }
-  const inner = new AbortController();
-  const onOuterAbort = (): void => inner.abort();
-  o.signal.addEventListener('abort', onOuterAbort, { once: true });
-  if (o.signal.aborted) {
-    inner.abort();
-  }
-  const io = { ...o, signal: inner.signal };
-  const lanes: Lane[] = segs.map((rec) => ({ rec, written: rec.start + rec.done, failures: 0 }));
-  const totalWritten = (): number => lanes.reduce((n, l) => n + (l.written - l.rec.start), 0);
-  let received = totalWritten();
-  let sinceCheckpoint = 0;
-  let lastCheckpointAt = o.now();
-  let checkpointing: Promise<void> | undefined;
-  let failure: unknown;
-  let changed: string | undefined;
-  /** A 206 came back without the recorded validators: ranged answers of this server cannot be checked. */
-  let unvalidated = false;
-  let hasher: Promise<void> | undefined;
-  let wakeHasher: (() => void) | undefined;
-  let hashed = 0;
-  let hash: Hash | undefined;
-  let worker: FileHasher | undefined;
-  let connected = false;
-  const marksKey: MarksKey = { temporaryPath: file.temporaryPath, size, validator, starts: segs.map((x) => x.start) };
-  let marks: WriteMarks | undefined;
-  let firstBody = o.firstBody;
-  const pool = new SegmentSources(file.remoteUrl, file, o.otherSources, o.log);
+}
 
-  try {
+/** One call of segmentedTransfer: the state its lanes share, and how the call ends. */
+class SegmentedTransfer implements LaneHost {
+  readonly file: FileRecord;
+  readonly io: SegmentedOptions;
+  readonly pool: SegmentSources;
+  private readonly lanes: SegmentLane[];
+  private readonly size: number;
+  /** Aborted when the run is over for every lane: stopped by the caller, failed, or the entity changed. */
+  private readonly inner = new AbortController();
+  private readonly onOuterAbort = (): void => this.inner.abort();
+  private marks: WriteMarks | undefined;
+  private firstBody: Dispatcher.ResponseData['body'] | undefined;
+  private hasher: PrefixHasher | undefined;
+  /** Bytes held over all segments, as progress reports them. */
+  private receivedBytes: number;
+  private sinceCheckpoint = 0;
+  private lastCheckpointAt: number;
+  private checkpointing: Promise<void> | undefined;
+  private isConnected = false;
+  private failure: unknown;
+  private changed: string | undefined;
+  /** A 206 came back without the recorded validators: ranged answers of this server cannot be checked. */
+  private unvalidated = false;
+  /** The low-speed rule ended the run (its error is thrown as is). */
+  private stalled = false;
+
+  constructor(
+    private readonly o: SegmentedOptions,
+    readonly fh: fs.FileHandle,
+    private readonly segs: SegmentRecord[],
+    private readonly marksKey: MarksKey,
+  ) {
+    this.file = o.file;
+    this.size = marksKey.size;
+    o.signal.addEventListener('abort', this.onOuterAbort, { once: true });
+    if (o.signal.aborted) {
+      this.inner.abort();
+    }
+    this.io = { ...o, signal: this.inner.signal };
+    this.lanes = segs.map((rec) => new SegmentLane(rec, this));
+    this.receivedBytes = bytesHeld(this.lanes);
+    this.lastCheckpointAt = o.now();
+    this.firstBody = o.firstBody;
+    this.pool = new SegmentSources(this.file.remoteUrl, this.file, o.otherSources, o.log);
+  }
+
+  async run(): Promise<Outcome> {
+    const wasFullSize = await this.prepareFile();
+    await this.keepCrashBytes(wasFullSize);
+    this.startNoting();
+    this.hasher = PrefixHasher.start({
+      sha256: this.file.sha256,
+      hashMode: this.o.hashMode,
+      temporaryPath: this.file.temporaryPath,
+      localPath: this.file.localPath,
+      fh: this.fh,
+      size: this.size,
+      frontier: () => trustedPrefix(this.lanes),
+      signal: this.inner.signal,
+      onError: (e) => this.fail(e),
+      log: this.o.log,
+    });
+    const speedTimer = this.watchSpeed();
+    try {
+      await this.runLanes();
+    } finally {
+      clearInterval(speedTimer);
+    }
+    await this.checkpointing?.catch(() => undefined);
+    if (this.changed !== undefined) {
+      return this.restart(this.changed);
+    }
+    if (this.failure !== undefined || this.o.signal.aborted) {
+      throw await this.stopped();
+    }
+    if (this.pool.several) {
+      this.o.log(`${this.file.localPath}: segments served by ${this.pool.summary() || 'no source this time (every byte was on disk)'}.`);
+    }
+    return (await this.verify()) ?? (await this.finish());
+  }
+
+  /** Ends the call whichever way it went: nothing it opened stays open, and the lanes stop. */
+  async close(): Promise<void> {
+    this.marks?.close();
+    this.firstBody?.destroy();
+    this.o.signal.removeEventListener('abort', this.onOuterAbort);
+    this.inner.abort();
+    this.hasher?.close();
+    await this.fh.close().catch(() => undefined);
+  }
+
+  /** Checks the temporary file, and brings it to the entity's size. Returns whether it was that size already. */
+  private async prepareFile(): Promise<boolean> {
+    const { o, file, fh, size, segs } = this;
     const st = await fh.stat();
     if (!st.isFile()) {
       throw osError(Object.assign(new Error('not a regular file'), { code: 'EISDIR' }), `The temporary file ${file.temporaryPath} is not a file`);
     }
     await assertRoomFor(file, size, size - segs.reduce((n, x) => n + x.done, 0), o.maxFileSizeBytes);
-    if (st.size !== size) {
-      if (st.size < size && segs.some((s) => s.done > 0)) {
-        o.log(`${file.localPath}: the temporary file is shorter than its segments say; fetching every segment again.`);
-        for (const l of lanes) {
-          l.rec.done = 0;
-          l.rec.written = undefined;
-          l.written = l.rec.start;
-        }
-        file.durableBytes = 0;
-        WriteMarks.remove(o.marksPath); // they describe bytes that are gone
-      }
-      // Sparse: the journal's segments, not the file's size, say which bytes are real. The journal must say
-      // so (list the segments) before the holes exist: a crash in between would otherwise leave a file of the
-      // entity's size that a restart could take for written bytes.
-      await o.persistNow?.();
-      await fh.truncate(size);
-      await fh.datasync();
+    if (st.size === size) {
+      return true;
     }
-    // The process died, not the machine: what it had written is in the page cache. Make it durable and keep it,
-    // as written but not yet trusted: each kept range is checked against the server first (keptBytes.ts).
-    // The journal's `written` is as old as its last save; the marks are as recent as the last write.
-    const noted = st.size === size ? WriteMarks.read(o.marksPath, marksKey) : undefined;
-    const wrote = lanes.map((l, i) => Math.max(file.bootId === bootId() ? (l.rec.written ?? 0) : 0, noted?.[i] ?? 0));
-    const recovered = lanes.flatMap((l, i) => (wrote[i] > l.rec.done ? [i] : []));
-    if (bootId() !== undefined && recovered.length > 0 && st.size === size) {
-      try {
-        await fh.datasync();
-        for (const i of recovered) {
-          const l = lanes[i];
-          l.keptFrom = l.written;
-          l.written = l.rec.start + Math.min(wrote[i], l.rec.end - l.rec.start);
-        }
-        o.log(`${file.localPath}: kept ${recovered.length} segment(s) written before the process stopped (same boot, now flushed to disk; checked against the server before use).`);
-      } catch {
-        // Not flushable: fall back to what was known durable.
+    if (st.size < size && segs.some((s) => s.done > 0)) {
+      o.log(`${file.localPath}: the temporary file is shorter than its segments say; fetching every segment again.`);
+      for (const l of this.lanes) {
+        l.rec.done = 0;
+        l.rec.written = undefined;
+        l.written = l.rec.start;
       }
+      file.durableBytes = 0;
+      WriteMarks.remove(o.marksPath); // they describe bytes that are gone
     }
-    for (const l of lanes) {
+    // Sparse: the journal's segments, not the file's size, say which bytes are real. The journal must say
+    // so (list the segments) before the holes exist: a crash in between would otherwise leave a file of the
+    // entity's size that a restart could take for written bytes.
+    await o.persistNow?.();
+    await fh.truncate(size);
+    await fh.datasync();
+    return false;
+  }
+
+  /**
+   * The process died, not the machine: what it had written is in the page cache. Make it durable and keep it,
+   * as written but not yet trusted: each kept range is checked against the server first (keptBytes.ts).
+   * The journal's `written` is as old as its last save; the marks are as recent as the last write.
+   */
+  private async keepCrashBytes(wasFullSize: boolean): Promise<void> {
+    const noted = wasFullSize ? WriteMarks.read(this.o.marksPath, this.marksKey) : undefined;
+    const kept = keptAfterCrash(this.segs, this.file.bootId === bootId(), noted);
+    const recovered = kept.flatMap((k, i) => (k !== undefined ? [i] : []));
+    if (bootId() === undefined || recovered.length === 0 || !wasFullSize) {
+      return;
+    }
+    try {
+      await this.fh.datasync();
+      for (const i of recovered) {
+        const l = this.lanes[i];
+        l.keptFrom = l.written;
+        l.written = l.rec.start + kept[i]!;
+      }
+      this.o.log(`${this.file.localPath}: kept ${recovered.length} segment(s) written before the process stopped (same boot, now flushed to disk; checked against the server before use).`);
+    } catch {
+      // Not flushable: fall back to what was known durable.
+    }
+  }
+
+  /** From here on, this boot's writes are recorded (journal and marks) as written, not yet durable. */
+  private startNoting(): void {
+    for (const l of this.lanes) {
       l.rec.written = bootId() === undefined ? undefined : l.written - l.rec.start;
     }
-    file.bootId = bootId();
-    received = totalWritten();
-    o.onProgress(received);
-    marks = WriteMarks.open(o.marksPath, marksKey);
-    const noteWritten = (): void => marks?.note(lanes.map((l) => l.written - l.rec.start));
-    noteWritten();
+    this.file.bootId = bootId();
+    this.receivedBytes = bytesHeld(this.lanes);
+    this.o.onProgress(this.receivedBytes);
+    this.marks = WriteMarks.open(this.o.marksPath, this.marksKey);
+    this.noteWritten();
+  }
 
-    const checkpoint = (): Promise<void> => {
-      if (checkpointing) {
-        return checkpointing;
-      }
-      const snapshot = lanes.map(trusted);
-      sinceCheckpoint = 0;
-      lastCheckpointAt = o.now();
-      checkpointing = (async () => {
-        try {
-          await fh.datasync();
-        } catch (e) {
-          throw osError(e, `Cannot flush ${file.temporaryPath} to disk`);
-        }
-        let moved = false;
-        lanes.forEach((l, i) => {
-          // (Kept bytes found bad meanwhile moved `written` back: never past it.)
-          const done = Math.min(snapshot[i], trusted(l)) - l.rec.start;
-          if (done > l.rec.done) {
-            l.rec.done = done;
-            moved = true;
+  private noteWritten(): void {
+    this.marks?.note(this.lanes.map((l) => l.written - l.rec.start));
+  }
+
+  /** Low-speed rule over the whole file, as for one connection; also checkpoints by time while bytes trickle. */
+  private watchSpeed(): NodeJS.Timeout {
+    const { o } = this;
+    const windowStart = { at: o.now(), received: this.receivedBytes };
+    const timer = setInterval(
+      () => {
+        const now = o.now();
+        const { lowSpeedWindowMs, lowSpeedBytesPerSecond } = o.timeouts;
+        if (now - windowStart.at >= lowSpeedWindowMs) {
+          const rate = ((this.receivedBytes - windowStart.received) * 1000) / (now - windowStart.at);
+          if (rate < lowSpeedBytesPerSecond) {
+            this.stalled = true;
+            this.fail(
+              new DownloadError('STALLED', `The transfer from ${redactUrl(this.file.remoteUrl)} went slower than ${lowSpeedBytesPerSecond} bytes/s for ${Math.round(lowSpeedWindowMs / 1000)} s.`, {
+                hresult: HRESULTS.WINHTTP_TIMEOUT,
+                transient: true,
+                context: 'GENERAL_TRANSPORT',
+              }),
+            );
           }
-        });
-        if (moved) {
-          file.durableBytes = contiguous(segs, (i) => segs[i].start + segs[i].done);
-          o.onCheckpoint();
+          windowStart.at = now;
+          windowStart.received = this.receivedBytes;
         }
-      })().finally(() => {
-        checkpointing = undefined;
-      });
-      return checkpointing;
-    };
-    const maybeCheckpoint = (): void => {
-      if (!checkpointing && (sinceCheckpoint >= o.checkpointBytes || o.now() - lastCheckpointAt >= o.checkpointIntervalMs)) {
-        checkpoint().catch((e) => fail(e));
-      }
-    };
-    const fail = (e: unknown): void => {
-      if (failure === undefined && changed === undefined) {
-        failure = e;
-        inner.abort();
-      }
-    };
-    const entityChanged = (why: string): void => {
-      if (changed === undefined && failure === undefined) {
-        changed = why;
-        inner.abort();
-      }
-    };
+        this.maybeCheckpoint();
+      },
+      Math.min(1000, o.timeouts.lowSpeedWindowMs, Math.max(50, o.checkpointIntervalMs)),
+    );
+    timer.unref?.();
+    return timer;
+  }
 
-    // Hash along the contiguous frontier, reading back what the segments wrote (page cache, not the network).
-    if (file.sha256 && (o.hashMode ?? 'worker') === 'worker') {
-      try {
-        worker = new FileHasher(file.temporaryPath, expectedDigest(file.sha256).algorithm);
-      } catch (e) {
-        o.log(`${file.localPath}: no hashing thread (${(e as Error).message}); hashing on the main thread.`);
-      }
+  private async runLanes(): Promise<void> {
+    const pending = this.lanes.filter(needsRequest);
+    if (!this.pool.several) {
+      await Promise.all(pending.map((l) => l.run()));
+      return;
     }
-    if (file.sha256 && !worker) {
-      hash = newHash(file.sha256);
-      if (o.hashMode !== 'end') {
-        const buf = Buffer.allocUnsafe(HASH_READ_BYTES);
-        hasher = (async () => {
-          for (;;) {
-            const frontier = contiguous(lanes.map((l) => l.rec), (i) => trusted(lanes[i]));
-            if (hashed >= frontier) {
-              if (hashed >= size || inner.signal.aborted) {
-                return;
-              }
-              await new Promise<void>((r) => (wakeHasher = r));
-              wakeHasher = undefined;
-              continue;
-            }
-            const n = Math.min(buf.length, frontier - hashed);
-            const { bytesRead } = await fh.read(buf, 0, n, hashed);
-            if (bytesRead === 0) {
-              throw osError(Object.assign(new Error('short read'), { code: 'EIO' }), `Cannot read back ${file.temporaryPath}`);
-            }
-            hash!.update(buf.subarray(0, bytesRead));
-            hashed += bytesRead;
-          }
-        })();
-        hasher.catch((e) => fail(e));
+    // More segments than connections: each connection takes the next segment, so a slow or failing source
+    // ends up with fewer of them.
+    let next = 0;
+    const connection = async (): Promise<void> => {
+      while (next < pending.length && !this.inner.signal.aborted) {
+        await pending[next++].run();
       }
+    };
+    await Promise.all(Array.from({ length: connectionCount(this.o.segmentsPerFile, pending.length) }, connection));
+  }
+
+  /** The entity changed: the file starts over ('unsplittable': over one connection). */
+  private async restart(why: string): Promise<Outcome> {
+    await this.hasher?.settle();
+    await this.fh.close().catch(() => undefined);
+    this.marks?.close();
+    resetFile(this.o, why);
+    return this.unvalidated ? 'unsplittable' : 'restart';
+  }
+
+  /** Stopped or failed: makes what arrived durable, so a resume starts after it; returns what to throw. */
+  private async stopped(): Promise<Error> {
+    await this.checkpoint().catch(() => undefined);
+    await this.hasher?.settle();
+    if (this.o.signal.aborted) {
+      return new TransferStopped();
     }
+    if (this.stalled || this.failure instanceof DownloadError) {
+      return this.failure as Error;
+    }
+    return stopOr(this.failure, this.o, this.file.remoteUrl);
+  }
 
-    // Low-speed rule over the whole file, as for one connection.
-    const windowStart = { at: o.now(), received };
-    let stalled = false;
-    const speedTimer = setInterval(() => {
-      const now = o.now();
-      if (now - windowStart.at >= o.timeouts.lowSpeedWindowMs) {
-        const rate = ((received - windowStart.received) * 1000) / (now - windowStart.at);
-        if (rate < o.timeouts.lowSpeedBytesPerSecond) {
-          stalled = true;
-          fail(
-            new DownloadError('STALLED', `The transfer from ${redactUrl(file.remoteUrl)} went slower than ${o.timeouts.lowSpeedBytesPerSecond} bytes/s for ${Math.round(o.timeouts.lowSpeedWindowMs / 1000)} s.`, {
-              hresult: HRESULTS.WINHTTP_TIMEOUT,
-              transient: true,
-              context: 'GENERAL_TRANSPORT',
-            }),
-          );
-        }
-        windowStart.at = now;
-        windowStart.received = received;
-      }
-      maybeCheckpoint();
-    }, Math.min(1000, o.timeouts.lowSpeedWindowMs, Math.max(50, o.checkpointIntervalMs)));
-    speedTimer.unref?.();
+  /** Every byte is written: checks the checksum. Undefined when it matches (or there is none). */
+  private async verify(): Promise<'again' | undefined> {
+    const { o, file } = this;
+    const digest = await this.hasher?.digest();
+    if (digest === undefined || digestMatches(file.sha256!, digest)) {
+      return undefined;
+    }
+    // Bytes kept from before the crash were only checked at their end: they may hide a lost range. Fetch them
+    // again (next call, without any kept bytes) before calling the file bad.
+    const refetched = forgetKept(this.lanes);
+    if (refetched > 0) {
+      this.marks?.close();
+      WriteMarks.remove(o.marksPath);
+      file.durableBytes = durablePrefix(this.segs);
+      o.log(`${file.localPath}: the checksum failed after a resume that kept unsynced bytes; fetching those ${refetched} range(s) again.`);
+      o.onProgress(this.lanes.reduce((n, l) => n + l.rec.done, 0));
+      o.onCheckpoint();
+      await o.persistNow?.();
+      return 'again';
+    }
+    await this.fh.close().catch(() => undefined);
+    await fs.unlink(file.temporaryPath).catch(() => undefined);
+    resetFile(o, undefined); // a validation failure is not a restart
+    throw validationFailed(file.localPath, file.sha256!, digest);
+  }
 
-    const runLane = async (lane: Lane): Promise<void> => {
-      const end = lane.rec.end;
-      while ((lane.written < end || unchecked(lane)) && !inner.signal.aborted) {
-        const from = lane.written;
-        if (firstBody && from === 0) {
-          // The response that revealed the file is this segment's first request: read it up to the segment's end.
-          // It was asked under the caller's signal, not this transfer's: stop it too when the transfer stops.
-          const body = firstBody;
-          firstBody = undefined;
-          const stop = (): void => void body.destroy();
-          inner.signal.addEventListener('abort', stop, { once: true });
-          if (!connected) {
-            connected = true;
-            o.onConnected();
-          }
-          try {
-            if (inner.signal.aborted) {
-              stop();
-            }
-            const before = lane.written;
-            pool.primary.active++;
-            await receiveSegment(body, lane, true).finally(() => {
-              pool.primary.bytes += lane.written - before;
-              pool.release(pool.primary);
-            });
-          } catch (e) {
-            if (!(await retryable(lane, e))) {
-              return;
-            }
-          } finally {
-            inner.signal.removeEventListener('abort', stop);
-          }
-          continue;
-        }
-        // Kept bytes not yet checked: ask again a few KiB before their end, to compare (keptBytes.ts).
-        const overlap = unchecked(lane) ? Math.min(OVERLAP_BYTES, from - lane.keptFrom!) : 0;
-        let expect: Buffer | undefined;
-        if (overlap > 0) {
-          try {
-            expect = await readKept(fh, from - overlap, overlap);
-          } catch (e) {
-            dropKept(lane, e as KeptBytesMismatch);
-            continue;
-          }
-        }
-        const source = pool.take();
-        if (source === undefined) {
-          fail(noSourceLeft(file.localPath, pool.summaryOfDropped()));
-          return;
-        }
-        try {
-          if (!(await requestSegment(lane, source, from, overlap, expect))) {
-            return;
-          }
-        } finally {
-          pool.release(source);
-        }
-      }
-    };
-
-    /**
-     * One ranged request of `lane` to `source`, and its body written. False when the lane must stop (the run is
-     * over); true to go on with the lane's rest. The file's own source (the primary) answering with another
-     * entity restarts the file; a mirror doing so is only dropped, and its segment goes to another source.
-     */
-    const requestSegment = async (lane: Lane, source: SegmentSource, from: number, overlap: number, expect: Buffer | undefined): Promise<boolean> => {
-      const end = lane.rec.end;
-      const url = source.url;
-      const primary = source.entity === file;
-      const headers: Record<string, string> = { ...o.headers, range: `bytes=${from - overlap}-${end - 1}` };
-      // A mirror not vetted yet is asked without validators: its first answer is judged before a byte is written.
-      const guard = source.entity;
-      if (guard?.etag ?? guard?.lastModified) {
-        headers['if-range'] = (guard.etag ?? guard.lastModified)!;
-      }
-      if (guard?.etag) {
-        headers['if-match'] = guard.etag;
-      }
-      /** A failure of the source, not of the segment: with other sources left, another one takes the segment. */
-      const sourceFailed = async (e: unknown): Promise<boolean> => {
-        const err = e instanceof DownloadError || e instanceof TransferStopped ? e : stopOr(e, io, url);
-        if (err instanceof DownloadError && !inner.signal.aborted && pool.failed(source, err)) {
-          return true;
-        }
-        return retryable(lane, err);
-      };
-      let res: Dispatcher.ResponseData;
-      try {
-        res = await requestFollowingRedirects(url, headers, io);
-      } catch (e) {
-        return sourceFailed(e);
-      }
-      const status = res.statusCode;
-      if (status !== 206) {
-        if (status === 200 || status === 412 || status === 416) {
-          res.body.destroy();
-          const why = status === 200 ? 'the server sent the whole file to a segment request (it changed, or no longer takes ranges)' : `the server answered ${status} to a segment request (the file changed)`;
-          if (!primary) {
-            pool.drop(source, why.replace('the server', 'it'));
-            return true;
-          }
-          entityChanged(why);
-          return false;
-        }
-        await res.body.dump().catch(() => undefined);
-        const err = httpError(status, url, parseRetryAfter(res.headers['retry-after'], o.now(), o.maxRetryAfterSeconds));
-        if (!err.transient && !pool.several) {
-          fail(err);
-          return false;
-        }
-        return sourceFailed(err);
-      }
-      if (source.entity === undefined && pool.vet(source, res.headers) !== undefined) {
-        res.body.destroy();
-        return true;
-      }
-      const verdict = judgeResumeResponse(source.entity!, { start: from - overlap, end: end - 1 }, res.headers);
-      if (verdict !== 'append') {
-        res.body.destroy();
-        if (!primary) {
-          pool.drop(source, `a segment: ${describeVerdict(verdict, res.headers).replace("the server's", 'its')}`);
-          return true;
-        }
-        unvalidated ||= verdict === 'unvalidated';
-        entityChanged(`a segment: ${describeVerdict(verdict, res.headers)}`);
-        return false;
-      }
-      if (!connected) {
-        connected = true;
-        o.onConnected();
-      }
-      const before = lane.written;
-      try {
-        await receiveSegment(res.body, lane, false, expect && { bytes: expect, at: from - overlap });
-      } catch (e) {
-        source.bytes += lane.written - before;
-        if (e instanceof KeptBytesMismatch) {
-          dropKept(lane, e);
-          return true;
-        }
-        if (lane.written > before) {
-          lane.failures = 0;
-          pool.succeeded(source);
-        }
-        return sourceFailed(e);
-      }
-      source.bytes += lane.written - before;
-      pool.succeeded(source);
-      if (lane.written < end) {
-        // A clean end before the range's last byte: resume the rest of this segment.
-        return sourceFailed(
-          new DownloadError('ECONNRESET', `A segment of ${redactUrl(url)} ended early at byte ${lane.written}.`, {
-            hresult: HRESULTS.WINHTTP_CONNECTION_ERROR,
-            transient: true,
-            context: 'GENERAL_TRANSPORT',
-          }),
-        );
-      }
-      return true;
-    };
-
-    /** Kept bytes found unlike the server's (or unreadable): the lane goes back to its durable offset. */
-    const dropKept = (lane: Lane, e: KeptBytesMismatch): void => {
-      o.log(`${file.localPath}: ${e.message}; fetching the segment at ${lane.rec.start} again from byte ${lane.keptFrom}.`);
-      received -= lane.written - lane.keptFrom!;
-      lane.written = lane.keptFrom!;
-      lane.keptChecked = true;
-      lane.rec.written = bootId() === undefined ? undefined : lane.written - lane.rec.start;
-      noteWritten();
-      o.onProgress(received);
-    };
-
-    /** After a failure of one segment: try it again (only it) unless the run is over or it keeps failing. */
-    const retryable = async (lane: Lane, e: unknown): Promise<boolean> => {
-      if (inner.signal.aborted) {
-        return false;
-      }
-      const err = e instanceof DownloadError || e instanceof TransferStopped ? e : stopOr(e, io, file.remoteUrl);
-      if (err instanceof TransferStopped) {
-        return false;
-      }
-      if (!(err instanceof DownloadError) || !err.transient || ++lane.failures > MAX_SEGMENT_RETRIES) {
-        fail(err);
-        return false;
-      }
-      o.log(`${file.localPath}: segment at ${lane.rec.start} failed at byte ${lane.written} (${err.code}); fetching its rest again.`);
-      await new Promise((r) => setTimeout(r, 100 * lane.failures));
-      return !inner.signal.aborted;
-    };
-
-    /**
-     * `cut`: the body runs past the segment (a whole-file 200); stop at the segment's end instead of failing.
-     * `overlap`: the body starts with these bytes, already in the file at `at`: compared, not written.
-     */
-    const receiveSegment = async (body: Dispatcher.ResponseData['body'], lane: Lane, cut = false, overlap?: { bytes: Buffer; at: number }): Promise<void> => {
-      const batch = new WriteBatch();
-      const flush = async (): Promise<void> => {
-        if (batch.bytes === 0) {
-          return;
-        }
-        try {
-          await batch.writeTo(fh, lane.written, file.temporaryPath, (k) => {
-            lane.written += k;
-            sinceCheckpoint += k;
-          });
-        } catch (e) {
-          fail(e);
-          throw e;
-        }
-        if (worker) {
-          worker.advance(contiguous(segs, (i) => trusted(lanes[i])));
-        }
-        noteWritten();
-        if (bootId() !== undefined) {
-          // Also journaled with the next save (the store batches), for a store without marks.
-          lane.rec.written = lane.written - lane.rec.start;
-          o.onCheckpoint();
-        }
-        wakeHasher?.();
-        maybeCheckpoint();
-      };
-      const verified = (): void => {
-        lane.keptChecked = true;
-        worker?.advance(contiguous(segs, (i) => trusted(lanes[i])));
-        wakeHasher?.();
-      };
-      const chunks = overlap ? pastOverlap(body as AsyncIterable<Buffer>, overlap.bytes, overlap.at, verified) : (body as AsyncIterable<Buffer>);
-      try {
-        for await (const chunk of chunks) {
-          if (lane.written + batch.bytes + chunk.length > lane.rec.end) {
-            if (cut) {
-              const keep = lane.rec.end - lane.written - batch.bytes;
-              batch.add(chunk.subarray(0, keep));
-              received += keep;
-              o.onProgress(received);
-              break;
-            }
-            throw new DownloadError('WINHTTP_INVALID_SERVER_RESPONSE', `A segment of ${redactUrl(file.remoteUrl)} sent more bytes than asked.`, {
-              hresult: HRESULTS.WINHTTP_INVALID_SERVER_RESPONSE,
-              transient: true,
-              context: 'REMOTE_FILE',
-            });
-          }
-          batch.add(chunk);
-          received += chunk.length;
-          o.onProgress(received);
-          await o.pace?.(chunk.length);
-          if (batch.full) {
-            await flush();
-          }
-        }
-      } finally {
-        // Keep what arrived, whatever happened: the next checkpoint makes it durable.
-        await flush().catch(() => undefined);
-        if (!body.destroyed) {
-          body.destroy();
-        }
-      }
-    };
-
+  /** Verified: makes the file durable and marks it transferred. */
+  private async finish(): Promise<'done'> {
+    const { o, file } = this;
     try {
-      const pending = lanes.filter((l) => l.written < l.rec.end || unchecked(l));
-      if (pool.several) {
-        // More segments than connections: each connection takes the next segment, so a slow or failing source
-        // ends up with fewer of them.
-        let next = 0;
-        const connection = async (): Promise<void> => {
-          while (next < pending.length && !inner.signal.aborted) {
-            await runLane(pending[next++]);
-          }
-        };
-        await Promise.all(Array.from({ length: Math.max(1, Math.min(o.segmentsPerFile, pending.length)) }, connection));
-      } else {
-        await Promise.all(pending.map(runLane));
-      }
-    } finally {
-      clearInterval(speedTimer);
-    }
-    await checkpointing?.catch(() => undefined);
-
-    if (changed !== undefined) {
-      wakeHasher?.();
-      await hasher?.catch(() => undefined);
-      await fh.close().catch(() => undefined);
-      marks?.close();
-      resetFile(o, changed);
-      return unvalidated ? 'unsplittable' : 'restart';
-    }
-    if (failure !== undefined || o.signal.aborted) {
-      // Make what arrived durable, so a resume starts after it.
-      await checkpoint().catch(() => undefined);
-      wakeHasher?.();
-      await hasher?.catch(() => undefined);
-      if (o.signal.aborted) {
-        throw new TransferStopped();
-      }
-      if (stalled || failure instanceof DownloadError) {
-        throw failure;
-      }
-      throw stopOr(failure, o, file.remoteUrl);
-    }
-
-    if (pool.several) {
-      o.log(`${file.localPath}: segments served by ${pool.summary() || 'no source this time (every byte was on disk)'}.`);
-    }
-    // Every byte is written: verify, make it durable, and mark it transferred.
-    let digest: string | undefined;
-    if (worker && file.sha256) {
-      const w = worker;
-      worker = undefined;
-      digest = await w.digest(size);
-    } else if (hash && file.sha256) {
-      if (hasher) {
-        wakeHasher?.();
-        await hasher;
-      } else {
-        await hashOpenFile(fh, hash, size);
-      }
-      digest = hash.digest('hex');
-    }
-    if (digest !== undefined && !digestMatches(file.sha256!, digest)) {
-      const kept = lanes.filter((l) => l.keptFrom !== undefined);
-      if (kept.length > 0) {
-        // Bytes kept from before the crash were only checked at their end: they may hide a lost range. Fetch
-        // them again (next call, without any kept bytes) before calling the file bad.
-        for (const l of kept) {
-          l.rec.done = Math.min(l.rec.done, l.keptFrom! - l.rec.start);
-          l.rec.written = undefined;
-        }
-        marks?.close();
-        WriteMarks.remove(o.marksPath);
-        file.durableBytes = contiguous(segs, (i) => segs[i].start + segs[i].done);
-        o.log(`${file.localPath}: the checksum failed after a resume that kept unsynced bytes; fetching those ${kept.length} range(s) again.`);
-        o.onProgress(lanes.reduce((n, l) => n + l.rec.done, 0));
-        o.onCheckpoint();
-        await o.persistNow?.();
-        return 'again';
-      }
-      await fh.close().catch(() => undefined);
-      await fs.unlink(file.temporaryPath).catch(() => undefined);
-      resetFile(o, undefined); // a validation failure is not a restart
-      throw validationFailed(file.localPath, file.sha256!, digest);
-    }
-    try {
-      await fh.sync();
+      await this.fh.sync();
     } catch (e) {
       throw osError(e, `Cannot flush ${file.temporaryPath} to disk`);
     }
-    marks?.close();
+    this.marks?.close();
     WriteMarks.remove(o.marksPath);
     file.segments = undefined;
     file.bootId = undefined;
-    file.durableBytes = size;
+    file.durableBytes = this.size;
     file.transferred = true;
-    o.onProgress(size);
+    o.onProgress(this.size);
     o.onCheckpoint();
     return 'done';
-  } finally {
-    marks?.close();
-    firstBody?.destroy();
-    worker?.close();
-    o.signal.removeEventListener('abort', onOuterAbort);
-    inner.abort();
-    wakeHasher?.();
-    await fh.close().catch(() => undefined);
   }
-}
 
-function noSourceLeft(localPath: string, dropped: string): DownloadError {
-  return new DownloadError('WINHTTP_INVALID_SERVER_RESPONSE', `No source of ${localPath} is left for its segments (${dropped}).`, {
-    hresult: HRESULTS.WINHTTP_INVALID_SERVER_RESPONSE,
-    context: 'REMOTE_FILE',
-  });
+  /** fdatasync, then records as durable what each lane had written and trusted when it began. */
+  private checkpoint(): Promise<void> {
+    if (this.checkpointing) {
+      return this.checkpointing;
+    }
+    const snapshot = this.lanes.map(trusted);
+    this.sinceCheckpoint = 0;
+    this.lastCheckpointAt = this.o.now();
+    this.checkpointing = this.syncAndRecord(snapshot).finally(() => {
+      this.checkpointing = undefined;
+    });
+    return this.checkpointing;
+  }
+
+  private async syncAndRecord(snapshot: number[]): Promise<void> {
+    try {
+      await this.fh.datasync();
+    } catch (e) {
+      throw osError(e, `Cannot flush ${this.file.temporaryPath} to disk`);
+    }
+    let moved = false;
+    this.lanes.forEach((l, i) => {
+      const done = checkpointedDone(l, snapshot[i]);
+      if (done > l.rec.done) {
+        l.rec.done = done;
+        moved = true;
+      }
+    });
+    if (moved) {
+      this.file.durableBytes = durablePrefix(this.segs);
+      this.o.onCheckpoint();
+    }
+  }
+
+  private maybeCheckpoint(): void {
+    if (!this.checkpointing && (this.sinceCheckpoint >= this.o.checkpointBytes || this.o.now() - this.lastCheckpointAt >= this.o.checkpointIntervalMs)) {
+      this.checkpoint().catch((e) => this.fail(e));
+    }
+  }
+
+  // What the lanes share (LaneHost).
+
+  takeFirstBody(): Dispatcher.ResponseData['body'] | undefined {
+    const body = this.firstBody;
+    this.firstBody = undefined;
+    return body;
+  }
+
+  connected(): void {
+    if (!this.isConnected) {
+      this.isConnected = true;
+      this.o.onConnected();
+    }
+  }
+
+  received(bytes: number): void {
+    this.receivedBytes += bytes;
+    this.o.onProgress(this.receivedBytes);
+  }
+
+  movedBack(bytes: number): void {
+    this.receivedBytes -= bytes;
+    this.noteWritten();
+    this.o.onProgress(this.receivedBytes);
+  }
+
+  wrote(bytes: number): void {
+    this.sinceCheckpoint += bytes;
+  }
+
+  afterWrite(lane: LaneState): void {
+    this.noteWritten();
+    if (bootId() !== undefined) {
+      // Also journaled with the next save (the store batches), for a store without marks.
+      lane.rec.written = lane.written - lane.rec.start;
+      this.o.onCheckpoint();
+    }
+    this.hasher?.frontierMoved();
+    this.maybeCheckpoint();
+  }
+
+  frontierMoved(): void {
+    this.hasher?.frontierMoved();
+  }
+
+  fail(e: unknown): void {
+    if (this.failure === undefined && this.changed === undefined) {
+      this.failure = e;
+      this.inner.abort();
+    }
+  }
+
+  entityChanged(why: string, unvalidated: boolean): void {
+    this.unvalidated ||= unvalidated;
+    if (this.changed === undefined && this.failure === undefined) {
+      this.changed = why;
+      this.inner.abort();
+    }
+  }
 }
 
 /** Forgets the segments and validators: the next request starts the file from byte 0 (`why`: a restart, counted). */

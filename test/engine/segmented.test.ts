@@ -10,7 +10,7 @@ import { Agent } from 'undici';
 import { fetchFile, type FetchOptions } from '../../src/engine/fetchFile';
 import { parseSha256 } from '../../src/engine/integrity';
 import type { FileRecord } from '../../src/engine/records';
-import { canSplit, planSegments } from '../../src/engine/segmentedTransfer';
+import { planSegments } from '../../src/engine/segmentPlan';
 import type { DownloadEngine, DownloadError, JobImpl } from '../../src/engine';
 import { useEngineFixture, waitForState, waitUntil, type EngineFixture } from '../support/engineHarness';
 import { randomBody, sha256Hex, TestServer } from '../support/testServer';
@@ -77,23 +77,6 @@ describe('segmented transfers', function () {
         return [Number(m[1]), Number(m[2])] as [number, number];
       });
   }
-
-  it('plans segments on 1 MiB boundaries, never below the minimum size', () => {
-    assert.deepEqual(planSegments(10 * MiB, 4, MiB).map((s) => [s.start, s.end]), [
-      [0, 3 * MiB],
-      [3 * MiB, 6 * MiB],
-      [6 * MiB, 9 * MiB],
-      [9 * MiB, 10 * MiB],
-    ]);
-    assert.equal(planSegments(3 * MiB, 8, 2 * MiB).length, 1);
-    assert.equal(planSegments(5 * MiB, 8, 2 * MiB).length, 2);
-    const f = { remoteUrl: '', localPath: '', temporaryPath: '', durableBytes: 0, transferred: false, completed: false, restarts: 0, bytesTotal: 64 * MiB, etag: '"x"' };
-    assert.equal(canSplit(f, { 'accept-ranges': 'bytes' }, 4, MiB), true);
-    assert.equal(canSplit(f, {}, 4, MiB), false, 'no Accept-Ranges');
-    assert.equal(canSplit(f, { 'accept-ranges': 'bytes', 'content-encoding': 'gzip' }, 4, MiB), false, 'encoded');
-    assert.equal(canSplit({ ...f, etag: undefined }, { 'accept-ranges': 'bytes' }, 4, MiB), false, 'no strong validator');
-    assert.equal(canSplit(f, { 'accept-ranges': 'bytes' }, 1, MiB), false, 'segmenting off');
-  });
 
   it('fetches a large file over N ranged connections guarded by If-Range and If-Match, with the right bytes and sha256', async () => {
     server.route('/big', { body });
