@@ -32,7 +32,7 @@ import { JobStore, syncDir } from './store';
 import { DEFAULT_MIN_SEGMENT_BYTES, DEFAULT_SEGMENTS_PER_FILE, fetchFile, type FetchOptions } from './fetchFile';
 import { FileFailure, runFilesInParallel } from './parallelFiles';
 import { RateLimiter } from './rateLimiter';
-import { retryDelaySeconds } from './retrySchedule';
+import { judgeFailure, judgeRetryWait, rescheduledRetryAt } from './failurePolicy';
 import { placeInOrder } from './placeFiles';
 import { TransferStopped, type TransferTimeouts } from './transfer';
 import { cancelUploadSession, closeUploadSession, newUploadFile, uploadFile, type SessionCallOptions } from './upload';
@@ -649,11 +649,8 @@ export class DownloadEngine extends JobEventSource<JobImpl> implements JobHost {
   /** The job's retry delays changed: a wait under way counts from its start with the new delay (due now: retried now). */
   retryDelaysChanged(job: JobImpl): void {
     const r = job.record;
-    if (r.state !== 'TRANSIENT_ERROR' || r.retryAt === undefined || r.retryWaitStarted === undefined) {
-      return;
-    }
-    const retryAt = r.retryWaitStarted + retryDelaySeconds(r, Math.max(0, (r.retriesWithoutProgress ?? 1) - 1), r.serverRetryAfterSeconds) * 1000;
-    if (retryAt !== r.retryAt) {
+    const retryAt = rescheduledRetryAt(r);
+    if (retryAt !== undefined && retryAt !== r.retryAt) {
       r.retryAt = retryAt;
       this.log('info', `Job '${job.displayName}': retry delay changed; next retry ${retryAt <= this.now() ? 'now' : `in ${Math.ceil((retryAt - this.now()) / 1000)} s`}.`);
       this.changed(job, { persist: true, immediate: true });
@@ -757,14 +754,14 @@ export class DownloadEngine extends JobEventSource<JobImpl> implements JobHost {
       if (r.state !== 'TRANSIENT_ERROR' || job.rt.closing) {
         continue;
       }
-      const deadline = r.noProgressSince === undefined ? Infinity : r.noProgressSince + r.noProgressTimeoutSeconds * 1000;
-      if (now >= deadline) {
+      const verdict = judgeRetryWait(r, now);
+      if (verdict.kind === 'giveUp') {
         this.failNoProgress(job);
-      } else if (r.retryAt === undefined || now >= r.retryAt) {
+      } else if (verdict.kind === 'retryNow') {
         r.retryAt = undefined;
         this.setState(job, 'QUEUED');
       } else {
-        timeouts.push(Math.min(r.retryAt, deadline) - now);
+        timeouts.push(verdict.ms);
       }
     }
     const running = [...this.waiting.running].filter((j) => j.rt.run && j.rt.run.reason === undefined);
@@ -1064,27 +1061,24 @@ export class DownloadEngine extends JobEventSource<JobImpl> implements JobHost {
     r.errorCount++;
     r.error = { code: err.code, hresult: err.hresult, message: err.message, context: err.context, fileIndex: fileIndex >= 0 ? fileIndex : undefined };
     job.rt.speed = 0;
-    if (!err.transient) {
+    const now = this.now();
+    const verdict = judgeFailure(err, r, now);
+    if (verdict.kind === 'fatal') {
       this.log('warn', `Job '${job.displayName}' failed: ${err.message} (${err.codeAndHresult})`);
       this.setState(job, 'ERROR');
       this.fireJobEvent('onDidFailJob', job);
       return;
     }
-    const now = this.now();
-    // A stretch without progress starts its schedule over (progress clears noProgressSince).
-    const retryIndex = r.noProgressSince === undefined ? 0 : (r.retriesWithoutProgress ?? 0);
-    r.noProgressSince = r.noProgressSince ?? now;
-    const delay = retryDelaySeconds(r, retryIndex, err.retryAfterSeconds);
-    const timeout = r.noProgressTimeoutSeconds;
-    if (timeout === 0 || delay > timeout || now - r.noProgressSince >= timeout * 1000) {
+    r.noProgressSince = verdict.noProgressSince;
+    if (verdict.kind === 'noProgress') {
       this.failNoProgress(job);
       return;
     }
-    r.retriesWithoutProgress = retryIndex + 1;
+    r.retriesWithoutProgress = verdict.retriesWithoutProgress;
     r.retryWaitStarted = now;
     r.serverRetryAfterSeconds = err.retryAfterSeconds;
-    r.retryAt = now + delay * 1000;
-    this.log('info', `Job '${job.displayName}': ${err.message} (${err.codeAndHresult}); retry in ${delay} s.`);
+    r.retryAt = verdict.retryAt;
+    this.log('info', `Job '${job.displayName}': ${err.message} (${err.codeAndHresult}); retry in ${verdict.delaySeconds} s.`);
     this.setState(job, 'TRANSIENT_ERROR');
   }
 
