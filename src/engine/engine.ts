@@ -4,7 +4,7 @@ import * as fs from './io';
 import * as path from 'node:path';
 import { constants as fsConstants } from './io';
 import type { Dispatcher } from 'undici';
-import { createDispatcher, type NetworkSettings } from './dispatcher';
+import { createDispatcher } from './dispatcher';
 import { JobEventSource } from './jobEvents';
 import { ContentCache, fillFromCache, type CacheSettings } from './contentCache';
 import { bootId } from './io';
@@ -34,67 +34,16 @@ import { FileFailure, runFilesInParallel } from './parallelFiles';
 import { RateLimiter } from './rateLimiter';
 import { judgeFailure, judgeRetryWait, rescheduledRetryAt } from './failurePolicy';
 import { placeInOrder } from './placeFiles';
-import { TransferStopped, type TransferTimeouts } from './transfer';
+import { TransferStopped } from './transfer';
 import { cancelUploadSession, closeUploadSession, newUploadFile, uploadFile, type SessionCallOptions } from './upload';
 import { FINAL_STATES, JOB_PRIORITIES, type CancelResult, type CompleteResult, type CreateJobOptions, type JobState } from './types';
 import { checkLocalPathsOnDisk } from './pathChecks';
 import { checkDescription, checkDisplayName, checkLocalPathSyntax, checkRemoteUrl, checkStillInsideRoots, temporaryPathFor } from './validation';
 import { checkTemporaryUnchanged, recordTemporaryIdentity } from './placementChecks';
+import { DEFAULT_TIMEOUTS, type EngineOptions, type LogLevel } from './engineOptions';
 
-export type LogLevel = 'trace' | 'info' | 'warn' | 'error';
-export type Logger = (level: LogLevel, message: string) => void;
+export type { EngineOptions, Logger, LogLevel } from './engineOptions';
 
-export interface EngineOptions {
-  /** Folder of the durable store (the extension passes its global storage). */
-  storeDir: string;
-  /** Clock, injectable for tests (retention, timeouts). */
-  now?: () => number;
-  maxConcurrentJobs?: number;
-  /** Jobs created longer ago than this are cancelled and removed (1–30, default 30). */
-  retentionDays?: number;
-  /** How often retention (and the retry of undeletable temporaries) runs while open; hourly by default, tests shorten it. */
-  retentionIntervalMs?: number;
-  allowInsecureRedirects?: boolean;
-  maxRedirects?: number;
-  network?: NetworkSettings;
-  /** Use this dispatcher instead of building one from `network` (the engine does not close it). */
-  dispatcher?: Dispatcher;
-  /** Local paths must stay inside these folders, when given. */
-  allowedRoots?: string[];
-  timeouts?: Partial<TransferTimeouts>;
-  checkpointIntervalMs?: number;
-  checkpointBytes?: number;
-  /** Upper bound for a server's Retry-After. */
-  maxRetryAfterSeconds?: number;
-  /** Equal priorities take turns after this long. */
-  timeSliceMs?: number;
-  /** Progress events per job at most this often. */
-  progressThrottleMs?: number;
-  /** The contract's floor is 5 s; tests lower it to run retries quickly. */
-  retryDelayFloorSeconds?: number;
-  headerVault?: HeaderVault;
-  log?: Logger;
-  storeBatchMs?: number;
-  /** Bytes per BITS upload Fragment (default 1 MiB). */
-  uploadFragmentBytes?: number;
-  /** Connections for one large file (size known, ranges, strong validator); 1 turns segmenting off. */
-  segmentsPerFile?: number;
-  /** No segment is smaller than this: files under twice this size never split. */
-  minSegmentBytes?: number;
-  /** No downloaded file may be larger (ERROR_FILE_TOO_LARGE); default: no limit but the disk's free space. */
-  maxFileSizeBytes?: number;
-  /** Speed limit of all transfers together, in bytes per second (0: none); jobs may set a lower one of their own. */
-  maxBytesPerSecond?: number;
-  /** The content cache (§9): files with a known sha256 are looked up before any request and added once complete. */
-  cache?: CacheSettings;
-}
-
-const DEFAULT_TIMEOUTS: TransferTimeouts = {
-  headersMs: 30_000,
-  bodyIdleMs: 60_000,
-  lowSpeedBytesPerSecond: 1,
-  lowSpeedWindowMs: 120_000,
-};
 const HOUR = 3_600_000;
 /** Loops over every job give the event loop a turn this often. */
 const YIELD_EVERY_JOBS = 256;
