@@ -1,16 +1,13 @@
 // The job engine: owns the store, the scheduler, the transfers and the events. No vscode import.
 import { randomUUID } from 'node:crypto';
-import * as fs from './io';
 import * as path from 'node:path';
-import { constants as fsConstants } from './io';
 import type { Dispatcher } from 'undici';
 import { createDispatcher } from './dispatcher';
 import { JobEventSource } from './jobEvents';
 import { ContentCache, fillFromCache, type CacheSettings } from './contentCache';
-import { bootId } from './io';
 import { DownloadError, HRESULTS, invalidArg, osError } from './errors';
 import { FileHeaderVault, type HeaderVault } from './headerVault';
-import { fileMatchesDigest, parseSha256 } from './integrity';
+import { parseSha256 } from './integrity';
 import { JobImpl, type AddedFile, type JobHost } from './job';
 import {
   DEFAULT_MINIMUM_RETRY_DELAY_SECONDS,
@@ -20,13 +17,11 @@ import {
   type JobRecord,
 } from './records';
 import { applyUrlChanges, type UrlPick } from './remoteUrls';
-import { deleteBusyFile, renameIntoPlace } from './rename';
+import { renameIntoPlace } from './rename';
 import { checkMirrors, fetchFromSources, probeEntity } from './sources';
 import { planSchedule, relevantWaiting } from './scheduler';
 import { WaitingJobs } from './waitingJobs';
-import { inLanes } from './lanes';
 import { TurnBudget } from './turns';
-import { absentTemporaries, nothingToReconcile } from './absentTemporaries';
 import { ActiveDestinations, normalisePathKey } from './destinations';
 import { JobStore, syncDir } from './store';
 import { DEFAULT_MIN_SEGMENT_BYTES, DEFAULT_SEGMENTS_PER_FILE, fetchFile, type FetchOptions } from './fetchFile';
@@ -40,17 +35,14 @@ import { FINAL_STATES, JOB_PRIORITIES, type CancelResult, type CompleteResult, t
 import { checkLocalPathsOnDisk } from './pathChecks';
 import { checkDescription, checkDisplayName, checkLocalPathSyntax, checkRemoteUrl, checkStillInsideRoots, temporaryPathFor } from './validation';
 import { checkTemporaryUnchanged, recordTemporaryIdentity } from './placementChecks';
+import { keepOwnLeftovers, ownTemporaryNames, recoverJobs, sweepMarks } from './recovery';
+import { runRetention } from './retention';
+import { deleteTemporaries, deleteTemporary, marksPath, OrphanTemporaries, retryLeftoverTemporaries } from './temporaries';
 import { DEFAULT_TIMEOUTS, type EngineOptions, type LogLevel } from './engineOptions';
 
 export type { EngineOptions, Logger, LogLevel } from './engineOptions';
 
 const HOUR = 3_600_000;
-/** Loops over every job give the event loop a turn this often. */
-const YIELD_EVERY_JOBS = 256;
-const yieldToEventLoop = (): Promise<void> => new Promise((r) => setImmediate(r));
-/** Jobs checked at once at start-up. */
-const START_UP_LANES = 16;
-const DAY = 24 * HOUR;
 
 export class DownloadEngine extends JobEventSource<JobImpl> implements JobHost {
   private readonly jobs = new Map<string, JobImpl>();
@@ -66,8 +58,7 @@ export class DownloadEngine extends JobEventSource<JobImpl> implements JobHost {
   private readonly givenDispatcher: Dispatcher | undefined;
   private wakeTimer: NodeJS.Timeout | undefined;
   private retentionTimer: NodeJS.Timeout | undefined;
-  /** Temporaries of removed jobs that could not be deleted: kept in the store and retried until gone. */
-  private orphanTemporaries: string[] = [];
+  private readonly orphans = new OrphanTemporaries();
   private disposed = false;
   private cache: ContentCache | undefined;
   private readonly opts: EngineOptions;
@@ -128,40 +119,16 @@ export class DownloadEngine extends JobEventSource<JobImpl> implements JobHost {
   private async load(): Promise<void> {
     const { jobs, orphanTemporaries, problems } = await this.store.load();
     this.problems = problems;
-    // Only names the engine could have made (a damaged or hostile store must not make it delete other files).
-    this.orphanTemporaries = orphanTemporaries.filter(isTemporaryName);
+    this.orphans.paths = ownTemporaryNames(orphanTemporaries);
     for (const p of problems) {
       this.log('warn', p);
     }
     for (const record of jobs) {
-      if (record.leftoverTemporaries !== undefined) {
-        const own = new Set(record.files.map((f) => f.temporaryPath));
-        record.leftoverTemporaries = Array.isArray(record.leftoverTemporaries) ? record.leftoverTemporaries.filter((p) => own.has(p)) : [];
-      }
+      keepOwnLeftovers(record);
       this.jobs.set(record.id, new JobImpl(record, this));
     }
-    // Thousands of unfinished jobs: their start-up checks (an lstat or two each) overlap, and temporaries that
-    // their folder's listing lacks need none.
-    const unfinished = [...this.jobs.values()].filter((j) => !j.isFinal && j.type === 'download');
-    const untouched = new Set<string>();
-    const absent = await absentTemporaries(unfinished.flatMap((j) => j.record.files.filter((f) => !f.completed).map((f) => f.temporaryPath)));
-    const budget = new TurnBudget(); // jobs with nothing to check finish at once: 10,000 of them are one long turn
-    await inLanes([...this.jobs.values()], START_UP_LANES, async (job) => {
-      await budget.breathe();
-      const record = job.record;
-      if (record.headerNames.length > 0) {
-        const h = await this.vault.get(record.id).catch(() => undefined);
-        if (h) {
-          this.headers.set(record.id, h);
-        }
-      }
-      if (nothingToReconcile(record, absent)) {
-        untouched.add(record.id);
-      } else {
-        await this.reconcile(job, absent);
-      }
-    });
-    await this.sweepMarks();
+    const untouched = await recoverJobs([...this.jobs.values()], { log: (level, message) => this.log(level, message), vault: this.vault, headers: this.headers });
+    await sweepMarks(this.opts.storeDir, this.jobs.values());
     // A sweep that cannot save (a full disk) is said in the log and tried again at the next one, never fatal.
     const sweep = (): Promise<void> => this.runRetention().then(
       () => undefined,
@@ -175,72 +142,6 @@ export class DownloadEngine extends JobEventSource<JobImpl> implements JobHost {
       this.waiting.noteState(job);
     }
     this.pump();
-  }
-
-  /** After a restart: interrupted runs go back to the queue, and each temporary file matches the journal. */
-  private async reconcile(job: JobImpl, absent: (p: string) => boolean): Promise<void> {
-    const r = job.record;
-    if (job.isFinal) {
-      return;
-    }
-    if (r.state === 'CONNECTING' || r.state === 'TRANSFERRING') {
-      r.state = 'QUEUED';
-    }
-    if (job.type === 'upload') {
-      // No temporary file: the server's BITS-Received-Content-Range says where a resumed upload continues.
-      return;
-    }
-    for (const f of r.files) {
-      if (f.transferred || f.completed) {
-        // A crash inside complete(): the destination may already be our file (hard link to the temporary), or
-        // hold exactly the bytes the sha256 asks for (then the temporary has nothing more to give).
-        const [t, d] = await Promise.all([fs.lstat(f.temporaryPath).catch(() => undefined), fs.lstat(f.localPath).catch(() => undefined)]);
-        const ours = t?.isFile() && d?.isFile() && t.ino === d.ino && t.dev === d.dev;
-        if (ours || (!f.completed && d?.isFile() && d.size === f.bytesTotal && (await holdsSha256(f.localPath, f.sha256)))) {
-          await fs.unlink(f.temporaryPath).catch(() => undefined);
-          Object.assign(f, { transferred: true, completed: true });
-          continue;
-        }
-        if (f.completed && t?.isFile()) {
-          // Journaled as completed just before a rename that never happened: the file is still only transferred.
-          f.completed = false;
-        }
-      }
-      if (f.completed) {
-        continue;
-      }
-      let size: number | undefined;
-      const st = absent(f.temporaryPath) ? undefined : await fs.lstat(f.temporaryPath).catch(() => undefined);
-      size = st?.isFile() ? st.size : undefined;
-      const id = f.temporaryIdentity;
-      if (f.transferred && st && size === f.bytesTotal && id && (st.dev !== id.dev || st.ino !== id.ino)) {
-        // Not the file that was verified (restored from a backup, rebuilt by a file system check, or swapped):
-        // Complete would refuse it (placementChecks.ts). Verified again when a checksum is known, else fetched again.
-        if (f.sha256 && (await fileMatchesDigest(f.temporaryPath, f.sha256))) {
-          f.temporaryIdentity = { dev: st.dev, ino: st.ino };
-          this.log('info', `${f.localPath}: its transferred temporary file is another file than before, with the right checksum: kept.`);
-        } else {
-          size = undefined;
-        }
-      }
-      if (f.transferred && size !== f.bytesTotal) {
-        this.log('warn', `${f.localPath}: its transferred temporary file is missing or changed; it will be downloaded again.`);
-        Object.assign(f, { transferred: false, durableBytes: 0, etag: undefined, lastModified: undefined, bytesTotal: undefined });
-        f.restarts++;
-        if (r.state === 'TRANSFERRED') {
-          r.state = 'QUEUED';
-          r.autoCompleteError = undefined;
-        }
-      } else if (!f.transferred && !f.segments && size !== undefined && size > f.durableBytes) {
-        // (A segmented file is sparse and as long as the entity: its segments say which bytes are real.)
-        if (!(await this.keepWrittenBytes(f, size))) {
-          // Bytes past the last checkpoint may be garbage after a power cut.
-          await fs.truncate(f.temporaryPath, f.durableBytes).catch(() => undefined);
-        }
-      } else if (!f.transferred && f.durableBytes > 0 && (size === undefined || size < f.durableBytes)) {
-        f.durableBytes = 0;
-      }
-    }
   }
 
   // ---------------------------------------------------------------- public API
@@ -302,15 +203,19 @@ export class DownloadEngine extends JobEventSource<JobImpl> implements JobHost {
     const job = this.getJob(id);
     job.check('remove', 'remove');
     this.forget(job);
-    // The orphan list first: a crash in between leaves a path listed twice, never a temporary forgotten.
-    await this.store.saveOrphans(this.orphanTemporaries);
-    await this.store.remove(id);
+    await this.saveRemoval([id]);
     this.fireJobEvent('onDidRemoveJob', job);
+  }
+
+  /** The orphan list first: a crash in between leaves a path listed twice, never a temporary forgotten. */
+  private async saveRemoval(ids: string[]): Promise<void> {
+    await this.store.saveOrphans(this.orphans.paths);
+    await this.store.remove(...ids);
   }
 
   /** Drops a final job from the store; its temporaries that could not be deleted stay on the engine's list. */
   private forget(job: JobImpl): void {
-    this.orphanTemporaries.push(...job.leftoverTemporaries.filter((p) => !this.orphanTemporaries.includes(p)));
+    this.orphans.adopt(job);
     this.jobs.delete(job.id);
     this.limiter.forget(job.id);
   }
@@ -1053,134 +958,29 @@ export class DownloadEngine extends JobEventSource<JobImpl> implements JobHost {
    * Cancels and forgets jobs older than the retention period (at start-up and hourly), after another try at
    * the temporaries complete()/cancel() could not delete.
    */
-  async runRetention(): Promise<number> {
-    await this.retryLeftoverTemporaries();
-    const days = Math.min(30, Math.max(1, this.opts.retentionDays ?? 30));
-    const cutoff = this.now() - days * DAY;
-    let removed = 0;
-    const removedIds: string[] = [];
-    for (const job of [...this.jobs.values()]) {
-      if (job.record.created >= cutoff) {
-        continue;
-      }
-      if (!job.isFinal) {
-        this.log('info', `Job '${job.displayName}' is older than ${days} days: cancelling it and deleting its temporary files.`);
-        await job.cancel().catch((e) => this.log('warn', `Retention could not cancel '${job.displayName}': ${(e as Error).message}`));
-      }
-      this.forget(job);
-      removedIds.push(job.id);
-      removed++;
-      this.fireJobEvent('onDidRemoveJob', job);
-      if (removed % YIELD_EVERY_JOBS === 0) {
-        await yieldToEventLoop(); // thousands of expired jobs (and their listeners) must not stall the extension host
-      }
-    }
-    if (removed > 0) {
-      await this.store.saveOrphans(this.orphanTemporaries);
-      await this.store.remove(...removedIds);
-    }
-    return removed;
+  runRetention(): Promise<number> {
+    return runRetention({
+      retentionDays: () => this.opts.retentionDays,
+      now: () => this.now(),
+      log: (level, message) => this.log(level, message),
+      jobs: () => this.jobs.values(),
+      retryLeftoverTemporaries: () => retryLeftoverTemporaries(this.jobs.values(), this.orphans, this.store),
+      forget: (job) => this.forget(job),
+      removed: (job) => this.fireJobEvent('onDidRemoveJob', job),
+      saveRemoval: (ids) => this.saveRemoval(ids),
+    });
   }
 
-  private async deleteTemporaries(job: JobImpl): Promise<void> {
-    for (const [i, f] of job.record.files.entries()) {
-      if (!f.completed) {
-        await this.deleteTemporary(job, f.temporaryPath);
-      }
-      if (f.segments) {
-        // Only a segmented transfer notes marks (a finished or reset one has deleted them); else swept at the next start.
-        await fs.rm(this.marksPath(job, i), { force: true }).catch(() => undefined);
-      }
-    }
+  private deleteTemporaries(job: JobImpl): Promise<void> {
+    return deleteTemporaries(job, this.opts.storeDir, (m) => this.log('warn', m));
   }
 
-  /**
-   * Deletes a temporary file. One that cannot be deleted (busy past the retries, permission) does not stop
-   * complete() or cancel(): it goes on the job's list, which is journaled and retried later.
-   */
-  private async deleteTemporary(job: JobImpl, p: string): Promise<void> {
-    try {
-      await deleteBusyFile(p);
-    } catch (e) {
-      this.log('warn', `Job '${job.displayName}': ${osError(e, `cannot delete the temporary file ${p} yet; it is retried later`).message}`);
-      const left = (job.record.leftoverTemporaries ??= []);
-      if (!left.includes(p)) {
-        left.push(p);
-      }
-    }
+  private deleteTemporary(job: JobImpl, p: string): Promise<void> {
+    return deleteTemporary(job, p, (m) => this.log('warn', m));
   }
 
-  /** Another try at the temporaries that could not be deleted, of jobs and of jobs already removed. */
-  private async retryLeftoverTemporaries(): Promise<void> {
-    const remaining = async (paths: readonly string[]): Promise<string[]> => {
-      const left: string[] = [];
-      for (const p of paths) {
-        await deleteBusyFile(p).catch(() => left.push(p));
-      }
-      return left;
-    };
-    for (const job of this.jobs.values()) {
-      const before = job.record.leftoverTemporaries;
-      if (before && before.length > 0) {
-        const after = await remaining(before);
-        job.record.leftoverTemporaries = after.length > 0 ? after : undefined;
-        if (after.length !== before.length) {
-          this.store.scheduleSave(job.record);
-        }
-      }
-    }
-    if (this.orphanTemporaries.length > 0) {
-      this.orphanTemporaries = await remaining(this.orphanTemporaries);
-      await this.store.saveOrphans(this.orphanTemporaries);
-    }
-  }
-
-  /** Where a file's segmented transfer notes its written offsets (writeMarks.ts). */
   private marksPath(job: JobImpl, index: number): string {
-    return path.join(this.opts.storeDir, 'marks', `${job.id}.${index}`);
-  }
-
-  /** Deletes the marks no unfinished segmented transfer will read (left by a crash, a cancel, an older run). */
-  private async sweepMarks(): Promise<void> {
-    const dir = path.join(this.opts.storeDir, 'marks');
-    const names = await fs.readdir(dir).catch(() => [] as string[]);
-    const wanted = new Set<string>();
-    for (const job of this.jobs.values()) {
-      job.record.files.forEach((f, i) => {
-        if (!job.isFinal && f.segments && !f.transferred) {
-          wanted.add(path.basename(this.marksPath(job, i)));
-        }
-      });
-    }
-    await Promise.all(names.filter((n) => !wanted.has(n)).map((n) => fs.rm(path.join(dir, n), { force: true }).catch(() => undefined)));
-  }
-
-  /**
-   * One connection writes a file in order, so after a crash of the process within the same boot every byte up
-   * to the file's size is what the server sent for the journaled entity: flush it and keep it. Only past a
-   * checkpoint: before the first one the journal may still name the validator of an earlier attempt (a new
-   * 200 is journaled with the next batched save), while a restart from a checkpoint is journaled before the
-   * bytes go.
-   */
-  private async keepWrittenBytes(f: FileRecord, size: number): Promise<boolean> {
-    if (bootId() === undefined || f.bootId !== bootId() || f.durableBytes === 0 || !(f.etag ?? f.lastModified) || (f.bytesTotal !== undefined && size > f.bytesTotal)) {
-      return false;
-    }
-    try {
-      const fh = await fs.open(f.temporaryPath, fsConstants.O_RDWR | (fsConstants.O_NOFOLLOW ?? 0));
-      try {
-        await fh.datasync();
-      } finally {
-        await fh.close();
-      }
-    } catch {
-      return false;
-    }
-    this.log('info', `${f.localPath}: kept ${size - f.durableBytes} bytes written before the process stopped (same boot, now flushed to disk; checked against the server before use).`);
-    // Not trusted yet: the page cache may have lost them without a reboot (transfer.ts checks them).
-    f.keptFrom = Math.min(f.keptFrom ?? f.durableBytes, f.durableBytes);
-    f.durableBytes = size;
-    return true;
+    return marksPath(this.opts.storeDir, job, index);
   }
 
   private assertOpen(): void {
@@ -1188,16 +988,6 @@ export class DownloadEngine extends JobEventSource<JobImpl> implements JobHost {
       throw new DownloadError('E_FAIL', 'The download engine has been shut down.');
     }
   }
-}
-
-/** Whether `p` has the shape of a temporary file's name (validation.ts temporaryPathFor). */
-function isTemporaryName(p: unknown): p is string {
-  return typeof p === 'string' && path.isAbsolute(p) && /^\..+\.[0-9a-f]{8}\.mdpart$/.test(path.basename(p));
-}
-
-/** Whether the file's bytes have this checksum (false when none is known or the file cannot be read). */
-async function holdsSha256(file: string, sha256: string | undefined): Promise<boolean> {
-  return sha256 !== undefined && (await fileMatchesDigest(file, sha256));
 }
 
 function parentDir(p: string): string {
