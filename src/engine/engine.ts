@@ -1,13 +1,11 @@
 // The job engine: owns the store, the scheduler, the transfers and the events. No vscode import.
 import { randomUUID } from 'node:crypto';
-import * as path from 'node:path';
 import type { Dispatcher } from 'undici';
 import { createDispatcher } from './dispatcher';
 import { JobEventSource } from './jobEvents';
 import { ContentCache, fillFromCache, type CacheSettings } from './contentCache';
 import { DownloadError, HRESULTS, invalidArg, osError } from './errors';
 import { FileHeaderVault, type HeaderVault } from './headerVault';
-import { parseSha256 } from './integrity';
 import { JobImpl, type AddedFile, type JobHost } from './job';
 import {
   DEFAULT_MINIMUM_RETRY_DELAY_SECONDS,
@@ -16,28 +14,26 @@ import {
   type FileRecord,
   type JobRecord,
 } from './records';
-import { applyUrlChanges, type UrlPick } from './remoteUrls';
-import { renameIntoPlace } from './rename';
-import { checkMirrors, fetchFromSources, probeEntity } from './sources';
+import type { UrlPick } from './remoteUrls';
+import { fetchFromSources, probeEntity } from './sources';
 import { planSchedule, relevantWaiting } from './scheduler';
 import { WaitingJobs } from './waitingJobs';
-import { TurnBudget } from './turns';
-import { ActiveDestinations, normalisePathKey } from './destinations';
-import { JobStore, syncDir } from './store';
+import { ActiveDestinations } from './destinations';
+import { JobStore } from './store';
 import { DEFAULT_MIN_SEGMENT_BYTES, DEFAULT_SEGMENTS_PER_FILE, fetchFile, type FetchOptions } from './fetchFile';
 import { FileFailure, runFilesInParallel } from './parallelFiles';
 import { RateLimiter } from './rateLimiter';
-import { judgeFailure, judgeRetryWait, rescheduledRetryAt } from './failurePolicy';
-import { placeInOrder } from './placeFiles';
+import { judgeFailure, judgeRetryWait } from './failurePolicy';
 import { TransferStopped } from './transfer';
-import { cancelUploadSession, closeUploadSession, newUploadFile, uploadFile, type SessionCallOptions } from './upload';
+import { uploadFile, type SessionCallOptions } from './upload';
 import { FINAL_STATES, JOB_PRIORITIES, type CancelResult, type CompleteResult, type CreateJobOptions, type JobState } from './types';
-import { checkLocalPathsOnDisk } from './pathChecks';
-import { checkDescription, checkDisplayName, checkLocalPathSyntax, checkRemoteUrl, checkStillInsideRoots, temporaryPathFor } from './validation';
-import { checkTemporaryUnchanged, recordTemporaryIdentity } from './placementChecks';
+import { checkDescription, checkDisplayName, checkStillInsideRoots } from './validation';
+import { recordTemporaryIdentity } from './placementChecks';
 import { keepOwnLeftovers, ownTemporaryNames, recoverJobs, sweepMarks } from './recovery';
 import { runRetention } from './retention';
 import { deleteTemporaries, deleteTemporary, marksPath, OrphanTemporaries, retryLeftoverTemporaries } from './temporaries';
+import { cancelJob, completeJob, type CompletionHost } from './completion';
+import * as actions from './jobActions';
 import { DEFAULT_TIMEOUTS, type EngineOptions, type LogLevel } from './engineOptions';
 
 export type { EngineOptions, Logger, LogLevel } from './engineOptions';
@@ -63,6 +59,8 @@ export class DownloadEngine extends JobEventSource<JobImpl> implements JobHost {
   private cache: ContentCache | undefined;
   private readonly opts: EngineOptions;
   private readonly limiter: RateLimiter;
+  /** What complete() and cancel() use; also what the job actions use, with a few more. */
+  private readonly parts: CompletionHost & actions.JobActionsHost;
   readonly now: () => number;
   /** What was wrong with the store at start-up (shown to the user, never fatal). */
   problems: string[] = [];
@@ -78,6 +76,23 @@ export class DownloadEngine extends JobEventSource<JobImpl> implements JobHost {
     this.givenDispatcher = opts.dispatcher;
     this.limiter = new RateLimiter(opts.maxBytesPerSecond ?? 0);
     this.useCache(opts.cache);
+    this.parts = {
+      opts: this.opts,
+      store: this.store,
+      vault: this.vault,
+      headers: this.headers,
+      destinations: this.destinations,
+      cache: () => this.cache,
+      now: () => this.now(),
+      log: (level, message) => this.log(level, message),
+      setState: (job, state) => this.setState(job, state),
+      changed: (job, o) => this.changed(job, o),
+      stopRun: (job, reason) => this.stopRun(job, reason),
+      pump: () => this.pump(),
+      uploadCall: (job, file) => this.uploadCall(job, file),
+      deleteTemporary: (job, p) => deleteTemporary(job, p, (m) => this.log('warn', m)),
+      deleteTemporaries: (job) => deleteTemporaries(job, this.opts.storeDir, (m) => this.log('warn', m)),
+    };
   }
 
   /** Whether a speed limit (the job's or the global one) is holding the job back right now. */
@@ -261,255 +276,34 @@ export class DownloadEngine extends JobEventSource<JobImpl> implements JobHost {
     this.disposeJobEvents();
   }
 
-  // ---------------------------------------------------------------- JobHost: state-changing calls
+  // ---------------------------------------------------------------- JobHost: a job's calls, handed to the parts
 
   addFiles(job: JobImpl, files: AddedFile[]): Promise<void> {
-    return job.exclusive(async () => {
-      job.assertNotFinal('add files to');
-      if (!Array.isArray(files) || files.length === 0) {
-        throw invalidArg('addFileSet needs a non-empty list of files.');
-      }
-      job.check('addFile', 'add files to'); // an upload that holds its file takes no other
-      if (job.type === 'upload' && files.length > 1) {
-        throw new DownloadError('BG_E_TOO_MANY_FILES', `Upload job '${job.displayName}' can hold exactly one file.`, { context: 'GENERAL_QUEUE_MANAGER' });
-      }
-      if (job.type === 'upload') {
-        // The local path names an existing file to send, not a destination: its own checks, no temporary file.
-        job.record.files.push(await newUploadFile(files[0], this.opts.allowedRoots));
-        this.destinations.add(job, job.record.files);
-        job.record.modified = this.now();
-        await this.store.save(job.record);
-        this.changed(job, { immediate: true });
-        return;
-      }
-      // Check everything first: a set is added whole or not at all.
-      const records: FileRecord[] = [];
-      const taken = new Set<string>();
-      const budget = new TurnBudget(); // 100,000 files take seconds to check: other work goes on meanwhile
-      for (const f of files) {
-        await budget.breathe();
-        if (!f || typeof f !== 'object') {
-          throw invalidArg('Each file needs a remoteUrl and a localPath.');
-        }
-        checkRemoteUrl(f.remoteUrl);
-        const localPath = checkLocalPathSyntax(f.localPath);
-        const sha256 = parseSha256(f.sha256);
-        const mirrors = checkMirrors(f.mirrors, f.remoteUrl);
-        const key = normalisePathKey(localPath);
-        if (taken.has(key) || this.destinations.has(key)) {
-          throw invalidArg(`The local path '${localPath}' is already the destination of a file in an active job.`);
-        }
-        taken.add(key);
-        records.push({
-          remoteUrl: f.remoteUrl,
-          localPath,
-          temporaryPath: temporaryPathFor(localPath, job.id),
-          sha256,
-          durableBytes: 0,
-          transferred: false,
-          completed: false,
-          restarts: 0,
-          ...(mirrors ? { mirrors } : {}),
-          ...(f.replaceExisting === true ? { replaceExisting: true } : {}),
-        });
-      }
-      await checkLocalPathsOnDisk(records.map((r) => r.localPath), this.opts.allowedRoots);
-      job.record.files.push(...records);
-      this.destinations.add(job, records);
-      job.record.modified = this.now();
-      await this.store.save(job.record);
-      this.changed(job, { immediate: true });
-      this.pump();
-    });
+    return actions.addFiles(this.parts, job, files);
   }
 
   resume(job: JobImpl): Promise<void> {
-    return job.exclusive(async () => {
-      const { to } = job.check('resume', 'resume');
-      if (!to) {
-        return;
-      }
-      job.record.retryAt = undefined;
-      this.setState(job, to);
-      await this.store.save(job.record);
-      this.pump();
-    });
+    return actions.resume(this.parts, job);
   }
 
   suspend(job: JobImpl): Promise<void> {
-    return job.exclusive(async () => {
-      const { to } = job.check('suspend', 'suspend');
-      if (!to) {
-        return;
-      }
-      job.record.retryAt = undefined;
-      this.setState(job, to);
-      await this.stopRun(job, 'stop');
-      await this.store.save(job.record);
-    });
+    return actions.suspend(this.parts, job);
   }
 
   complete(job: JobImpl): Promise<CompleteResult> {
-    // Only files fully transferred (and verified) before this call are kept: decided now, not once the calls
-    // queued before this one have run (the transfer goes on meanwhile).
-    const keep = new Set(job.record.files.filter((f) => f.transferred || f.completed));
-    return job.exclusive(async () => {
-      job.check('complete', 'complete');
-      const r = job.record;
-      if (job.type === 'upload') {
-        return await this.completeUpload(job);
-      }
-      if (r.autoCompleteError) {
-        r.autoCompleteError = undefined;
-        this.changed(job, { immediate: true });
-      }
-      job.rt.closing = true;
-      try {
-        await this.stopRun(job, 'stop');
-        // A file is journaled completed only once the names it relies on are durable: its temporary's (a rename
-        // not yet done is told by it at the next start) and then its destination's link. Without the folders'
-        // fsync a power cut could keep the journal and lose both names: an ACKNOWLEDGED job without its file.
-        const dirs = new Set(r.files.map((f) => parentDir(f.localPath)));
-        const syncDirs = (): Promise<unknown> => Promise.all([...dirs].map(syncDir));
-        await syncDirs();
-        const failed = async (f: FileRecord, e: unknown): Promise<never> => {
-          this.setState(job, 'TRANSFERRED');
-          await this.store.save(job.record);
-          const what = `Cannot put '${f.localPath}' in place for job '${job.displayName}'`;
-          if (e instanceof DownloadError) {
-            throw new DownloadError(e.code, `${what}: ${e.message.replace(/\.$/, '')} (the job stays TRANSFERRED).`, { hresult: e.hresult, context: e.context, cause: e });
-          }
-          throw osError(e, `${what} (the job stays TRANSFERRED; Complete again or Cancel)`);
-        };
-        // The folder (once per folder) and the temporary are checked again just before each file is placed.
-        const foldersChecked = new Map<string, Promise<void>>();
-        const check = async (f: FileRecord): Promise<void> => {
-          const folder = path.dirname(f.localPath);
-          let inside = foldersChecked.get(folder);
-          if (!inside) {
-            inside = checkStillInsideRoots(f.localPath, this.opts.allowedRoots);
-            foldersChecked.set(folder, inside);
-          }
-          await inside;
-          await checkTemporaryUnchanged(f);
-        };
-        const placeOne = async (f: FileRecord): Promise<void> => {
-          let placed = false;
-          let how: 'linked' | 'renamed';
-          try {
-            await check(f);
-            how = await renameIntoPlace(f.temporaryPath, f.localPath, f.replaceExisting === true, async (phase) => {
-              // Journaled before the temporary name goes, so a crash right here is told apart from someone
-              // else's file at the next start (reconcile); otherwise Complete would fail forever with EEXIST.
-              f.completed = true;
-              placed = phase === 'linked';
-              if (placed) {
-                await syncDir(parentDir(f.localPath));
-              }
-              await this.store.save(job.record);
-            });
-          } catch (e) {
-            if (!placed) {
-              f.completed = false;
-            }
-            return await failed(f, e);
-          }
-          f.completed = true;
-          if (how === 'linked') {
-            await this.deleteTemporary(job, f.temporaryPath);
-          }
-          this.changed(job);
-        };
-        // In order; hard links journaled per batch (see placeFiles.ts), the rest one by one as above.
-        await placeInOrder(r.files.filter((f) => !f.completed && keep.has(f)), {
-          placeOne,
-          failed,
-          check,
-          save: async () => {
-            await syncDirs();
-            await this.store.save(job.record);
-          },
-          placed: () => this.changed(job),
-          removeTemporary: (f) => this.deleteTemporary(job, f.temporaryPath),
-        });
-        for (const f of r.files) {
-          if (f.completed && f.sha256 && keep.has(f)) {
-            this.cache?.add(f.sha256, f.localPath); // in the background; best effort
-          }
-        }
-        for (const f of r.files) {
-          if (!keep.has(f)) {
-            await this.deleteTemporary(job, f.temporaryPath);
-            // One that finished after the call (or while the run stopped) is dropped too, so not transferred.
-            f.transferred = false;
-          }
-        }
-        await syncDirs();
-        this.setState(job, 'ACKNOWLEDGED');
-        await this.store.save(job.record);
-        await this.vault.delete(job.id).catch(() => undefined);
-        const dropped = r.files.length - keep.size;
-        if (dropped > 0) {
-          this.log('info', `Job '${job.displayName}' completed partially: ${keep.size} of ${r.files.length} files kept.`);
-        }
-        if (job.leftoverTemporaries.length > 0) {
-          return 'BG_S_UNABLE_TO_DELETE_FILES';
-        }
-        return dropped > 0 ? 'BG_S_PARTIAL_COMPLETE' : 'S_OK';
-      } finally {
-        job.rt.closing = false;
-      }
-    });
+    return completeJob(this.parts, job);
   }
 
   cancel(job: JobImpl): Promise<CancelResult> {
-    job.rt.closeSession?.abort(); // a Close-Session in flight holds the lock: cancel does not wait for its answer
-    return job.exclusive(async () => {
-      job.check('cancel', 'cancel');
-      // A job cancelled while failing keeps why it failed (its history says so); any other forgets an old error.
-      const failing = job.state === 'ERROR' || job.state === 'TRANSIENT_ERROR';
-      job.rt.closing = true;
-      try {
-        await this.stopRun(job, 'stop');
-        const upload = job.type === 'upload' ? job.record.files[0] : undefined;
-        if (upload) {
-          // The server drops the partial upload; the local file is the user's and stays.
-          await cancelUploadSession(this.uploadCall(job, upload));
-        } else if (job.type === 'download') {
-          await this.deleteTemporaries(job);
-        }
-        if (!failing) {
-          job.record.error = undefined;
-        }
-        this.setState(job, 'CANCELLED');
-        await this.store.save(job.record);
-        await this.vault.delete(job.id).catch(() => undefined);
-        return job.leftoverTemporaries.length > 0 ? 'BG_S_UNABLE_TO_DELETE_FILES' : undefined;
-      } finally {
-        job.rt.closing = false;
-      }
-    });
+    return cancelJob(this.parts, job);
   }
 
-  async setHeaders(job: JobImpl, headers: Record<string, string>): Promise<void> {
-    await this.vault.set(job.id, headers);
-    this.headers.set(job.id, headers);
-    job.record.headerNames = Object.keys(headers);
-    job.record.modified = this.now();
-    await this.store.save(job.record);
-    this.changed(job, { immediate: true });
+  setHeaders(job: JobImpl, headers: Record<string, string>): Promise<void> {
+    return actions.setHeaders(this.parts, job, headers);
   }
 
-  /** The job's retry delays changed: a wait under way counts from its start with the new delay (due now: retried now). */
   retryDelaysChanged(job: JobImpl): void {
-    const r = job.record;
-    const retryAt = rescheduledRetryAt(r);
-    if (retryAt !== undefined && retryAt !== r.retryAt) {
-      r.retryAt = retryAt;
-      this.log('info', `Job '${job.displayName}': retry delay changed; next retry ${retryAt <= this.now() ? 'now' : `in ${Math.ceil((retryAt - this.now()) / 1000)} s`}.`);
-      this.changed(job, { persist: true, immediate: true });
-      this.pump();
-    }
+    actions.retryDelaysChanged(this.parts, job);
   }
 
   reschedule(): void {
@@ -517,25 +311,8 @@ export class DownloadEngine extends JobEventSource<JobImpl> implements JobHost {
     this.pump();
   }
 
-  /** New URLs for files not transferred yet; a transfer running on one of them stops and starts again from the new URL. */
   changeRemoteUrls(job: JobImpl, verb: string, pick: UrlPick): Promise<void> {
-    return job.exclusive(async () => {
-      job.check('changeUrl', verb);
-      const changes = pick(job.record.files);
-      const done = changes.find((c) => job.record.files[c.index].transferred || job.record.files[c.index].completed);
-      if (done) {
-        throw job.invalidState(verb, `file ${done.index} is already transferred`);
-      }
-      applyUrlChanges(job.record.files, changes);
-      job.record.modified = this.now();
-      await this.store.save(job.record);
-      this.changed(job, { immediate: true });
-      const rt = job.rt;
-      if (rt.run && changes.some((c) => rt.currentFile === c.index || rt.live !== undefined)) {
-        this.log('info', `Job '${job.displayName}': a URL changed under its transfer; it starts again from the new URL, keeping its bytes.`);
-        await this.stopRun(job, 'preempt');
-      }
-    });
+    return actions.changeRemoteUrls(this.parts, job, verb, pick);
   }
 
   liveBytes(job: JobImpl, index: number): number | undefined {
@@ -843,40 +620,6 @@ export class DownloadEngine extends JobEventSource<JobImpl> implements JobHost {
     this.changed(job, { immediate: true });
   }
 
-  /** complete() of a TRANSFERRED upload: Close-Session, then ACKNOWLEDGED. On failure the job stays TRANSFERRED. */
-  private async completeUpload(job: JobImpl): Promise<CompleteResult> {
-    const file = job.record.files[0];
-    job.rt.closing = true;
-    job.rt.closeSession = new AbortController();
-    try {
-      await closeUploadSession({ ...this.uploadCall(job, file), signal: job.rt.closeSession.signal });
-    } catch (e) {
-      const err = e instanceof DownloadError ? e : osError(e, 'Close-Session failed');
-      const lost = err.code === 'BG_E_SESSION_NOT_FOUND';
-      if (lost) {
-        // The server forgot the session: the file goes again, in a new one ([MC-BUP] 3.1.5.2.1).
-        this.setState(job, 'QUEUED');
-      }
-      await this.store.save(job.record);
-      const then = lost ? 'the job is QUEUED to send the file again' : 'the job stays TRANSFERRED; Complete again or Cancel';
-      throw new DownloadError(err.code, `Cannot complete upload job '${job.displayName}': ${err.message.replace(/\.$/, '')} (${then}).`, {
-        hresult: err.hresult,
-        transient: err.transient,
-        context: err.context,
-        cause: err,
-      });
-    } finally {
-      job.rt.closing = false;
-      job.rt.closeSession = undefined;
-      this.pump();
-    }
-    file.completed = true;
-    this.setState(job, 'ACKNOWLEDGED');
-    await this.store.save(job.record);
-    await this.vault.delete(job.id).catch(() => undefined);
-    return 'S_OK';
-  }
-
   private onProgress(job: JobImpl, bytes: number): void {
     const rt = job.rt;
     const before = rt.liveBytes ?? 0;
@@ -971,14 +714,6 @@ export class DownloadEngine extends JobEventSource<JobImpl> implements JobHost {
     });
   }
 
-  private deleteTemporaries(job: JobImpl): Promise<void> {
-    return deleteTemporaries(job, this.opts.storeDir, (m) => this.log('warn', m));
-  }
-
-  private deleteTemporary(job: JobImpl, p: string): Promise<void> {
-    return deleteTemporary(job, p, (m) => this.log('warn', m));
-  }
-
   private marksPath(job: JobImpl, index: number): string {
     return marksPath(this.opts.storeDir, job, index);
   }
@@ -988,10 +723,5 @@ export class DownloadEngine extends JobEventSource<JobImpl> implements JobHost {
       throw new DownloadError('E_FAIL', 'The download engine has been shut down.');
     }
   }
-}
-
-function parentDir(p: string): string {
-  const i = Math.max(p.lastIndexOf('/'), p.lastIndexOf('\\'));
-  return i > 0 ? p.slice(0, i) : p;
 }
 
