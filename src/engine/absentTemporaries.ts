@@ -38,7 +38,7 @@ export async function absentTemporaries(paths: readonly string[]): Promise<(p: s
 }
 
 /**
- * An unfinished download that reconcile (engine.ts) would leave exactly as it is: not interrupted mid-run, and
+ * An unfinished download that reconcile (recovery.ts) would leave exactly as it is: not interrupted mid-run, and
  * each file not transferred, with no journaled bytes and no temporary on disk. Its start-up check is skipped
  * and the store is not asked to compare it with what it holds (a serialisation each, thousands at start-up).
  */

@@ -165,7 +165,7 @@ export class JobImpl implements Job {
   }
 
   get failureBeforeCancel(): JobErrorInfo | undefined {
-    // cancel() keeps the error only when the job was failing at that moment (engine.ts).
+    // cancel() keeps the error only when the job was failing at that moment (completion.ts).
     return this.state === 'CANCELLED' ? this.recordedError() : undefined;
   }
 

@@ -83,7 +83,7 @@ export async function transferFile(o: TransferOptions): Promise<void | { split: 
   const { file } = o;
   const fh = await openTemporary(o);
   const openedAt = performance.now();
-  // Bytes this boot writes survive a crash of the process (engine.ts keeps them on the next start).
+  // Bytes this boot writes survive a crash of the process (recovery.ts keeps them on the next start).
   file.bootId = bootId();
   try {
     let offset = file.durableBytes;
@@ -111,7 +111,7 @@ export async function transferFile(o: TransferOptions): Promise<void | { split: 
       o.onProgress(0);
       o.onCheckpoint();
     };
-    // Bytes kept from before a crash of the process (engine.ts keepWrittenBytes) are checked before use: an
+    // Bytes kept from before a crash of the process (recovery.ts keepWrittenBytes) are checked before use: an
     // overlap with the server's bytes first, and the checksum fails over to fetching them again (keptBytes.ts).
     let keptChecked = false;
     const dropKept = async (e: KeptBytesMismatch): Promise<void> => {
