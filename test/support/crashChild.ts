@@ -10,9 +10,8 @@
  */
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
-// The real module object (not a namespace copy): replacing its functions reaches every caller.
-const fsModule = fs.promises as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>;
 import { DownloadEngine, type JobImpl } from '../../src/engine';
+import { nodeIo, useIo, type IoBackend } from '../../src/engine/io';
 
 export interface CrashChildFile {
   url: string;
@@ -101,10 +100,11 @@ async function installKillPlan(plan: KillPlan | undefined): Promise<void> {
   writeProto.write = function (this: { fd: number }, ...a: unknown[]): Promise<unknown> {
     return (opensSynced(this.fd) ? syncedWrite : plainWrite).apply(this, a);
   };
-  // The engine reads these through the module object at each call, so replacing them here reaches it.
-  for (const name of ['link', 'unlink', 'rename']) {
-    fsModule[name] = instrument(name, completeOnly, fsModule[name], plan);
-  }
+  // The engine's links, unlinks and renames go through src/engine/io.ts (it took node's functions when it was
+  // loaded, so replacing fs.promises' would not reach it): they are counted through its backend.
+  const counted = <F>(name: 'link' | 'unlink' | 'rename', fn: F): F => instrument(name, completeOnly, fn as (...a: unknown[]) => Promise<unknown>, plan) as F;
+  const io: IoBackend = { ...nodeIo, link: counted('link', nodeIo.link), unlink: counted('unlink', nodeIo.unlink), rename: counted('rename', nodeIo.rename) };
+  useIo(io);
 }
 
 /** Whether a descriptor was opened with O_DSYNC (Linux: its flags, in octal, in /proc/self/fdinfo). */
