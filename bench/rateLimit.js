@@ -55,6 +55,7 @@ function startNodeServer(size) {
   const piece = Buffer.alloc(pieceBytes, 0x61);
   const sent = [];
   let requests = 0;
+  let connections = 0;
   const server = http.createServer((req, res) => {
     requests++;
     let start = 0;
@@ -84,11 +85,13 @@ function startNodeServer(size) {
     res.on('close', () => (left = 0));
     pump();
   });
+  server.on('connection', () => connections++);
   return new Promise((resolve) =>
     server.listen(0, '127.0.0.1', () =>
       resolve({
         url: `http://127.0.0.1:${server.address().port}/file`,
         requests: () => requests,
+        connections: () => connections,
         timeline: async () => sent,
         close: () => {
           server.closeAllConnections();
@@ -108,13 +111,16 @@ function startPythonServer(size, loopbackDefaults) {
     child.stdout.once('data', (d) => {
       const base = `http://127.0.0.1:${Number(String(d).trim())}`;
       let requests = 0;
+      let connections = 0;
       resolve({
         url: `${base}/file`,
         requests: () => requests,
+        connections: () => connections,
         timeline: async () => {
           const answer = await (await fetch(`${base}/sent`)).json();
           const now = performance.now();
           requests = answer.requests;
+          connections = answer.connections - 1; // not the one asking for the timeline
           return answer.sent.map(([ago, n]) => [now - ago * 1000, n]);
         },
         close: () => child.stdin.end(),
@@ -176,7 +182,7 @@ async function runCase(limit, segments) {
   // Big enough that it is still transferring at the end (the unlimited case is stopped by the clock anyway).
   const size = Math.max(64 * 1024 * 1024, Math.ceil((limit || 400 * 1024 * 1024) * (seconds + 5) * 1.2));
   const server = values.server === 'node' ? await startNodeServer(size) : await startPythonServer(size, values.server === 'loopback');
-  const { requests, url } = server;
+  const { requests, connections, url } = server;
   const engine = await DownloadEngine.open({
     storeDir: path.join(dir, 'store'),
     maxBytesPerSecond: limit,
@@ -193,7 +199,7 @@ async function runCase(limit, segments) {
   const endMs = performance.now() - t0;
   const readByEngine = job.getProgress().bytesTransferred;
   const sent = await server.timeline();
-  const connections = requests();
+  const served = `${connections()}/${requests()}`;
   const limited = job.speedLimited;
   await job.cancel();
   await engine.dispose();
@@ -209,7 +215,7 @@ async function runCase(limit, segments) {
   }
   const server_ = stats(pieces, limit, Math.min(warmUpMs, endMs - 1_000), endMs);
   const startBurst = pieces.filter(([t]) => t <= warmUpMs).reduce((s, [, n]) => s + n, 0);
-  return { ...server_, startBurst, readByEngine: (readByEngine * 1000) / endMs, connections, limited };
+  return { ...server_, startBurst, readByEngine: (readByEngine * 1000) / endMs, served, limited };
 }
 
 (async () => {
@@ -217,7 +223,7 @@ async function runCase(limit, segments) {
     `Speed limits, measured at the server (${values.piece} pieces): ${seconds} s per run, windows from ${warmUpMs / 1000} s on; ` +
       `${os.cpus().length} CPUs, load ${os.loadavg()[0].toFixed(1)}, node ${process.version}`,
   );
-  console.log('| limit | segments (connections) | average | worst 10 s window (deviation) | worst second (× limit) | start burst | engine read avg | limited |');
+  console.log('| limit | segments (connections/requests) | average | worst 10 s window (deviation) | worst second (× limit) | start burst | engine read avg | limited |');
   console.log('|---|---|---|---|---|---|---|---|');
   const cases = [];
   if (!values['skip-unlimited']) {
@@ -237,7 +243,7 @@ async function runCase(limit, segments) {
     const second = limit ? `${fmt(r.worstSecond)} (${(r.worstSecond / limit).toFixed(2)}×)` : fmt(r.worstSecond);
     const burst = limit ? `${(r.startBurst / 1024).toFixed(0)} KiB (${(r.startBurst / limit).toFixed(1)} s)` : '';
     console.log(
-      `| ${limit ? fmt(limit) : 'unlimited'} | ${segments} (${r.connections}) | ${fmt(r.average)} | ${window} | ${second} | ${burst} | ${fmt(r.readByEngine)} | ${limit ? r.limited : ''} |`,
+      `| ${limit ? fmt(limit) : 'unlimited'} | ${segments} (${r.served}) | ${fmt(r.average)} | ${window} | ${second} | ${burst} | ${fmt(r.readByEngine)} | ${limit ? r.limited : ''} |`,
     );
   }
 })().catch((e) => {
