@@ -876,6 +876,7 @@ export class DownloadEngine extends JobEventSource<JobImpl> implements JobHost {
           persistNow: () => this.store.save(job.record),
           pace: (bytes) => this.limiter.take(job.record, bytes, sig),
           bodyHighWaterMark,
+          rangePieceBytes: (roundTripMs) => this.limiter.rangePieceFor(job.record, roundTripMs),
           marksPath: this.marksPath(job, i),
         };
         if (this.cache && (await fillFromCache(this.cache, file, log))) {
