@@ -5,7 +5,7 @@
 // (each write of --piece bytes timestamped when the socket took it), not from the engine's counters.
 //
 //   npx tsc -p tsconfig.test.json && npm run bench:rate -- [--seconds 25] [--limits 64k,256k,1M,10M] [--segments 1,8]
-//                                                          [--warm-up 2] [--skip-unlimited]
+//                                                          [--warm-up 2] [--skip-unlimited] [--server-delay MS]
 //
 // Target: over any 10 s window of a transfer longer than 20 s, within ±5 % of the limit when the network
 // could go faster (the "unlimited" line shows how fast it could go here); no second above 2× the limit.
@@ -39,6 +39,8 @@ const { values } = parseArgs({
     timeline: { type: 'boolean', default: false },
     server: { type: 'string', default: 'ethernet' },
     engine: { type: 'string' },
+    // Python server only: it waits this long before answering each request (a far server's round trip).
+    'server-delay': { type: 'string', default: '0' },
   },
 });
 const seconds = Number(values.seconds);
@@ -105,7 +107,8 @@ function startNodeServer(size) {
 /** bench/rateServer.py: the same entity, over segments of an Ethernet path (see there); or loopback's own. */
 function startPythonServer(size, loopbackDefaults) {
   const args = [path.join(__dirname, 'rateServer.py'), String(size), String(pieceBytes), ...(loopbackDefaults ? ['--loopback-defaults'] : [])];
-  const child = require('node:child_process').spawn('python3', args, { stdio: ['pipe', 'pipe', 'inherit'] });
+  const env = { ...process.env, RATE_SERVER_DELAY_MS: values['server-delay'] };
+  const child = require('node:child_process').spawn('python3', args, { stdio: ['pipe', 'pipe', 'inherit'], env });
   return new Promise((resolve, reject) => {
     child.once('error', reject);
     child.stdout.once('data', (d) => {
@@ -221,7 +224,8 @@ async function runCase(limit, segments) {
 (async () => {
   console.log(
     `Speed limits, measured at the server (${values.piece} pieces): ${seconds} s per run, windows from ${warmUpMs / 1000} s on; ` +
-      `${os.cpus().length} CPUs, load ${os.loadavg()[0].toFixed(1)}, node ${process.version}`,
+      `${os.cpus().length} CPUs, load ${os.loadavg()[0].toFixed(1)}, node ${process.version}` +
+      (values['server-delay'] !== '0' ? `, server answers each request after ${values['server-delay']} ms` : ''),
   );
   console.log('| limit | segments (connections/requests) | average | worst 10 s window (deviation) | worst second (× limit) | start burst | engine read avg | limited |');
   console.log('|---|---|---|---|---|---|---|---|');

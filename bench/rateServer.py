@@ -8,13 +8,15 @@
 # Both with --loopback-defaults off; RATE_SERVER_MSS=N sets another segment size (0: loopback's own). GET /sent
 # answers the requests served, the connections opened and the timeline as JSON:
 # {requests, connections, sent: [[seconds before now, bytes], ...]}. Connections are kept alive between
-# requests (as real servers do), so a client fetching successive ranges can reuse one.
+# requests (as real servers do), so a client fetching successive ranges can reuse one. RATE_SERVER_DELAY_MS=N
+# waits N ms before answering each request: a far server's round trip, for a client that waits for each answer.
 import json, os, re, socket, sys, threading, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 size = int(sys.argv[1])
 piece = int(sys.argv[2])
 realistic = '--loopback-defaults' not in sys.argv
+delay = int(os.environ.get('RATE_SERVER_DELAY_MS', '0')) / 1000
 sent = []
 requests = 0
 connections = 0
@@ -45,6 +47,7 @@ class Handler(BaseHTTPRequestHandler):
             return
         with lock:
             requests += 1
+        time.sleep(delay)
         if realistic:
             self.connection.setsockopt(socket.IPPROTO_TCP, 25, piece)  # TCP_NOTSENT_LOWAT
         start, end = 0, size - 1
@@ -75,6 +78,9 @@ class Handler(BaseHTTPRequestHandler):
 
 class Server(ThreadingHTTPServer):
     daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        pass  # a client closing a kept-alive connection at the end of a run (the bench cancels the job)
 
     def server_bind(self):
         mss = int(os.environ.get('RATE_SERVER_MSS', '1460'))
