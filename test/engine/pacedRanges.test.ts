@@ -169,6 +169,32 @@ describe('ranges paced under a low speed limit', function () {
     assert.ok(reqs.length < body.length / PIECE, `${reqs.length} requests`);
   });
 
+  it('a file smaller than a piece comes in one range, and an empty one (no byte 0 to ask for: 416) as a plain GET', async () => {
+    const small = randomBody(1000, 33);
+    server.route('/small', { body: small });
+    server.route('/empty', { body: Buffer.alloc(0) });
+    engine = await openEngine(path.join(dir, 'store'), { maxBytesPerSecond: LIMIT });
+    for (const [route, expected] of [
+      ['/small', small],
+      ['/empty', Buffer.alloc(0)],
+    ] as const) {
+      const job = await engine.createJob({ displayName: route });
+      await job.addFile(server.url(route), path.join(dir, route.slice(1)));
+      await job.resume();
+      await waitForState(engine, job, 'TRANSFERRED');
+      assert.equal(await job.complete(), 'S_OK');
+      assert.equal(sha256Hex(fs.readFileSync(path.join(dir, route.slice(1)))), sha256Hex(expected));
+    }
+    assert.deepEqual(
+      server.requests.map((r) => [r.path, r.range, r.status]),
+      [
+        ['/small', `bytes=0-${PIECE - 1}`, 206],
+        ['/empty', `bytes=0-${PIECE - 1}`, 416],
+        ['/empty', undefined, 200],
+      ],
+    );
+  });
+
   it('at 1 MiB/s and above the file is streamed as before, on one connection in one request', async () => {
     server.route('/a', { body });
     const job = await start('/a', 1024 * KiB, 1);
