@@ -195,6 +195,28 @@ describe('ranges paced under a low speed limit', function () {
     );
   });
 
+  it('bytes kept after a crash are checked by the overlap in pieces too: a lost end is fetched again from the durable offset', async () => {
+    server.route('/a', { body });
+    const store = path.join(dir, 'store');
+    let job = await start('/a');
+    await waitUntil(() => job.record.files[0].durableBytes >= 256 * KiB, 10_000, 'some durable bytes');
+    await job.suspend();
+    await engine.dispose();
+    // As a killed process leaves it: 100000 bytes written past the last checkpoint, the last 2000 lost.
+    const durable = job.record.files[0].durableBytes;
+    const kept = durable + 100_000;
+    const temp = job.record.files[0].temporaryPath;
+    fs.truncateSync(temp, durable);
+    fs.appendFileSync(temp, Buffer.concat([body.subarray(durable, kept - 2000), Buffer.alloc(2000)]));
+    const before = server.requests.length;
+    engine = await openEngine(store, { maxBytesPerSecond: LIMIT });
+    job = engine.getJob(job.id);
+    await job.resume();
+    assert.equal(sha256Hex(await finished(job)), sha256Hex(body));
+    const ranges = server.requests.slice(before, before + 2).map((r) => r.range);
+    assert.deepEqual(ranges, [`bytes=${kept - 4096}-${kept + PIECE - 1}`, `bytes=${durable}-${durable + PIECE - 1}`], 'the overlap before the kept end, then from the durable offset');
+  });
+
   it('at 1 MiB/s and above the file is streamed as before, on one connection in one request', async () => {
     server.route('/a', { body });
     const job = await start('/a', 1024 * KiB, 1);
