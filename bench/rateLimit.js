@@ -5,7 +5,7 @@
 // (each write of --piece bytes timestamped when the socket took it), not from the engine's counters.
 //
 //   npx tsc -p tsconfig.test.json && npm run bench:rate -- [--seconds 25] [--limits 64k,256k,1M,10M] [--segments 1,8]
-//                                                          [--warm-up 2] [--skip-unlimited]
+//                                                          [--warm-up 2] [--skip-unlimited] [--server-delay MS]
 //
 // Target: over any 10 s window of a transfer longer than 20 s, within ±5 % of the limit when the network
 // could go faster (the "unlimited" line shows how fast it could go here); no second above 2× the limit.
@@ -39,6 +39,8 @@ const { values } = parseArgs({
     timeline: { type: 'boolean', default: false },
     server: { type: 'string', default: 'ethernet' },
     engine: { type: 'string' },
+    // Python server only: it waits this long before answering each request (a far server's round trip).
+    'server-delay': { type: 'string', default: '0' },
   },
 });
 const seconds = Number(values.seconds);
@@ -55,6 +57,7 @@ function startNodeServer(size) {
   const piece = Buffer.alloc(pieceBytes, 0x61);
   const sent = [];
   let requests = 0;
+  let connections = 0;
   const server = http.createServer((req, res) => {
     requests++;
     let start = 0;
@@ -84,11 +87,13 @@ function startNodeServer(size) {
     res.on('close', () => (left = 0));
     pump();
   });
+  server.on('connection', () => connections++);
   return new Promise((resolve) =>
     server.listen(0, '127.0.0.1', () =>
       resolve({
         url: `http://127.0.0.1:${server.address().port}/file`,
         requests: () => requests,
+        connections: () => connections,
         timeline: async () => sent,
         close: () => {
           server.closeAllConnections();
@@ -102,19 +107,23 @@ function startNodeServer(size) {
 /** bench/rateServer.py: the same entity, over segments of an Ethernet path (see there); or loopback's own. */
 function startPythonServer(size, loopbackDefaults) {
   const args = [path.join(__dirname, 'rateServer.py'), String(size), String(pieceBytes), ...(loopbackDefaults ? ['--loopback-defaults'] : [])];
-  const child = require('node:child_process').spawn('python3', args, { stdio: ['pipe', 'pipe', 'inherit'] });
+  const env = { ...process.env, RATE_SERVER_DELAY_MS: values['server-delay'] };
+  const child = require('node:child_process').spawn('python3', args, { stdio: ['pipe', 'pipe', 'inherit'], env });
   return new Promise((resolve, reject) => {
     child.once('error', reject);
     child.stdout.once('data', (d) => {
       const base = `http://127.0.0.1:${Number(String(d).trim())}`;
       let requests = 0;
+      let connections = 0;
       resolve({
         url: `${base}/file`,
         requests: () => requests,
+        connections: () => connections,
         timeline: async () => {
           const answer = await (await fetch(`${base}/sent`)).json();
           const now = performance.now();
           requests = answer.requests;
+          connections = answer.connections - 1; // not the one asking for the timeline
           return answer.sent.map(([ago, n]) => [now - ago * 1000, n]);
         },
         close: () => child.stdin.end(),
@@ -176,7 +185,7 @@ async function runCase(limit, segments) {
   // Big enough that it is still transferring at the end (the unlimited case is stopped by the clock anyway).
   const size = Math.max(64 * 1024 * 1024, Math.ceil((limit || 400 * 1024 * 1024) * (seconds + 5) * 1.2));
   const server = values.server === 'node' ? await startNodeServer(size) : await startPythonServer(size, values.server === 'loopback');
-  const { requests, url } = server;
+  const { requests, connections, url } = server;
   const engine = await DownloadEngine.open({
     storeDir: path.join(dir, 'store'),
     maxBytesPerSecond: limit,
@@ -193,7 +202,7 @@ async function runCase(limit, segments) {
   const endMs = performance.now() - t0;
   const readByEngine = job.getProgress().bytesTransferred;
   const sent = await server.timeline();
-  const connections = requests();
+  const served = `${connections()}/${requests()}`;
   const limited = job.speedLimited;
   await job.cancel();
   await engine.dispose();
@@ -209,15 +218,16 @@ async function runCase(limit, segments) {
   }
   const server_ = stats(pieces, limit, Math.min(warmUpMs, endMs - 1_000), endMs);
   const startBurst = pieces.filter(([t]) => t <= warmUpMs).reduce((s, [, n]) => s + n, 0);
-  return { ...server_, startBurst, readByEngine: (readByEngine * 1000) / endMs, connections, limited };
+  return { ...server_, startBurst, readByEngine: (readByEngine * 1000) / endMs, served, limited };
 }
 
 (async () => {
   console.log(
     `Speed limits, measured at the server (${values.piece} pieces): ${seconds} s per run, windows from ${warmUpMs / 1000} s on; ` +
-      `${os.cpus().length} CPUs, load ${os.loadavg()[0].toFixed(1)}, node ${process.version}`,
+      `${os.cpus().length} CPUs, load ${os.loadavg()[0].toFixed(1)}, node ${process.version}` +
+      (values['server-delay'] !== '0' ? `, server answers each request after ${values['server-delay']} ms` : ''),
   );
-  console.log('| limit | segments (connections) | average | worst 10 s window (deviation) | worst second (× limit) | start burst | engine read avg | limited |');
+  console.log('| limit | segments (connections/requests) | average | worst 10 s window (deviation) | worst second (× limit) | start burst | engine read avg | limited |');
   console.log('|---|---|---|---|---|---|---|---|');
   const cases = [];
   if (!values['skip-unlimited']) {
@@ -237,7 +247,7 @@ async function runCase(limit, segments) {
     const second = limit ? `${fmt(r.worstSecond)} (${(r.worstSecond / limit).toFixed(2)}×)` : fmt(r.worstSecond);
     const burst = limit ? `${(r.startBurst / 1024).toFixed(0)} KiB (${(r.startBurst / limit).toFixed(1)} s)` : '';
     console.log(
-      `| ${limit ? fmt(limit) : 'unlimited'} | ${segments} (${r.connections}) | ${fmt(r.average)} | ${window} | ${second} | ${burst} | ${fmt(r.readByEngine)} | ${limit ? r.limited : ''} |`,
+      `| ${limit ? fmt(limit) : 'unlimited'} | ${segments} (${r.served}) | ${fmt(r.average)} | ${window} | ${second} | ${burst} | ${fmt(r.readByEngine)} | ${limit ? r.limited : ''} |`,
     );
   }
 })().catch((e) => {

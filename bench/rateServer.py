@@ -5,15 +5,21 @@
 #                     one 64 KiB segment at a time moves the server's bytes in 64 KiB steps);
 #   TCP_NOTSENT_LOWAT the kernel takes a piece only when less than this is waiting unsent, so a timestamp is
 #                     close to when the bytes left, not when they entered a send buffer of several MB.
-# Both with --loopback-defaults off; RATE_SERVER_MSS=N sets another segment size (0: loopback's own). GET /sent answers the requests served and the timeline as JSON: {requests, sent: [[seconds before now, bytes], ...]}.
+# Both with --loopback-defaults off; RATE_SERVER_MSS=N sets another segment size (0: loopback's own). GET /sent
+# answers the requests served, the connections opened and the timeline as JSON:
+# {requests, connections, sent: [[seconds before now, bytes], ...]}. Connections are kept alive between
+# requests (as real servers do), so a client fetching successive ranges can reuse one. RATE_SERVER_DELAY_MS=N
+# waits N ms before answering each request: a far server's round trip, for a client that waits for each answer.
 import json, os, re, socket, sys, threading, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 size = int(sys.argv[1])
 piece = int(sys.argv[2])
 realistic = '--loopback-defaults' not in sys.argv
+delay = int(os.environ.get('RATE_SERVER_DELAY_MS', '0')) / 1000
 sent = []
 requests = 0
+connections = 0
 lock = threading.Lock()
 
 class Handler(BaseHTTPRequestHandler):
@@ -22,12 +28,18 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
+    def setup(self):
+        global connections
+        super().setup()
+        with lock:
+            connections += 1
+
     def do_GET(self):
         global requests
         if self.path == '/sent':
             now = time.monotonic()
             with lock:
-                body = json.dumps({'requests': requests, 'sent': [[now - t, n] for t, n in sent]}).encode()
+                body = json.dumps({'requests': requests, 'connections': connections, 'sent': [[now - t, n] for t, n in sent]}).encode()
             self.send_response(200)
             self.send_header('Content-Length', str(len(body)))
             self.end_headers()
@@ -35,6 +47,7 @@ class Handler(BaseHTTPRequestHandler):
             return
         with lock:
             requests += 1
+        time.sleep(delay)
         if realistic:
             self.connection.setsockopt(socket.IPPROTO_TCP, 25, piece)  # TCP_NOTSENT_LOWAT
         start, end = 0, size - 1
@@ -61,11 +74,13 @@ class Handler(BaseHTTPRequestHandler):
                 with lock:
                     sent.append((time.monotonic(), n))
         except OSError:
-            pass
-        self.close_connection = True
+            self.close_connection = True
 
 class Server(ThreadingHTTPServer):
     daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        pass  # a client closing a kept-alive connection at the end of a run (the bench cancels the job)
 
     def server_bind(self):
         mss = int(os.environ.get('RATE_SERVER_MSS', '1460'))

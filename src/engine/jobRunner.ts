@@ -29,7 +29,7 @@ export interface RunnerHost extends FailureHost {
   readonly waiting: WaitingJobs;
   readonly store: Pick<JobStore, 'save' | 'scheduleSave'>;
   readonly headers: ReadonlyMap<string, Record<string, string>>;
-  readonly limiter: Pick<RateLimiter, 'bodyHighWaterMarkFor' | 'segmentsFor' | 'take'>;
+  readonly limiter: Pick<RateLimiter, 'bodyHighWaterMarkFor' | 'segmentsFor' | 'take' | 'rangePieceFor'>;
   /** The content cache in use, if any. */
   cache(): ContentCache | undefined;
   /** The HTTP stack, built on first use; `paced` for transfers under a speed limit. */
@@ -252,6 +252,7 @@ export class JobRunner {
       persistNow: () => host.store.save(job.record),
       pace: (bytes) => host.limiter.take(job.record, bytes, sig),
       bodyHighWaterMark,
+      rangePieceBytes: (roundTripMs) => host.limiter.rangePieceFor(job.record, roundTripMs),
       marksPath: host.marksPath(job, i),
     };
     const cache = host.cache();

@@ -2,7 +2,9 @@
 // A transfer pays for each body chunk after reading it and, while the bucket is in debt, waits before reading
 // the next one: the body stream is not read, so TCP's flow control slows the server down. Bursts stay small
 // (a bucket holds 100 ms of bytes, plus the one chunk each transfer reads before paying). Under the global limit, waiting transfers are
-// served by priority (FOREGROUND first, then HIGH, NORMAL, LOW), first come first served within one.
+// served by priority (FOREGROUND first, then HIGH, NORMAL, LOW), first come first served within one. Below
+// 1 MiB/s a file on one connection is asked for in small ranges, each paid for before it is asked (pacedRanges.ts).
+import { pieceBytesFor } from './pacedRanges';
 import type { JobPriority } from './types';
 
 const PRIORITY_ORDER: Record<JobPriority, number> = { FOREGROUND: 0, HIGH: 1, NORMAL: 2, LOW: 3 };
@@ -228,6 +230,15 @@ export class RateLimiter {
   bodyHighWaterMarkFor(job: PacedJob): number | undefined {
     const limit = this.effectiveLimit(job);
     return limit > 0 ? Math.max(1024, Math.min(16 * 1024, Math.round(limit * 0.05))) : undefined;
+  }
+
+  /**
+   * Under a low limit, the size of the ranges a transfer of `job` asks for one at a time (pacedRanges.ts);
+   * undefined: no limit, or one high enough to stream the body. Read before each piece: it follows the limit,
+   * and grows with the requests' round trip (`roundTripMs`).
+   */
+  rangePieceFor(job: PacedJob, roundTripMs?: number): number | undefined {
+    return pieceBytesFor(this.effectiveLimit(job), roundTripMs);
   }
 
   /** The lower of the global limit and the job's own (0: none). */

@@ -13,6 +13,7 @@ import { noteRestart } from './restarts';
 import { assertBodyWithinBounds, assertRoomFor } from './diskRoom';
 import { KeptBytesMismatch, OVERLAP_BYTES, pastOverlap, readKept } from './keptBytes';
 import { describeVerdict, judgeResumeResponse, parseContentRange, strongEtag } from './resumeJudge';
+import { PacedRanges, PieceRefused } from './pacedRanges';
 
 export interface TransferTimeouts {
   /** Longest wait for the response headers. */
@@ -63,6 +64,11 @@ export interface TransferOptions {
    * less: what sits in buffers was already sent, so the server's rate follows the limit in smaller steps.
    */
   bodyHighWaterMark?: number;
+  /**
+   * Under a low speed limit, the size of the ranges to ask for one at a time (pacedRanges.ts); undefined: stream
+   * the body. Read before each request, as the limit may change.
+   */
+  rangePieceBytes?: (roundTripMs?: number) => number | undefined;
 }
 
 /** Thrown (as the cause is the engine's own abort) when the engine stopped the transfer on purpose. */
@@ -142,6 +148,8 @@ export async function transferFile(o: TransferOptions): Promise<void | { split: 
       }
     };
 
+    // Set once the server showed it cannot serve this file in validated pieces: streamed from then on.
+    let noPieces = o.splitLargeFile !== undefined;
     for (;;) {
       const validator = file.etag ?? file.lastModified;
       if (offset > 0 && !validator) {
@@ -158,16 +166,46 @@ export async function transferFile(o: TransferOptions): Promise<void | { split: 
         }
       }
       const headers: Record<string, string> = { ...o.headers };
+      // Under a low limit, the first range of the file in pieces (pacedRanges.ts), paid for before it is asked.
+      const piece = noPieces || (offset > 0 && !(file.bytesTotal !== undefined && offset < file.bytesTotal)) ? undefined : o.rangePieceBytes?.();
+      const pieceEnd = piece === undefined ? undefined : Math.min(offset + piece, offset > 0 ? file.bytesTotal! : Infinity) - 1;
       if (offset > 0 && validator) {
-        headers['range'] = `bytes=${offset - overlap}-`;
+        headers['range'] = `bytes=${offset - overlap}-${pieceEnd ?? ''}`;
         headers['if-range'] = validator;
         o.log(`${file.localPath}: resuming at byte ${offset} with If-Range ${validator}.`);
+      } else if (pieceEnd !== undefined) {
+        headers['range'] = `bytes=0-${pieceEnd}`;
+      }
+      if (pieceEnd !== undefined) {
+        await o.pace?.(pieceEnd - offset + 1);
       }
       const res = await requestFollowingRedirects(file.remoteUrl, headers, o);
       const status = res.statusCode;
 
-      if (status === 206 && offset > 0) {
-        const verdict = judgeResumeResponse(file, { start: offset - overlap }, res.headers);
+      if (status === 206 && offset === 0 && pieceEnd !== undefined) {
+        // The first piece: it records the entity, which every later piece must then match.
+        const cr = parseContentRange(res.headers['content-range']);
+        const etag = strongEtag(res.headers['etag']);
+        const lastModified = strongLastModified(res.headers);
+        if (cr?.total === undefined || cr.start !== 0 || cr.end !== Math.min(pieceEnd, cr.total - 1) || (etag ?? lastModified) === undefined) {
+          await res.body.dump().catch(() => undefined);
+          o.log(`${file.localPath}: the server's 206 answer to the first range cannot start a transfer in validated pieces (${describeVerdict('unvalidated', res.headers)}); asking for the whole file.`);
+          noPieces = true;
+          continue;
+        }
+        file.bytesTotal = cr.total;
+        file.etag = etag;
+        file.lastModified = lastModified;
+        file.serverCannotResume = false;
+        o.onCheckpoint();
+        await assertRoomOrDrop(res, file, 0, o);
+      } else if (status === 416 && offset === 0 && pieceEnd !== undefined) {
+        // An empty file has no byte 0 to ask for.
+        await res.body.dump().catch(() => undefined);
+        noPieces = true;
+        continue;
+      } else if (status === 206 && offset > 0) {
+        const verdict = judgeResumeResponse(file, { start: offset - overlap, end: pieceEnd }, res.headers);
         if (verdict !== 'append') {
           await res.body.dump().catch(() => undefined);
           await restart(describeVerdict(verdict, res.headers));
@@ -226,9 +264,16 @@ export async function transferFile(o: TransferOptions): Promise<void | { split: 
       o.onConnected();
       try {
         const overlapAt = offset - overlap;
-        const chunks = expect && status === 206 ? pastOverlap(res.body as AsyncIterable<Buffer>, expect, overlapAt, () => (keptChecked = true)) : undefined;
-        offset = await receiveBody(res.body, fh, offset, hash, o, chunks);
+        const inPieces = status === 206 && pieceEnd !== undefined;
+        const body = inPieces ? piecesAfter(res, { start: overlapAt, end: Math.min(pieceEnd, file.bytesTotal! - 1) }, file.bytesTotal!, o) : res.body;
+        const chunks = expect && status === 206 ? pastOverlap(body, expect, overlapAt, () => (keptChecked = true)) : undefined;
+        // Pieces are paid for before they are asked for, not again as they are read.
+        offset = await receiveBody(body, fh, offset, hash, inPieces ? { ...o, pace: undefined } : o, chunks);
       } catch (e) {
+        if (e instanceof PieceRefused) {
+          await restart(e.message);
+          continue;
+        }
         if (!(e instanceof KeptBytesMismatch)) {
           throw e;
         }
@@ -249,6 +294,25 @@ export async function transferFile(o: TransferOptions): Promise<void | { split: 
   } finally {
     await fh.close().catch(() => undefined);
   }
+}
+
+/** The rest of the file in pieces after the first one (`res`, a 206 to `first` judged as a resume). */
+function piecesAfter(res: Dispatcher.ResponseData, first: { start: number; end: number }, total: number, o: TransferOptions): PacedRanges {
+  const { file } = o;
+  const validator = (file.etag ?? file.lastModified)!;
+  return new PacedRanges({
+    firstBody: res.body,
+    first,
+    total,
+    url: file.remoteUrl,
+    pieceBytes: (roundTripMs) => o.rangePieceBytes?.(roundTripMs),
+    request: (asked) => requestFollowingRedirects(file.remoteUrl, { ...o.headers, range: `bytes=${asked.start}-${asked.end ?? ''}`, 'if-range': validator }, o),
+    judge: (asked, headers) => judgeResumeResponse(file, asked, headers),
+    pace: o.pace,
+    now: o.now,
+    maxRetryAfterSeconds: o.maxRetryAfterSeconds,
+    signal: o.signal,
+  });
 }
 
 /** Refuses (before a byte is written) a size past the maximum or the disk's free space; the body is dropped. */
@@ -419,9 +483,12 @@ export class WriteBatch {
   }
 }
 
+/** A response body, or the successive ranges of pacedRanges.ts read as one. */
+type Body = AsyncIterable<Buffer> & { destroy(error?: Error): unknown; readonly destroyed: boolean };
+
 /** Reads the body into the file at `offset`, hashing and counting as it goes; returns the new end. */
 /** `chunks`: the body as read (default: the body itself; pastOverlap() when its start is compared, not written). */
-async function receiveBody(body: Dispatcher.ResponseData['body'], fh: fs.FileHandle, offset: number, hash: Hash | undefined, o: TransferOptions, chunks?: AsyncIterable<Buffer>): Promise<number> {
+async function receiveBody(body: Body, fh: fs.FileHandle, offset: number, hash: Hash | undefined, o: TransferOptions, chunks?: AsyncIterable<Buffer>): Promise<number> {
   const { file } = o;
   let written = offset;
   const batch = new WriteBatch();
@@ -482,7 +549,7 @@ async function receiveBody(body: Dispatcher.ResponseData['body'], fh: fs.FileHan
   speedTimer.unref?.();
 
   try {
-    for await (const chunk of chunks ?? (body as AsyncIterable<Buffer>)) {
+    for await (const chunk of chunks ?? body) {
       assertBodyWithinBounds(file, written + batch.bytes + chunk.length, o.maxFileSizeBytes);
       hash?.update(chunk);
       batch.add(chunk);
@@ -508,7 +575,7 @@ async function receiveBody(body: Dispatcher.ResponseData['body'], fh: fs.FileHan
   } catch (e) {
     // Keep what arrived: write it and make it durable, so a resume starts after it.
     await checkpoint().catch(() => undefined);
-    if (e instanceof KeptBytesMismatch) {
+    if (e instanceof KeptBytesMismatch || e instanceof PieceRefused) {
       throw e;
     }
     if (stalled) {
