@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
-import { tempDir } from '../support/engineHarness';
+import { useServerFixture } from '../support/engineHarness';
 import type { CrashChildConfig, CrashChildFile, KillPlan } from '../support/crashChild';
 import { isTmpfs, prng, sha256File, tryMountTmpfs, type Tmpfs } from '../support/faults';
 import { matrix, matrixNote } from '../support/matrix';
@@ -72,25 +72,18 @@ describe('fault matrix: process', function () {
   let dir: string;
   let tmpfs: Tmpfs | undefined;
 
-  before(async () => {
-    server = await TestServer.start();
+  // The tmpfs is unmounted (its own afterEach, added first) before the fixture deletes the folder.
+  afterEach(() => {
+    tmpfs?.unmount();
   });
-  after(async () => {
-    await server.close();
-  });
+  useServerFixture((f) => ({ server, dir } = f), { prefix: 'md-kill-' });
   beforeEach(() => {
-    server.reset();
-    dir = tempDir('md-kill-');
     // SIGKILL leaves the page cache intact, so fsync costs nothing here but time: a tmpfs keeps the loop short.
     const t = tryMountTmpfs(path.join(dir, 'fs'), 256 * 1024 * 1024);
     tmpfs = isTmpfs(t) ? t : undefined;
     if (!tmpfs) {
       matrixNote('SIGKILL loop: file system', `on the test machine's disk (${(t as { error: string }).error})`);
     }
-  });
-  afterEach(() => {
-    tmpfs?.unmount();
-    fs.rmSync(dir, { recursive: true, force: true });
   });
 
   it(

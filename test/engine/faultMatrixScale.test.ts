@@ -7,7 +7,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import type { JobImpl } from '../../src/engine';
-import { openEngine, tempDir, waitUntil } from '../support/engineHarness';
+import { openEngine, useServerFixture, waitUntil } from '../support/engineHarness';
 import { sha256File } from '../support/faults';
 import { matrix, matrixNote } from '../support/matrix';
 import { randomBody, sha256Hex, TestServer } from '../support/testServer';
@@ -27,19 +27,7 @@ describe('fault matrix: scale', function () {
   this.timeout(120_000);
   let server: TestServer;
   let dir: string;
-
-  before(async () => {
-    server = await TestServer.start();
-  });
-  after(async () => {
-    await server.close();
-  });
-  beforeEach(() => {
-    dir = tempDir('md-scale-');
-  });
-  afterEach(() => {
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
+  useServerFixture((f) => ({ server, dir } = f), { prefix: 'md-scale-' });
 
   it(
     matrix(
