@@ -21,18 +21,38 @@ const { parseArgs } = require('node:util');
 
 const ROOT = path.resolve(__dirname, '..');
 
-const { values: opt } = parseArgs({
-  options: {
-    engine: { type: 'string' },
-    jobs: { type: 'string' },
-    small: { type: 'string' },
-    callers: { type: 'string' },
-    parallel: { type: 'string' },
-    phases: { type: 'string' },
-    json: { type: 'string' },
-    dir: { type: 'string' },
-  },
-});
+const USAGE =
+  'usage: node bench/scale.js [--jobs N] [--small N] [--callers N] [--parallel N] [--phases create,run,reopen] [--json FILE]\n' +
+  '                           [--engine DIR] [--dir DIR]';
+let opt;
+try {
+  ({ values: opt } = parseArgs({
+    options: {
+      engine: { type: 'string' },
+      jobs: { type: 'string' },
+      small: { type: 'string' },
+      callers: { type: 'string' },
+      parallel: { type: 'string' },
+      phases: { type: 'string' },
+      json: { type: 'string' },
+      dir: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  }));
+} catch (e) {
+  console.error(`bench/scale.js: ${e.message}\n${USAGE}`);
+  process.exit(2);
+}
+if (opt.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
+for (const k of ['jobs', 'small', 'callers', 'parallel']) {
+  if (opt[k] !== undefined && !(Number.isInteger(Number(opt[k])) && Number(opt[k]) > 0)) {
+    console.error(`bench/scale.js: --${k} takes a whole number above 0, not '${opt[k]}'\n${USAGE}`);
+    process.exit(2);
+  }
+}
 // --engine: another build's out/src/engine (e.g. a worktree of an older commit), for before/after tables.
 const { DownloadEngine } = require(path.resolve(opt.engine ?? path.join(ROOT, 'out', 'src', 'engine')));
 const N = Number(opt.jobs ?? 1000);
