@@ -11,6 +11,8 @@
 //          against the same N files as one job (--parallel files in flight).
 // reopen:  opening the store of N jobs (all ACKNOWLEDGED after run; all SUSPENDED after create), and the
 //          retention sweep that removes all N at once.
+// bigjob:  (not in the default set) one job of --files files (100,000): addFileSet, then the transfer and
+//          Complete, per file, against one job of 2,000 files.
 'use strict';
 const { spawn } = require('node:child_process');
 const fs = require('node:fs');
@@ -22,8 +24,8 @@ const { parseArgs } = require('node:util');
 const ROOT = path.resolve(__dirname, '..');
 
 const USAGE =
-  'usage: node bench/scale.js [--jobs N] [--small N] [--callers N] [--parallel N] [--phases create,run,reopen] [--json FILE]\n' +
-  '                           [--engine DIR] [--dir DIR]';
+  'usage: node bench/scale.js [--jobs N] [--small N] [--callers N] [--parallel N] [--phases create,run,reopen,bigjob] [--json FILE]\n' +
+  '                           [--files N] [--engine DIR] [--dir DIR]';
 let opt;
 try {
   ({ values: opt } = parseArgs({
@@ -36,6 +38,7 @@ try {
       phases: { type: 'string' },
       json: { type: 'string' },
       dir: { type: 'string' },
+      files: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   }));
@@ -47,7 +50,7 @@ if (opt.help) {
   console.log(USAGE);
   process.exit(0);
 }
-for (const k of ['jobs', 'small', 'callers', 'parallel']) {
+for (const k of ['jobs', 'small', 'callers', 'parallel', 'files']) {
   if (opt[k] !== undefined && !(Number.isInteger(Number(opt[k])) && Number(opt[k]) > 0)) {
     console.error(`bench/scale.js: --${k} takes a whole number above 0, not '${opt[k]}'\n${USAGE}`);
     process.exit(2);
@@ -59,6 +62,9 @@ const N = Number(opt.jobs ?? 1000);
 const SMALL = Number(opt.small ?? 100);
 const CALLERS = Number(opt.callers ?? 64);
 const PARALLEL = Number(opt.parallel ?? 16);
+// bigjob: one job of this many files, against one of BIG_REFERENCE files (per-file cost at both sizes).
+const FILES = Number(opt.files ?? 100_000);
+const BIG_REFERENCE = 2000;
 const PHASES = new Set((opt.phases ?? 'create,run,reopen').split(','));
 const DAY = 86_400_000;
 
@@ -226,6 +232,30 @@ async function main() {
       const one = results.phases[`1 job of ${N} files: total`].ms;
       results.phases[`${N} one-file jobs: total`] = { ms: round(total), ratioToOneJob: round(total / one) };
       log(`  ${N} jobs ${round(total)} ms against one job ${one} ms: ${round(total / one)}×; peak RSS until then ${results.peakRssMBOfJobs} MB`);
+    }
+    if (PHASES.has('bigjob')) {
+      for (const count of [BIG_REFERENCE, FILES]) {
+        const d = fresh();
+        const engine = await open(d.store);
+        const job = await engine.createJob({ displayName: `${count} files` });
+        const files = Array.from({ length: count }, (_, i) => ({ remoteUrl: url(i), localPath: path.join(d.dest, `f${i}.bin`) }));
+        await measured(`addFileSet of ${count} files`, () => job.addFileSet(files).then(() => undefined));
+        await job.setFilesInFlight(PARALLEL);
+        const run = await measured(`1 job of ${count} files: to TRANSFERRED`, async () => {
+          const done = allTransferred(engine, [job.id]);
+          await job.resume();
+          await done;
+        });
+        const complete = await measured(`1 job of ${count} files: complete`, async () => ({ result: await job.complete() }));
+        const perFile = round((run.ms + complete.ms) / count);
+        results.phases[`1 job of ${count} files: per file`] = { ms: perFile };
+        log(`  ${count} files in one job: ${perFile} ms a file (transfer and Complete)`);
+        await engine.dispose();
+        fs.rmSync(path.dirname(d.store), { recursive: true, force: true });
+      }
+      const ratio = round(results.phases[`1 job of ${FILES} files: per file`].ms / results.phases[`1 job of ${BIG_REFERENCE} files: per file`].ms);
+      results.phases[`per-file cost ${FILES} / ${BIG_REFERENCE}`] = { ratio };
+      log(`  per file: ${FILES} files cost ${ratio}× what ${BIG_REFERENCE} do`);
     }
   } finally {
     server.child.kill();
