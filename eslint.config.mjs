@@ -3,7 +3,7 @@ import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
   { ignores: ['out/**', 'dist/**', 'node_modules/**', '.vscode-test/**', 'test-results/**', 'bench/results/**'] },
-  ...tseslint.configs.recommended,
+  ...tseslint.configs.recommendedTypeChecked,
   {
     files: ['**/*.ts'],
     languageOptions: {
@@ -32,6 +32,8 @@ export default tseslint.config(
       }],
     },
   },
+  // Plain JS (scripts/, bench/, this file) is not in the TS project: no type information, so no type-aware rules.
+  { files: ['**/*.js', '**/*.mjs', '**/*.cjs'], ...tseslint.configs.disableTypeChecked },
   {
     // Plain CommonJS Node scripts (run without a build step).
     files: ['scripts/**/*.js', 'bench/**/*.js'],

@@ -166,8 +166,14 @@ export class Notifier extends Disposable {
     if (this.history.length > 200) {
       this.history.splice(0, this.history.length - 200);
     }
-    const log = severity === 'error' ? this.log.error : severity === 'warning' ? this.log.warn : this.log.info;
-    log.call(this.log, `[notification] ${message}`);
+    const line = `[notification] ${message}`;
+    if (severity === 'error') {
+      this.log.error(line);
+    } else if (severity === 'warning') {
+      this.log.warn(line);
+    } else {
+      this.log.info(line);
+    }
     this._onDidNotify.fire(record);
     const titles = actions.map((a) => a.title);
     const shown =

@@ -54,11 +54,18 @@ function toJob(ctx: CommandContext, x: unknown): EngineJob {
 }
 
 function describe(x: unknown): string {
-  try {
-    return typeof x === 'object' ? JSON.stringify(x)?.slice(0, 80) ?? String(x) : String(x);
-  } catch {
-    return String(x);
+  if (typeof x === 'object' && x !== null) {
+    try {
+      const json = JSON.stringify(x);
+      if (json !== undefined) {
+        return json.slice(0, 80);
+      }
+    } catch {
+      // A cycle or a bigint inside: named by its kind below.
+    }
+    return Object.prototype.toString.call(x);
   }
+  return String(x);
 }
 
 /**

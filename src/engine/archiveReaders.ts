@@ -112,11 +112,11 @@ async function readTar(handle: FileHandle, size: number, sink: ArchiveSink, onRe
   // strict: a truncated or malformed archive is an error, not a warning. gzip is recognised by its header.
   // Its own ratio check is off: the sink counts the bytes actually written against the caller's bounds.
   const parser = new TarParser({ strict: true, maxDecompressionRatio: Infinity });
-  let failure: unknown;
+  let failure: Error | undefined;
   let stop!: (e: unknown) => void;
   const stopped = new Promise<never>((_, reject) => {
     stop = (e) => {
-      failure ??= e;
+      failure ??= e instanceof Error ? e : new Error(String(e));
       reject(failure);
     };
   });

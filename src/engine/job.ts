@@ -304,11 +304,13 @@ export class JobImpl implements Job {
   }
 
   private update(verb: string, apply: () => void): Promise<void> {
-    return this.exclusive(async () => {
+    // exclusive() runs fn inside then(), so a throw here still comes back as a rejection.
+    return this.exclusive(() => {
       this.assertNotFinal(verb);
       apply();
       this.record.modified = this.host.now();
       this.host.changed(this, { persist: true, immediate: true });
+      return Promise.resolve();
     });
   }
 

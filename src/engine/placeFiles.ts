@@ -46,7 +46,7 @@ type LinkOutcome = { linked: true } | { linked: false; error: unknown } | undefi
 
 /** Links the files' destinations, LINKS_IN_FLIGHT at a time, starting none after the first failure. */
 async function linkAll(files: FileRecord[], check: PlaceOptions['check']): Promise<LinkOutcome[]> {
-  const outcomes: LinkOutcome[] = new Array(files.length);
+  const outcomes: LinkOutcome[] = new Array<LinkOutcome>(files.length);
   let next = 0;
   let stop = files.length;
   const lane = async (): Promise<void> => {
@@ -103,7 +103,7 @@ export async function placeInOrder(files: FileRecord[], o: PlaceOptions): Promis
     const linked = firstFailure < 0 ? batch : batch.slice(0, firstFailure);
     if (firstFailure >= 0) {
       // Linked while an earlier file failed: undone, so that only files before the failure are in place.
-      await Promise.all(batch.map((f, k) => (k > firstFailure && outcomes[k]?.linked ? unlinkOurs(f) : undefined)));
+      await Promise.all(batch.map((f, k) => (k > firstFailure && outcomes[k]?.linked ? unlinkOurs(f) : Promise.resolve())));
     }
     if (linked.length > 0) {
       for (const f of linked) {

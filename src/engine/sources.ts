@@ -38,10 +38,11 @@ export function checkMirrors(value: unknown, remoteUrl: string): string[] | unde
     throw invalidArg(`Mirrors must be a list of at most ${MAX_MIRRORS} URLs.`);
   }
   const out: string[] = [];
-  for (const m of value) {
+  for (const m of value as unknown[]) {
     checkRemoteUrl(m);
-    if (m !== remoteUrl && !out.includes(m)) {
-      out.push(m as string);
+    const url = m as string; // checkRemoteUrl threw unless it is a non-empty string
+    if (url !== remoteUrl && !out.includes(url)) {
+      out.push(url);
     }
   }
   return out.length > 0 ? out : undefined;
@@ -175,7 +176,7 @@ async function nextSource(o: SourceOptions, last: DownloadError): Promise<void> 
 /** The file record as a transfer should see it: every field its own, but the remoteUrl of another source. */
 function withRemoteUrl(file: FileRecord, url: string): FileRecord {
   return new Proxy(file, {
-    get: (target, key) => (key === 'remoteUrl' ? url : Reflect.get(target, key)),
+    get: (target, key): unknown => (key === 'remoteUrl' ? url : Reflect.get(target, key)),
   });
 }
 

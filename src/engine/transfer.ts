@@ -510,12 +510,13 @@ async function receiveBody(body: Body, fh: fs.FileHandle, offset: number, hash: 
   };
   // Checkpoints run beside the transfer (the stream keeps flowing while the disk catches up); one at a time.
   let syncing: Promise<void> | undefined;
-  let syncError: unknown;
+  // Boxed, so that "failed" and "not failed" differ whatever the rejection value was.
+  let syncError: { error: unknown } | undefined;
   const checkpointInBackground = (): void => {
     lastCheckpoint = o.now();
     syncing = syncUpTo(written)
-      .catch((e) => {
-        syncError = syncError ?? e;
+      .catch((e: unknown) => {
+        syncError ??= { error: e };
       })
       .finally(() => {
         syncing = undefined;
@@ -559,7 +560,7 @@ async function receiveBody(body: Body, fh: fs.FileHandle, offset: number, hash: 
       if (batch.full) {
         await flush();
         if (syncError !== undefined) {
-          throw syncError;
+          throw syncError.error;
         }
         if (!syncing && (written - file.durableBytes >= o.checkpointBytes || o.now() - lastCheckpoint >= o.checkpointIntervalMs)) {
           checkpointInBackground();
@@ -569,7 +570,7 @@ async function receiveBody(body: Body, fh: fs.FileHandle, offset: number, hash: 
     await flush();
     await syncing;
     if (syncError !== undefined) {
-      throw syncError;
+      throw syncError.error;
     }
     return written;
   } catch (e) {

@@ -27,9 +27,9 @@ export class DownloadTaskProvider implements vscode.TaskProvider {
       task.scope ?? vscode.TaskScope.Workspace,
       task.name,
       TASK_TYPE,
-      new vscode.CustomExecution(async (resolved) =>
+      new vscode.CustomExecution((resolved) =>
         // `resolved` has ${workspaceFolder} and the other variables substituted.
-        new DownloadTerminal(this.host, task.name, resolved as DownloadTaskDefinition, folder?.uri.fsPath, this.log, undefined, () => runAgain(task)),
+        Promise.resolve(new DownloadTerminal(this.host, task.name, resolved as DownloadTaskDefinition, folder?.uri.fsPath, this.log, undefined, () => runAgain(task))),
       ),
       [],
     );

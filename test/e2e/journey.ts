@@ -576,7 +576,7 @@ const step9: Step = {
     await wb.shot('after-reload');
 
     const dest = path.join(ctx.downloads, name);
-    await wb.until(`"${name}" to finish and be completed on disk`, async () => fs.existsSync(dest), 60_000, () => wb.treeLabels());
+    await wb.until(`"${name}" to finish and be completed on disk`, () => Promise.resolve(fs.existsSync(dest)), 60_000, () => wb.treeLabels());
     await wb.waitToast(textPattern(s.t("Downloaded '{0}' to {1}.", name, ANY)), 15_000).catch((e: unknown) => wb.log(`(no "Downloaded" toast seen: ${String(e)})`));
     assert.equal(fs.statSync(dest).size, f.size, 'the whole file');
     assert.equal(sha256OfFile(dest), f.sha256, `${name} on disk has the right sha256`);

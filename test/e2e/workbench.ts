@@ -7,6 +7,9 @@ import * as path from 'node:path';
 import type { Locator, Page } from 'playwright-core';
 import { escapeRegExp, type Strings } from './strings';
 
+/** The part of a DOM element the page functions below read (the DOM lib is not in this project's types). */
+type DomElement = { getAttribute(name: string): string | null };
+
 /** Thrown by waits once the step's time is up, so a step that timed out stops acting on the page. */
 export class StepAborted extends Error {}
 
@@ -50,13 +53,15 @@ export function uiTraceScript(): void {
     }
   };
   type El = { className?: unknown; getAttribute?(n: string): string | null; closest?(s: string): El | null; style?: { display?: string }; querySelector?(s: string): El | null; textContent?: string | null };
+  // An SVG element's className is an SVGAnimatedString, not a string.
+  const classText = (c: unknown): string => (typeof c === 'string' ? c : c === undefined || c === null ? '' : Object.prototype.toString.call(c));
   const describe = (el: El | null | undefined): string => {
     if (!el || !el.getAttribute) {
-      return String(el);
+      return el ? Object.prototype.toString.call(el) : String(el);
     }
     const label = el.getAttribute('aria-label') ?? '';
     const role = el.getAttribute('role') ?? '';
-    return `${String(el.className ?? '').slice(0, 40)}${role ? ` role=${role}` : ''}${label ? ` "${label.slice(0, 60)}"` : ''}`;
+    return `${classText(el.className).slice(0, 40)}${role ? ` role=${role}` : ''}${label ? ` "${label.slice(0, 60)}"` : ''}`;
   };
   w.document.addEventListener('focusin', (e) => push(`focus ${describe((e as { target?: El }).target)}`), true);
   w.document.addEventListener('keydown', (e) => {
@@ -70,7 +75,7 @@ export function uiTraceScript(): void {
   let lastDisplay = '';
   new Observer((records) => {
     for (const r of records) {
-      if (String(r.target.className ?? '').includes('quick-input-widget')) {
+      if (classText(r.target.className).includes('quick-input-widget')) {
         const d = r.target.style?.display ?? '';
         if (d !== lastDisplay) {
           lastDisplay = d;
@@ -204,7 +209,7 @@ export class Workbench {
 
   /** Options of the open quick pick, by accessible name. */
   async options(): Promise<string[]> {
-    return this.quickInput.getByRole('option').evaluateAll((els) => els.map((e) => String(e.getAttribute('aria-label') ?? '')));
+    return this.quickInput.getByRole('option').evaluateAll((els: DomElement[]) => els.map((e) => String(e.getAttribute('aria-label') ?? '')));
   }
 
   /** The accessible name of the quick pick entry the keyboard is on (what Enter would accept). */
@@ -222,7 +227,7 @@ export class Workbench {
    */
   async acceptOption(name: RegExp, what: string): Promise<string> {
     const options = this.quickInput.getByRole('option');
-    await this.until(`${what} among the options`, async () => (await options.evaluateAll((els) => els.map((e) => String(e.getAttribute('aria-label'))))).some((l) => name.test(l)), 15_000, async () => (await this.options()).join(' | '));
+    await this.until(`${what} among the options`, async () => (await options.evaluateAll((els: DomElement[]) => els.map((e) => String(e.getAttribute('aria-label'))))).some((l) => name.test(l)), 15_000, async () => (await this.options()).join(' | '));
     for (let i = 0; i < 30; i++) {
       const active = await this.activeOption();
       if (active !== undefined && name.test(active)) {
@@ -376,7 +381,7 @@ export class Workbench {
     if (!(await tree.isVisible())) {
       return '(jobs tree not shown)';
     }
-    const labels = await tree.getByRole('treeitem').evaluateAll((els) => els.map((e) => `[${String(e.getAttribute('aria-level'))}] ${String(e.getAttribute('aria-label'))}`));
+    const labels = await tree.getByRole('treeitem').evaluateAll((els: DomElement[]) => els.map((e) => `[${String(e.getAttribute('aria-level'))}] ${String(e.getAttribute('aria-label'))}`));
     return labels.length ? labels.join(' | ') : '(no rows)';
   }
 
@@ -447,7 +452,7 @@ export class Workbench {
   }
 
   async toastLabels(): Promise<string> {
-    const labels = await this.toasts().evaluateAll((els) => els.map((e) => String(e.getAttribute('aria-label'))));
+    const labels = await this.toasts().evaluateAll((els: DomElement[]) => els.map((e) => String(e.getAttribute('aria-label'))));
     return labels.length ? labels.join(' | ') : '(no notification)';
   }
 
@@ -505,7 +510,7 @@ export class Workbench {
   }
 
   async explorerLabels(tree: Locator): Promise<string[]> {
-    return tree.getByRole('treeitem').evaluateAll((els) => els.map((e) => String(e.getAttribute('aria-label'))));
+    return tree.getByRole('treeitem').evaluateAll((els: DomElement[]) => els.map((e) => String(e.getAttribute('aria-label'))));
   }
 
   // ---- terminal -------------------------------------------------------------------------------------

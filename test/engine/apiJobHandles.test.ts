@@ -54,7 +54,7 @@ describe('API job handles (contract §4)', () => {
   async function ownerProcess(): Promise<ChildProcess> {
     const child = spawn(process.execPath, [OWNER_CHILD, store], { stdio: ['ignore', 'pipe', 'inherit'] });
     children.push(child);
-    const role = await new Promise<string>((resolve) => readline.createInterface({ input: child.stdout! }).once('line', (l) => resolve(JSON.parse(l).role)));
+    const role = await new Promise<string>((resolve) => readline.createInterface({ input: child.stdout }).once('line', (l) => resolve((JSON.parse(l) as { role: string }).role)));
     assert.equal(role, 'owner');
     return child;
   }

@@ -38,7 +38,7 @@ describe('BITS packets (bitsPackets.ts)', () => {
     });
 
     it('a repeated header counts once: the first value', () => {
-      assert.equal(receivedRangeOf({ 'bits-received-content-range': ['4', '9'] } as unknown as IncomingHttpHeaders, 10), 4);
+      assert.equal(receivedRangeOf({ 'bits-received-content-range': ['4', '9'] }, 10), 4);
     });
   });
 

@@ -248,7 +248,7 @@ describe('complete() and cancel()', () => {
     const [c, x] = await Promise.allSettled([job.complete(), job.cancel()]);
     assert.equal(c.status, 'fulfilled');
     assert.equal(x.status, 'rejected');
-    assert.equal((x as PromiseRejectedResult).reason.code, 'DO_E_INVALID_STATE');
+    assert.equal((x.reason as DownloadError).code, 'DO_E_INVALID_STATE');
     assert.equal(job.state, 'ACKNOWLEDGED');
     assert.ok(fs.existsSync(dest(1)));
   });

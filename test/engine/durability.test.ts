@@ -10,6 +10,9 @@ import { matrix } from '../support/matrix';
 import { randomBody, sha256Hex, TestServer } from '../support/testServer';
 import { readStoredJobs } from '../support/storeFiles';
 
+/** The part of the journal (jobs.json) these tests edit by hand. */
+type Journal = { jobs: { files: Record<string, unknown>[] }[] };
+
 const CHILD = path.join(__dirname, '..', 'support', 'engineChild.js');
 
 /** Runs the engine in a child process; `until` decides from each JSON line when to SIGKILL it (or never). */
@@ -87,7 +90,7 @@ describe('durability', () => {
     assert.ok(durable > 0);
     // Garbage past the checkpoint, as a power cut could leave it: and a power cut means another boot.
     fs.appendFileSync(job.record.files[0].temporaryPath, Buffer.alloc(12345, 0xee));
-    const journal = JSON.parse(fs.readFileSync(path.join(store, 'jobs.json'), 'utf8'));
+    const journal = JSON.parse(fs.readFileSync(path.join(store, 'jobs.json'), 'utf8')) as Journal;
     assert.equal(typeof journal.jobs[0].files[0].bootId, 'string', 'the journal says which boot wrote the bytes');
     journal.jobs[0].files[0].bootId = 'an-earlier-boot';
     fs.writeFileSync(path.join(store, 'jobs.json'), JSON.stringify(journal));
@@ -132,7 +135,7 @@ describe('durability', () => {
   it(matrix('process', 'bytes written before the first checkpoint, then the process killed (same boot)', 'not kept: the journal may still name an earlier attempt\'s validator; truncated, fetched again; right sha256'), async () => {
     const { store, job } = await stoppedPartWay('early', 'e.bin', { sha256: sha256Hex(big) });
     // As if the process had died before its first checkpoint: the journal counts no byte as durable.
-    const journal = JSON.parse(fs.readFileSync(path.join(store, 'jobs.json'), 'utf8'));
+    const journal = JSON.parse(fs.readFileSync(path.join(store, 'jobs.json'), 'utf8')) as Journal;
     journal.jobs[0].files[0].durableBytes = 0;
     fs.writeFileSync(path.join(store, 'jobs.json'), JSON.stringify(journal));
     assert.ok(fs.statSync(job.record.files[0].temporaryPath).size > 0);
@@ -229,7 +232,7 @@ describe('durability', () => {
     let engine = await openEngine(store);
     const good = await engine.createJob({ displayName: 'good' });
     await engine.dispose();
-    const j = JSON.parse(fs.readFileSync(path.join(store, 'jobs.json'), 'utf8'));
+    const j = JSON.parse(fs.readFileSync(path.join(store, 'jobs.json'), 'utf8')) as { jobs: unknown[] };
     j.jobs.push({ id: 42, state: 'WHATEVER' });
     fs.writeFileSync(path.join(store, 'jobs.json'), JSON.stringify(j));
     engine = await openEngine(store);

@@ -521,7 +521,7 @@ describe('fault matrix', function () {
             };
           }
           return fh;
-        }) as typeof nodeIo.open,
+        }),
       });
       let job!: JobImpl;
       try {
@@ -596,7 +596,7 @@ describe('fault matrix', function () {
           }
         }
         const round1 = await Promise.allSettled(calls);
-        const failed1 = round1.filter((r) => r.status === 'rejected') as PromiseRejectedResult[];
+        const failed1 = round1.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
         assert.deepEqual(failed1.map((r) => String((r.reason as Error).message)), [], 'every call of round 1 succeeds');
         const lastRun = [...issued].reverse().find((c) => c.kind === 'resume' || c.kind === 'suspend');
         if (lastRun?.kind === 'suspend') {
@@ -640,11 +640,11 @@ describe('fault matrix', function () {
           job.setHttpHeaders({ 'X-Late': '1' }),
         ];
         const [r2before, r2complete, r2after] = await Promise.all([Promise.allSettled(before), completing, Promise.allSettled(after)]);
-        assert.deepEqual(r2before.filter((r) => r.status === 'rejected').map((r) => String(((r as PromiseRejectedResult).reason as Error).message)), []);
+        assert.deepEqual(r2before.filter((r) => r.status === 'rejected').map((r) => String((r.reason as Error).message)), []);
         assert.equal(r2complete, 'S_OK');
         for (const r of r2after) {
           assert.equal(r.status, 'rejected');
-          assert.equal(((r as PromiseRejectedResult).reason as DownloadError).code, 'DO_E_INVALID_STATE');
+          assert.equal((r.reason as DownloadError).code, 'DO_E_INVALID_STATE');
         }
         assert.equal(job.state, 'ACKNOWLEDGED');
         for (const [i, f] of job.getFiles().entries()) {

@@ -253,7 +253,8 @@ describe('fault matrix: process', function () {
           return { url: server.url(`/s${i}-${k}`), dest: path.join(out, `f${k}.bin`), sha256: k === 0 ? sha256Hex(b) : undefined };
         });
         const first = await runChild({ storeDir, round: 0, files, kill });
-        const where = `step ${JSON.stringify(kill)}: ${String(first.lines.find((l) => l.event === 'killing')?.where ?? 'not killed')}`;
+        const killedAt = first.lines.find((l) => l.event === 'killing')?.where;
+        const where = `step ${JSON.stringify(kill)}: ${typeof killedAt === 'string' ? killedAt : 'not killed'}`;
         assert.equal(first.signal, 'SIGKILL', `${where}: killed inside Complete`);
         const again = await runChild({ storeDir, round: 0, files });
         assert.equal(again.code, 0, `${where}: the restarted engine could not finish: ${JSON.stringify(again.lines.filter((l) => l.event === 'error'))} ${again.stderr}`);

@@ -109,7 +109,7 @@ async function captureStderr<T>(f: () => Promise<T>): Promise<{ result: T; text:
   process.stderr.write = ((chunk: string | Uint8Array) => {
     text += typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString();
     return true;
-  }) as typeof process.stderr.write;
+  });
   try {
     return { result: await f(), text };
   } finally {

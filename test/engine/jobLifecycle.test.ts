@@ -35,7 +35,7 @@ describe('job lifecycle: Complete, Cancel and retention against a hostile disk',
     // A header vault whose write waits for the test: setHttpHeaders holds the job's lock meanwhile.
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
-    const vault: HeaderVault = { get: async () => undefined, set: () => gate, delete: async () => undefined };
+    const vault: HeaderVault = { get: () => Promise.resolve(undefined), set: () => gate, delete: () => Promise.resolve() };
     engine = await openEngine(path.join(dir, 'store'), { headerVault: vault });
     server.route('/slow', { body, throttleBytesPerSec: 300_000 });
     const job = await engine.createJob({ displayName: 'late' });

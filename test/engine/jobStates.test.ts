@@ -31,7 +31,7 @@ describe('job states and errors', () => {
     assert.ok(e instanceof Error, 'an Error');
     assert.equal((e as DownloadError).code, code);
     assert.equal((e as DownloadError).hresult, hresult);
-    assert.ok((e as Error).message.length > 10);
+    assert.ok(e.message.length > 10);
     return e as DownloadError;
   }
 
@@ -156,7 +156,7 @@ describe('job states and errors', () => {
     assert.equal(engine.getJob(b.id), b);
   });
 
-  it('getJob of an unknown id throws DO_E_JOB_NOT_FOUND', async () => {
+  it('getJob of an unknown id throws DO_E_JOB_NOT_FOUND', () => {
     assert.throws(() => engine.getJob('00000000-0000-0000-0000-000000000000'), (e: DownloadError) => e.code === 'DO_E_JOB_NOT_FOUND' && e.hresult === 0x80d02003);
   });
 

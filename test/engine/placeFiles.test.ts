@@ -61,8 +61,9 @@ describe('placing many files in order (placeFiles.ts)', () => {
       },
       placed: (f) => events.push(`placed ${name(f)}`),
       failed: (f, e) => {
-        events.push(`failed ${name(f)} ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-        return Promise.reject(e as Error);
+        assert.ok(e instanceof Error, 'placeInOrder fails with Errors');
+        events.push(`failed ${name(f)} ${(e as NodeJS.ErrnoException).code ?? e.message}`);
+        return Promise.reject(e);
       },
       check: () => Promise.resolve(),
       removeTemporary: (f) => {

@@ -17,6 +17,8 @@ import { randomBody, sha256Hex, TestServer } from '../support/testServer';
 import { readStoredJobs } from '../support/storeFiles';
 
 const MiB = 1024 * 1024;
+/** A segmented file's write marks (`<job>.<file>` in the store's marks folder): one offset per segment. */
+type Marks = { w: number[] };
 const CLI = path.resolve(__dirname, '..', '..', '..', 'dist', 'cli.js');
 
 describe('segmented transfers', function () {
@@ -168,7 +170,10 @@ describe('segmented transfers', function () {
     });
     const durable: Seen[] = [];
     try {
-      await fetchFile({ ...directOptions(file, dispatcher), persistNow: async () => void durable.push(seen()) });
+      await fetchFile({ ...directOptions(file, dispatcher), persistNow: () => {
+          durable.push(seen());
+          return Promise.resolve();
+        } });
     } finally {
       await dispatcher.close();
     }
@@ -254,8 +259,8 @@ describe('segmented transfers', function () {
     const job = await start(server.url('/big'));
     const marksDir = path.join(dir, 'store', 'marks');
     const marksFile = path.join(marksDir, `${job.id}.0`);
-    await waitUntil(() => fs.existsSync(marksFile) && JSON.parse(fs.readFileSync(marksFile, 'utf8')).w.some((n: number) => n > 0), 10_000, 'marks with progress');
-    const noted = JSON.parse(fs.readFileSync(marksFile, 'utf8')).w as number[];
+    await waitUntil(() => fs.existsSync(marksFile) && (JSON.parse(fs.readFileSync(marksFile, 'utf8')) as Marks).w.some((n) => n > 0), 10_000, 'marks with progress');
+    const noted = (JSON.parse(fs.readFileSync(marksFile, 'utf8')) as Marks).w;
     assert.equal(noted.length, job.record.files[0].segments!.length, 'one offset per segment');
     await job.cancel();
     assert.deepEqual(fs.readdirSync(marksDir), [], 'cancel deletes the marks with the temporaries');
@@ -304,7 +309,7 @@ describe('segmented transfers', function () {
     const marksDir = path.join(store, 'marks');
     const marksFiles = fs.readdirSync(marksDir);
     assert.equal(marksFiles.length, 1, 'one marks file for the one segmented file');
-    const noted = JSON.parse(fs.readFileSync(path.join(marksDir, marksFiles[0]), 'utf8')).w as number[];
+    const noted = (JSON.parse(fs.readFileSync(path.join(marksDir, marksFiles[0]), 'utf8')) as Marks).w;
     const segs = segmentsInStore().map((s, i) => ({ ...s, kept: Math.max(s.done, s.written ?? 0, noted[i]) }));
     assert.equal(noted.length, segs.length, 'a mark for each segment');
     assert.ok(segs.some((s) => (s.written ?? 0) >= s.done), 'the journal records written offsets');

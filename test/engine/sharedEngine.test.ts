@@ -96,7 +96,7 @@ describe('one engine per store across windows', () => {
   it(matrix('process', 'the owner process is killed (SIGKILL)', 'a waiting window takes over the stale socket and runs the jobs'), async () => {
     const child: ChildProcess = spawn(process.execPath, [CHILD, store], { stdio: ['ignore', 'pipe', 'inherit'] });
     try {
-      const first = await new Promise<string>((resolve) => readline.createInterface({ input: child.stdout! }).once('line', (l) => resolve(JSON.parse(l).role)));
+      const first = await new Promise<string>((resolve) => readline.createInterface({ input: child.stdout! }).once('line', (l) => resolve((JSON.parse(l) as { role: string }).role)));
       assert.equal(first, 'owner');
       const client = await open();
       assert.equal(client.role, 'client');

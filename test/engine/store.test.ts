@@ -57,7 +57,7 @@ function countSyncs(): { syncs: () => number; restore: () => void } {
       fh.sync = () => (n++, sync());
       fh.datasync = () => (n++, datasync());
       return fh;
-    }) as IoBackend['open'],
+    }),
   });
   return { syncs: () => n, restore };
 }
@@ -187,7 +187,7 @@ describe('job store', function () {
           throw Object.assign(new Error('injected: power cut before the rename'), { code: 'EIO' });
         }
         return nodeIo.rename(from, to);
-      }) as IoBackend['rename'],
+      }),
     });
     try {
       await assert.rejects(store.close(), /power cut/);
@@ -271,7 +271,7 @@ describe('job store', function () {
     assert.deepEqual(loaded.map((r) => r.displayName), ['job 1']);
     const aside = fs.readdirSync(dir).filter((n) => n.startsWith('jobs.rejected-'));
     assert.equal(aside.length, 1, `set aside: ${fs.readdirSync(dir).join(', ')}`);
-    assert.deepEqual(JSON.parse(fs.readFileSync(path.join(dir, aside[0]), 'utf8')).jobs, [{ id: 42, damaged: true }]);
+    assert.deepEqual((JSON.parse(fs.readFileSync(path.join(dir, aside[0]), 'utf8')) as { jobs: unknown[] }).jobs, [{ id: 42, damaged: true }]);
     assert.ok(problems.some((p) => p.includes('kept as')), problems.join(' | '));
     await store.close();
   });

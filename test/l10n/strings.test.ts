@@ -9,7 +9,7 @@ import { getL10nJson } from '@vscode/l10n-dev';
 const root = path.resolve(__dirname, '..', '..', '..');
 const readJson = (p: string): Record<string, unknown> => JSON.parse(fs.readFileSync(path.join(root, p), 'utf8')) as Record<string, unknown>;
 const placeholders = (s: string): string[] => (s.match(/\{\d+\}/g) ?? []).sort();
-const text = (v: unknown): string => (typeof v === 'string' ? v : String((v as { message?: unknown }).message ?? ''));
+const text = (v: unknown): string => (typeof v === 'string' ? v : ((v as { message?: string }).message ?? ''));
 
 function sourceFiles(dir: string): string[] {
   return (fs.readdirSync(dir, { recursive: true }) as string[])

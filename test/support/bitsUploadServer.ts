@@ -375,7 +375,7 @@ export class BitsUploadServer {
         busy = true;
         void Promise.resolve()
           .then(() => ex.finish())
-          .catch((e: unknown) => ({ status: 500, headers: { 'X-Error': String((e as Error)?.message ?? e).replace(/[\r\n]/g, ' ') } }) as Answer)
+          .catch((e: unknown): Answer => ({ status: 500, headers: { 'X-Error': String((e as Error)?.message ?? e).replace(/[\r\n]/g, ' ') } }))
           .then((ans) => {
             busy = false;
             if (dead || socket.destroyed) {

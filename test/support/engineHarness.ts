@@ -99,7 +99,7 @@ export interface EngineFixture {
   dir: string;
   engine: DownloadEngine;
   /** Disposes the engine (if the test has not) and opens a new one over the same store, disposed after the test. */
-  reopen(extra?: Partial<EngineOptions>): Promise<DownloadEngine>;
+  reopen: (extra?: Partial<EngineOptions>) => Promise<DownloadEngine>;
 }
 
 /** useServerFixture() plus an engine over `<dir>/store` (with `extra` options) for each test, disposed after it. */

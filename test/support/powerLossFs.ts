@@ -271,10 +271,12 @@ export class PowerLossFs {
             return written;
           };
         }
-        return async (...a: unknown[]) => {
-          this.gate(`fh.${String(prop)} ${path.basename(p)}`);
-          return method.apply(target, a);
-        };
+        // Like an async function: a throwing gate comes back as a rejection, not a synchronous throw.
+        return (...a: unknown[]) =>
+          new Promise<unknown>((resolve) => {
+            this.gate(`fh.${String(prop)} ${path.basename(p)}`);
+            resolve(method.apply(target, a));
+          });
       },
     });
   }
@@ -301,7 +303,7 @@ export class PowerLossFs {
     const name = (p: unknown): string => path.basename(String(p));
     const io: IoBackend = {
       open: ((p: fs.PathLike, flags?: string | number, mode?: fs.Mode) =>
-        creating('open', p, () => fsp.open(p, flags, mode)).then((fh) => this.wrapHandle(fh, path.resolve(String(p)), flags))) as IoBackend['open'],
+        creating('open', p, () => fsp.open(p, flags, mode)).then((fh) => this.wrapHandle(fh, path.resolve(String(p)), flags))),
       readFile: ((p: fs.PathLike, o?: unknown) => this.pass(`readFile ${name(p)}`, () => nodeIo.readFile(p, o as BufferEncoding))) as IoBackend['readFile'],
       writeFile: ((p: fs.PathLike, data: string | Uint8Array, o?: fs.WriteFileOptions) =>
         creating('writeFile', p, () => fsp.writeFile(p, data, o))) as IoBackend['writeFile'],
@@ -333,7 +335,7 @@ export class PowerLossFs {
       writeSync: ((...a: unknown[]) => {
         this.gate('writeSync');
         return (fs.writeSync as (...x: unknown[]) => number)(...a);
-      }) as IoBackend['writeSync'],
+      }),
       // No durable effect; always done (see the handles' close).
       closeSync: (fd) => fs.closeSync(fd),
       readFileSync: ((...a: unknown[]) => {

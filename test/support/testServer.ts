@@ -739,17 +739,17 @@ export class TestServer {
         entry.bytesSent += chunk.length;
       }
     };
-    const origWrite = res.write as (...args: unknown[]) => boolean;
-    const origEnd = res.end as (...args: unknown[]) => http.ServerResponse;
+    const origWrite = res.write.bind(res) as (...args: unknown[]) => boolean;
+    const origEnd = res.end.bind(res) as (...args: unknown[]) => http.ServerResponse;
     res.write = function (this: http.ServerResponse, ...args: unknown[]): boolean {
       count(args[0]);
-      return origWrite.apply(this, args);
+      return origWrite(...args);
     } as typeof res.write;
     res.end = function (this: http.ServerResponse, ...args: unknown[]): http.ServerResponse {
       if (typeof args[0] !== 'function') {
         count(args[0]);
       }
-      return origEnd.apply(this, args);
+      return origEnd(...args);
     } as typeof res.end;
     try {
       handler(ctx.req, res);

@@ -71,8 +71,9 @@ export class EngineServer {
           throw invalidArg(`'${String(p.method)}' cannot be called remotely.`);
         }
         const job = e.getJob(p.id);
-        const fn = job[p.method] as (...a: unknown[]) => Promise<unknown>;
-        const result = await fn.apply(job, Array.isArray(p.args) ? p.args : []);
+        // Called on the job itself (not taken off it), so `this` stays the job.
+        const methods = job as unknown as Record<RemoteJobMethod, (...a: unknown[]) => Promise<unknown>>;
+        const result = await methods[p.method](...(Array.isArray(p.args) ? p.args : []));
         return { result: result ?? null, job: snapshotOf(job) };
       }),
     );

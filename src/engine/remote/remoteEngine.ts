@@ -176,10 +176,10 @@ export class RemoteEngine extends JobEventSource<RemoteJob> implements JobServic
             }
             resolve(engine);
           })
-          .catch((e) => {
+          .catch((e: unknown) => {
             clearTimeout(timer);
             socket.destroy();
-            reject(e);
+            reject(e instanceof Error ? e : new Error(String(e)));
           });
       });
     });
@@ -274,11 +274,12 @@ export class RemoteEngine extends JobEventSource<RemoteJob> implements JobServic
     }
   }
 
-  async dispose(): Promise<void> {
+  dispose(): Promise<void> {
     this.closed = true;
     this.conn.dispose();
     this.socket.end();
     this.disposeJobEvents();
     this._onDidDisconnect.dispose();
+    return Promise.resolve();
   }
 }

@@ -12,14 +12,16 @@ export class FinishedGroupNode {
 
   getTreeItem(count: number): vscode.TreeItem {
     // Expanded by default: the history is what a user looks for once a download ended. VS Code remembers a collapse.
-    const item = new vscode.TreeItem(vscode.l10n.t('Finished'), vscode.TreeItemCollapsibleState.Expanded);
+    const label = vscode.l10n.t('Finished');
+    const description = count > FINISHED_SHOWN ? vscode.l10n.t('{0} most recent of {1}', FINISHED_SHOWN, count) : String(count);
+    const item = new vscode.TreeItem(label, vscode.TreeItemCollapsibleState.Expanded);
     item.id = this.id;
-    item.description = count > FINISHED_SHOWN ? vscode.l10n.t('{0} most recent of {1}', FINISHED_SHOWN, count) : String(count);
+    item.description = description;
     item.contextValue = 'finishedGroup';
     item.iconPath = new vscode.ThemeIcon('history');
     item.tooltip = vscode.l10n.t('Completed and cancelled downloads, newest first, kept for up to 30 days.');
     // Screen readers (and the browser tests) read the label and the count, not the tooltip.
-    item.accessibilityInformation = { label: `${String(item.label)}, ${String(item.description)}` };
+    item.accessibilityInformation = { label: `${label}, ${description}` };
     return item;
   }
 }

@@ -2,6 +2,19 @@ import * as assert from 'node:assert/strict';
 import * as vscode from 'vscode';
 import { activate, EXTENSION_ID } from './util';
 
+/** The parts of package.json these tests read. */
+type Manifest = {
+  activationEvents: string[];
+  main: string;
+  capabilities: { untrustedWorkspaces: { supported: boolean | 'limited' } };
+  contributes: {
+    viewsContainers: { activitybar: { id: string }[] };
+    views: Record<string, { id: string }[]>;
+    commands: { command: string; category: string; title: string }[];
+    configuration: { properties: Record<string, { default: unknown }> };
+  };
+};
+
 describe('activation', () => {
   it('returns the API (apiVersion 1) and activates fast', async function () {
     const started = performance.now();
@@ -34,19 +47,18 @@ describe('activation', () => {
   });
 
   it('declares the manifest the contract fixes', () => {
-    // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the manifest is untyped JSON
-    const pkg = vscode.extensions.getExtension(EXTENSION_ID)!.packageJSON as Record<string, any>;
+    const pkg = vscode.extensions.getExtension(EXTENSION_ID)!.packageJSON as Manifest;
     // Views and commands activate implicitly; tasks.json entries of type download need the task-type event.
     assert.deepEqual(pkg.activationEvents, ['onTaskType:download']);
     assert.equal(pkg.main, './dist/extension.js');
     assert.equal(pkg.capabilities.untrustedWorkspaces.supported, 'limited');
     assert.equal(pkg.contributes.viewsContainers.activitybar[0].id, 'managedDownloads');
     assert.equal(pkg.contributes.views.managedDownloads[0].id, 'managedDownloads.jobs');
-    for (const c of pkg.contributes.commands as { command: string; category: string; title: string }[]) {
+    for (const c of pkg.contributes.commands) {
       assert.ok(c.command.startsWith('managedDownloads.'), c.command);
       assert.ok(c.category, `${c.command} has no category`);
     }
-    const props = pkg.contributes.configuration.properties as Record<string, { default: unknown }>;
+    const props = pkg.contributes.configuration.properties;
     assert.equal(props['managedDownloads.maxConcurrentJobs'].default, 4);
     assert.equal(props['managedDownloads.retryDelay'].default, '10 minutes', 'durations read as durations in the Settings editor');
     assert.equal(props['managedDownloads.noProgressTimeout'].default, '14 days');

@@ -52,12 +52,12 @@ function teeConsole(): () => void {
   // plain assignment is silently ignored: redefine the properties, and restore them afterwards.
   const saved = methods.map((m) => Object.getOwnPropertyDescriptor(console, m));
   for (const m of methods) {
-    const orig = console[m];
+    const orig = console[m].bind(console);
     Object.defineProperty(console, m, {
       configurable: true,
       writable: true,
       value: (...args: unknown[]) => {
-        orig.apply(console, args);
+        orig(...args);
         try {
           emit({ event: 'log', line: util.format(...args) });
         } catch {
@@ -220,12 +220,9 @@ export async function runTestsIn(dir: string): Promise<void> {
     for (const file of findTests(dir)) {
       mocha.addFile(file);
     }
-    const failures = await new Promise<number>((resolve, reject) => {
-      try {
-        mocha.run((f) => resolve(f));
-      } catch (e) {
-        reject(e);
-      }
+    // A throw inside the executor rejects the promise with it.
+    const failures = await new Promise<number>((resolve) => {
+      mocha.run((f) => resolve(f));
     });
     if (failures > 0) {
       throw new Error(`${failures} test${failures === 1 ? '' : 's'} failed.`);

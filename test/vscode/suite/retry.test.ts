@@ -83,7 +83,7 @@ describe('waiting to retry', () => {
     // test's countdown), and the status bar redraws half a second after a change.
     await waitFor(() => item.backgroundColor !== undefined && item.text.startsWith('$(warning)'), `a warning in the status bar (it shows ${item.text})`);
     assert.match(item.text, /retry in \d+ s/);
-    assert.equal((item.backgroundColor as vscode.ThemeColor | undefined)?.id, 'statusBarItem.warningBackground');
+    assert.equal(item.backgroundColor?.id, 'statusBarItem.warningBackground');
     server.route('/status.bin', { body });
     await vscode.commands.executeCommand('managedDownloads.retry', job.id);
     await waitForState(api, job.id, 'ACKNOWLEDGED');
