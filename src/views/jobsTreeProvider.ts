@@ -10,8 +10,12 @@ import * as settings from '../settings';
 import { FileNode } from './nodes/fileNode';
 import { FINISHED_SHOWN, FinishedGroupNode, newestFirst } from './nodes/finishedGroupNode';
 import { JobNode } from './nodes/jobNode';
+import { PAGE_ROWS, PageNode, ROOT_ROWS } from './nodes/pageNode';
 
-export type TreeNode = JobNode | FileNode | FinishedGroupNode;
+export type TreeNode = JobNode | FileNode | FinishedGroupNode | PageNode;
+
+/** States that keep a job out of sight in a page of a long list: the rest (running, failed, …) come first. */
+const WAITING = new Set(['QUEUED', 'SUSPENDED']);
 
 export class JobsTreeProvider extends Disposable implements vscode.TreeDataProvider<TreeNode> {
   private readonly nodes = new Map<string, JobNode>();
@@ -26,6 +30,8 @@ export class JobsTreeProvider extends Disposable implements vscode.TreeDataProvi
   /** Jobs waiting in TRANSIENT_ERROR: their rows count down ("retry in 12 s"), refreshed each second while any. */
   private readonly waitingToRetry = new Set<string>();
   private countdown: NodeJS.Timeout | undefined;
+  /** A long active list as the last full fetch ordered it: waiting jobs after the others, cut into pages. */
+  private paged: { list: EngineJob[]; pages: PageNode[]; pageOf: Map<string, PageNode>; waiting: Set<string>; opened: Set<PageNode> } | undefined;
 
   private readonly _onDidChangeTreeData = this._register(new vscode.EventEmitter<TreeNode[] | TreeNode | undefined>());
   readonly onDidChangeTreeData = this._onDidChangeTreeData.event;
@@ -90,16 +96,42 @@ export class JobsTreeProvider extends Disposable implements vscode.TreeDataProvi
     if (node instanceof FinishedGroupNode) {
       return this.finishedJobs().slice(0, FINISHED_SHOWN).map((j) => this.nodeFor(j));
     }
+    if (node instanceof PageNode) {
+      this.paged?.opened.add(node);
+      return (this.paged?.list.slice(node.start, node.end) ?? []).map((j) => this.nodeFor(j));
+    }
     if (node) {
       return [];
     }
     const { active, finished } = this.visibleJobs();
     this.rememberShown(active, finished);
-    const rows: TreeNode[] = active.map((j) => this.nodeFor(j));
+    const rows: TreeNode[] = this.paged ? [...this.paged.list.slice(0, ROOT_ROWS).map((j) => this.nodeFor(j)), ...this.paged.pages] : active.map((j) => this.nodeFor(j));
     if (finished.length > 0) {
       rows.push(this.finishedGroup);
     }
     return rows;
+  }
+
+  /**
+   * Past ROOT_ROWS active jobs: the running, failed and downloaded ones first (newest first), then the queued
+   * and paused ones; the first ROOT_ROWS at the root, the rest in pages.
+   */
+  private paginate(active: EngineJob[]): void {
+    if (active.length <= ROOT_ROWS) {
+      this.paged = undefined;
+      return;
+    }
+    const list = [...active.filter((j) => !WAITING.has(j.state)), ...active.filter((j) => WAITING.has(j.state))];
+    const pages: PageNode[] = [];
+    const pageOf = new Map<string, PageNode>();
+    for (let start = ROOT_ROWS; start < list.length; start += PAGE_ROWS) {
+      const page = new PageNode(start, Math.min(list.length, start + PAGE_ROWS), list.length);
+      pages.push(page);
+      for (let i = page.start; i < page.end; i++) {
+        pageOf.set(list[i].id, page);
+      }
+    }
+    this.paged = { list, pages, pageOf, waiting: new Set(list.filter((j) => WAITING.has(j.state)).map((j) => j.id)), opened: new Set() };
   }
 
   private visibleJobs(): { active: EngineJob[]; finished: EngineJob[] } {
@@ -109,6 +141,7 @@ export class JobsTreeProvider extends Disposable implements vscode.TreeDataProvi
   }
 
   private rememberShown(active: EngineJob[], finished: EngineJob[]): void {
+    this.paginate(active);
     this.shown = new Map([...active.map((j) => [j.id, false] as const), ...finished.slice(0, FINISHED_SHOWN).map((j) => [j.id, true] as const)]);
     this.waitingToRetry.clear();
     for (const j of active) {
@@ -166,6 +199,9 @@ export class JobsTreeProvider extends Disposable implements vscode.TreeDataProvi
     if (node instanceof FileNode) {
       return node.parent;
     }
+    if (node instanceof JobNode && !node.job.isFinal) {
+      return this.paged?.pageOf.get(node.job.id);
+    }
     return node instanceof JobNode && node.job.isFinal && this.showFinished ? this.finishedGroup : undefined;
   }
 
@@ -201,6 +237,18 @@ export class JobsTreeProvider extends Disposable implements vscode.TreeDataProvi
     if (wasShown !== this.isVisible(job) || (wasShown && this.shown.get(job.id) !== job.isFinal)) {
       this.markRoot();
       return;
+    }
+    // In a long list a job that starts or stops waiting changes place (waiting jobs go last): the root is fetched
+    // again, cheaply, since pages are built only when opened. A row in a page never opened is not refreshed.
+    if (this.paged && !job.isFinal) {
+      if (this.paged.waiting.has(job.id) !== WAITING.has(job.state)) {
+        this.markRoot();
+        return;
+      }
+      const page = this.paged.pageOf.get(job.id);
+      if (page && !this.paged.opened.has(page)) {
+        return;
+      }
     }
     if (wasShown) {
       this.pending.add(this.nodeFor(job));

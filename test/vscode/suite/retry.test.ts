@@ -68,7 +68,9 @@ describe('waiting to retry', () => {
     try {
       await waitFor(() => seen.size >= 2, 'two different countdowns in the row');
     } finally {
-      subs.forEach((s) => s.dispose());
+      subs.forEach((s) => {
+        s.dispose();
+      });
     }
     assert.equal(engineEvents, 0, 'the row moved on its own, not because the job changed');
     assert.ok([...seen].every((d) => /retry in \d+ s/.test(d)), [...seen].join(' | '));
