@@ -34,8 +34,11 @@ export function retentionDays(): number {
   return clampInt(config().get('retentionDays'), 1, 30, DEFAULTS.retentionDays);
 }
 
+/** The retry delay's keys: the duration one, and the older one in seconds (a change of either moves the delay). */
+export const RETRY_DELAY_KEYS = ['retryDelay', 'minimumRetryDelaySeconds'] as const;
+
 export function minimumRetryDelaySeconds(): number {
-  return durationSeconds('retryDelay', 'minimumRetryDelaySeconds', 5, DEFAULTS.minimumRetryDelaySeconds);
+  return durationSeconds(...RETRY_DELAY_KEYS, 5, DEFAULTS.minimumRetryDelaySeconds);
 }
 
 export function noProgressTimeoutSeconds(): number {
@@ -59,9 +62,6 @@ function durationSeconds(key: string, secondsKey: string, min: number, fallback:
   }
   return fallback;
 }
-
-/** The keys whose change moves a duration setting (the text one and the older one in seconds). */
-export const RETRY_DELAY_KEYS = ['retryDelay', 'minimumRetryDelaySeconds'] as const;
 
 export function showFinishedJobs(): boolean {
   return config().get<boolean>('showFinishedJobs') !== false;

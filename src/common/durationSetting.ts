@@ -23,13 +23,14 @@ const PART = /(\d+(?:[.,]\d+)?)\s*([a-z]+)/gy;
  */
 export function parseDuration(text: string): number | Error {
   const t = text.trim().toLowerCase();
+  if (t === '') {
+    return new Error('an empty duration: expected e.g. "10 minutes"');
+  }
   if (/^\d+$/.test(t)) {
     return Number(t);
   }
   let total = 0;
   let at = 0;
-  let parts = 0;
-  PART.lastIndex = 0;
   while (at < t.length) {
     PART.lastIndex = at;
     const m = PART.exec(t);
@@ -42,14 +43,10 @@ export function parseDuration(text: string): number | Error {
       return new Error(`'${m[2]}' in '${text}' is not a unit of time (use s, min, h, d or w)`);
     }
     total += Number(m[1].replace(',', '.')) * unit;
-    parts++;
     at = PART.lastIndex;
     while (at < t.length && /[\s,]/.test(t[at])) {
       at++;
     }
-  }
-  if (parts === 0) {
-    return new Error('an empty duration: expected e.g. "10 minutes"');
   }
   return Math.round(total);
 }

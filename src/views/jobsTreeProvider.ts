@@ -31,7 +31,7 @@ export class JobsTreeProvider extends Disposable implements vscode.TreeDataProvi
   private readonly waitingToRetry = new Set<string>();
   private countdown: NodeJS.Timeout | undefined;
   /** A long active list as the last full fetch ordered it: waiting jobs after the others, cut into pages. */
-  private paged: { list: EngineJob[]; pages: PageNode[]; pageOf: Map<string, PageNode>; waiting: Set<string>; opened: Set<PageNode> } | undefined;
+  private paged: { list: EngineJob[]; pages: PageNode[]; position: Map<string, number>; firstWaiting: number; opened: Set<PageNode> } | undefined;
 
   private readonly _onDidChangeTreeData = this._register(new vscode.EventEmitter<TreeNode[] | TreeNode | undefined>());
   readonly onDidChangeTreeData = this._onDidChangeTreeData.event;
@@ -121,17 +121,19 @@ export class JobsTreeProvider extends Disposable implements vscode.TreeDataProvi
       this.paged = undefined;
       return;
     }
-    const list = [...active.filter((j) => !WAITING.has(j.state)), ...active.filter((j) => WAITING.has(j.state))];
+    const moving = active.filter((j) => !WAITING.has(j.state));
+    const list = [...moving, ...active.filter((j) => WAITING.has(j.state))];
     const pages: PageNode[] = [];
-    const pageOf = new Map<string, PageNode>();
     for (let start = ROOT_ROWS; start < list.length; start += PAGE_ROWS) {
-      const page = new PageNode(start, Math.min(list.length, start + PAGE_ROWS), list.length);
-      pages.push(page);
-      for (let i = page.start; i < page.end; i++) {
-        pageOf.set(list[i].id, page);
-      }
+      pages.push(new PageNode(start, Math.min(list.length, start + PAGE_ROWS), list.length));
     }
-    this.paged = { list, pages, pageOf, waiting: new Set(list.filter((j) => WAITING.has(j.state)).map((j) => j.id)), opened: new Set() };
+    this.paged = { list, pages, position: new Map(list.map((j, i) => [j.id, i])), firstWaiting: moving.length, opened: new Set() };
+  }
+
+  /** The page a job of a long list was put in at the last full fetch (undefined: at the root, or not listed). */
+  private pageOf(id: string): PageNode | undefined {
+    const i = this.paged?.position.get(id);
+    return i === undefined || i < ROOT_ROWS ? undefined : this.paged?.pages[Math.floor((i - ROOT_ROWS) / PAGE_ROWS)];
   }
 
   private visibleJobs(): { active: EngineJob[]; finished: EngineJob[] } {
@@ -200,7 +202,7 @@ export class JobsTreeProvider extends Disposable implements vscode.TreeDataProvi
       return node.parent;
     }
     if (node instanceof JobNode && !node.job.isFinal) {
-      return this.paged?.pageOf.get(node.job.id);
+      return this.pageOf(node.job.id);
     }
     return node instanceof JobNode && node.job.isFinal && this.showFinished ? this.finishedGroup : undefined;
   }
@@ -241,11 +243,12 @@ export class JobsTreeProvider extends Disposable implements vscode.TreeDataProvi
     // In a long list a job that starts or stops waiting changes place (waiting jobs go last): the root is fetched
     // again, cheaply, since pages are built only when opened. A row in a page never opened is not refreshed.
     if (this.paged && !job.isFinal) {
-      if (this.paged.waiting.has(job.id) !== WAITING.has(job.state)) {
+      const i = this.paged.position.get(job.id);
+      if (i !== undefined && (i >= this.paged.firstWaiting) !== WAITING.has(job.state)) {
         this.markRoot();
         return;
       }
-      const page = this.paged.pageOf.get(job.id);
+      const page = this.pageOf(job.id);
       if (page && !this.paged.opened.has(page)) {
         return;
       }
