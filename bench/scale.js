@@ -156,6 +156,24 @@ async function main() {
     fs.mkdirSync(path.join(d, 'dest'), { recursive: true });
     return { store: path.join(d, 'store'), dest: path.join(d, 'dest') };
   };
+  /** One job of `count` files (--parallel in flight) run to TRANSFERRED and completed, in a store of its own. */
+  const oneJobOf = async (count, o = {}) => {
+    const d = fresh();
+    const engine = await open(d.store);
+    const job = await engine.createJob({ displayName: `${count} files` });
+    const files = Array.from({ length: count }, (_, i) => ({ remoteUrl: url(i), localPath: path.join(d.dest, `f${i}.bin`) }));
+    await (o.measureAdd ? measured(`addFileSet of ${count} files`, () => job.addFileSet(files).then(() => undefined)) : job.addFileSet(files));
+    await job.setFilesInFlight(PARALLEL);
+    const run = await measured(`1 job of ${count} files: to TRANSFERRED`, async () => {
+      const done = allTransferred(engine, [job.id]);
+      await job.resume();
+      await done;
+    });
+    const complete = await measured(`1 job of ${count} files: complete`, async () => ({ result: await job.complete() }));
+    await engine.dispose();
+    fs.rmSync(path.dirname(d.store), { recursive: true, force: true });
+    return { run, complete };
+  };
   try {
     if (PHASES.has('create')) {
       for (const [mode, width] of [['sequential', 1], ['concurrent', CALLERS]]) {
@@ -214,20 +232,8 @@ async function main() {
       results.peakRssMBOfJobs = round(process.resourceUsage().maxRSS / 1024);
       // The same files as one job: the reference (after, so that its one large record does not count in the RSS of N jobs).
       {
-        const d = fresh();
-        const engine = await open(d.store);
-        const job = await engine.createJob({ displayName: 'one job' });
-        await job.addFileSet(Array.from({ length: N }, (_, i) => ({ remoteUrl: url(i), localPath: path.join(d.dest, `f${i}.bin`) })));
-        await job.setFilesInFlight(PARALLEL);
-        const run = await measured(`1 job of ${N} files: to TRANSFERRED`, async () => {
-          const done = allTransferred(engine, [job.id]);
-          await job.resume();
-          await done;
-        });
-        const complete = await measured(`1 job of ${N} files: complete`, async () => ({ result: await job.complete() }));
+        const { run, complete } = await oneJobOf(N);
         results.phases[`1 job of ${N} files: total`] = { ms: round(run.ms + complete.ms) };
-        await engine.dispose();
-        fs.rmSync(path.dirname(d.store), { recursive: true, force: true });
       }
       const one = results.phases[`1 job of ${N} files: total`].ms;
       results.phases[`${N} one-file jobs: total`] = { ms: round(total), ratioToOneJob: round(total / one) };
@@ -235,23 +241,10 @@ async function main() {
     }
     if (PHASES.has('bigjob')) {
       for (const count of [BIG_REFERENCE, FILES]) {
-        const d = fresh();
-        const engine = await open(d.store);
-        const job = await engine.createJob({ displayName: `${count} files` });
-        const files = Array.from({ length: count }, (_, i) => ({ remoteUrl: url(i), localPath: path.join(d.dest, `f${i}.bin`) }));
-        await measured(`addFileSet of ${count} files`, () => job.addFileSet(files).then(() => undefined));
-        await job.setFilesInFlight(PARALLEL);
-        const run = await measured(`1 job of ${count} files: to TRANSFERRED`, async () => {
-          const done = allTransferred(engine, [job.id]);
-          await job.resume();
-          await done;
-        });
-        const complete = await measured(`1 job of ${count} files: complete`, async () => ({ result: await job.complete() }));
+        const { run, complete } = await oneJobOf(count, { measureAdd: true });
         const perFile = round((run.ms + complete.ms) / count);
         results.phases[`1 job of ${count} files: per file`] = { ms: perFile };
         log(`  ${count} files in one job: ${perFile} ms a file (transfer and Complete)`);
-        await engine.dispose();
-        fs.rmSync(path.dirname(d.store), { recursive: true, force: true });
       }
       const ratio = round(results.phases[`1 job of ${FILES} files: per file`].ms / results.phases[`1 job of ${BIG_REFERENCE} files: per file`].ms);
       results.phases[`per-file cost ${FILES} / ${BIG_REFERENCE}`] = { ratio };
