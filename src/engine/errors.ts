@@ -142,6 +142,11 @@ export function osError(e: unknown, what: string): DownloadError {
   });
 }
 
+/** A connection that ended before the bytes it owed (transient: the next attempt resumes). */
+export function connectionCut(message: string): DownloadError {
+  return new DownloadError('ECONNRESET', message, { hresult: HRESULTS.WINHTTP_CONNECTION_ERROR, transient: true, context: 'GENERAL_TRANSPORT' });
+}
+
 /** Maps undici / socket errors to transient transport errors with WinHTTP HRESULTs. */
 export function networkError(e: unknown, url: string): DownloadError {
   if (e instanceof DownloadError) {

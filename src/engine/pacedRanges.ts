@@ -6,7 +6,7 @@
 // a piece that is not provably the same entity, byte for byte where asked, stops the transfer (PieceRefused)
 // and transfer.ts starts again as it does for a refused resume. Nothing is ever spliced.
 import type { Dispatcher } from 'undici';
-import { DownloadError, HRESULTS, httpError, redactUrl } from './errors';
+import { connectionCut, DownloadError, httpError, redactUrl } from './errors';
 import { describeVerdict, type ResumeVerdict } from './resumeJudge';
 import { parseRetryAfter } from './retryAfter';
 
@@ -26,7 +26,7 @@ const MIN_PIECE_BYTES = 16 * 1024;
  * server within the target (bench/README.md: 1 MiB/s within ±5 %, no second above 1.3×), and a file may take
  * several connections (rateLimiter.ts segmentsFor), which this path does not do.
  */
-export const PACED_RANGES_BELOW_BYTES_PER_SECOND = 1024 * 1024;
+const PACED_RANGES_BELOW_BYTES_PER_SECOND = 1024 * 1024;
 
 /**
  * The size of the next piece under `limit` bytes per second (0: none), when a request takes `roundTripMs` to be
@@ -169,10 +169,6 @@ export class PacedRanges implements AsyncIterable<Buffer> {
   }
 
   private cut(what: string): DownloadError {
-    return new DownloadError('ECONNRESET', `The connection to ${redactUrl(this.o.url)} ${what}.`, {
-      hresult: HRESULTS.WINHTTP_CONNECTION_ERROR,
-      transient: true,
-      context: 'GENERAL_TRANSPORT',
-    });
+    return connectionCut(`The connection to ${redactUrl(this.o.url)} ${what}.`);
   }
 }

@@ -1,11 +1,11 @@
 // Retention: jobs created longer ago than the retention period are cancelled and forgotten (at start-up and
 // hourly), after another try at the temporaries complete()/cancel() could not delete.
 import type { JobImpl } from './job';
+import { nextTurn } from './turns';
 
 const DAY = 24 * 3_600_000;
 /** Loops over every job give the event loop a turn this often. */
 const YIELD_EVERY_JOBS = 256;
-const yieldToEventLoop = (): Promise<void> => new Promise((r) => setImmediate(r));
 
 /** What retention needs from the engine. */
 export interface RetentionHost {
@@ -28,7 +28,6 @@ export async function runRetention(host: RetentionHost): Promise<number> {
   await host.retryLeftoverTemporaries();
   const days = Math.min(30, Math.max(1, host.retentionDays() ?? 30));
   const cutoff = host.now() - days * DAY;
-  let removed = 0;
   const removedIds: string[] = [];
   for (const job of [...host.jobs()]) {
     if (job.record.created >= cutoff) {
@@ -40,14 +39,13 @@ export async function runRetention(host: RetentionHost): Promise<number> {
     }
     host.forget(job);
     removedIds.push(job.id);
-    removed++;
     host.removed(job);
-    if (removed % YIELD_EVERY_JOBS === 0) {
-      await yieldToEventLoop(); // thousands of expired jobs (and their listeners) must not stall the extension host
+    if (removedIds.length % YIELD_EVERY_JOBS === 0) {
+      await nextTurn(); // thousands of expired jobs (and their listeners) must not stall the extension host
     }
   }
-  if (removed > 0) {
+  if (removedIds.length > 0) {
     await host.saveRemoval(removedIds);
   }
-  return removed;
+  return removedIds.length;
 }

@@ -5,7 +5,7 @@
 import type { Dispatcher } from 'undici';
 import { bootId } from './io';
 import type * as fs from './io';
-import { DownloadError, HRESULTS, httpError, redactUrl } from './errors';
+import { connectionCut, DownloadError, HRESULTS, httpError, redactUrl } from './errors';
 import type { FileRecord, SegmentRecord } from './records';
 import { parseRetryAfter } from './retryAfter';
 import { requestFollowingRedirects, stopOr, TransferStopped, WriteBatch, type TransferOptions } from './transfer';
@@ -331,11 +331,7 @@ function noSourceLeft(localPath: string, dropped: string): DownloadError {
 }
 
 function endedEarly(url: string, at: number): DownloadError {
-  return new DownloadError('ECONNRESET', `A segment of ${redactUrl(url)} ended early at byte ${at}.`, {
-    hresult: HRESULTS.WINHTTP_CONNECTION_ERROR,
-    transient: true,
-    context: 'GENERAL_TRANSPORT',
-  });
+  return connectionCut(`A segment of ${redactUrl(url)} ended early at byte ${at}.`);
 }
 
 function tooManyBytes(url: string): DownloadError {

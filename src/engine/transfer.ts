@@ -5,7 +5,7 @@ import * as fs from './io';
 import { constants as FS } from './io';
 import type { Dispatcher } from 'undici';
 import { bootId } from './io';
-import { DownloadError, HRESULTS, httpError, networkError, osError, redactUrl } from './errors';
+import { connectionCut, DownloadError, HRESULTS, httpError, networkError, osError, redactUrl } from './errors';
 import { digestMatches, hashPrefix, newHash, validationFailed } from './integrity';
 import type { FileRecord } from './records';
 import { parseRetryAfter } from './retryAfter';
@@ -281,11 +281,7 @@ export async function transferFile(o: TransferOptions): Promise<void | { split: 
         continue;
       }
       if (file.bytesTotal !== undefined && offset !== file.bytesTotal) {
-        throw new DownloadError('ECONNRESET', `The connection to ${redactUrl(file.remoteUrl)} ended after ${offset} of ${file.bytesTotal} bytes.`, {
-          hresult: HRESULTS.WINHTTP_CONNECTION_ERROR,
-          transient: true,
-          context: 'GENERAL_TRANSPORT',
-        });
+        throw connectionCut(`The connection to ${redactUrl(file.remoteUrl)} ended after ${offset} of ${file.bytesTotal} bytes.`);
       }
       if (await finishOrDropKept()) {
         return;
